@@ -1,0 +1,37 @@
+"""The harness's error hierarchy: user errors carry a one-line message and a field path."""
+
+from __future__ import annotations
+
+__all__ = ["HarnessError", "SpecError", "BackendError", "JudgeError", "StoreError"]
+
+
+class HarnessError(Exception):
+    """Base of every error the harness raises on purpose; the CLI prints it as one line."""
+
+    exit_code = 1
+
+
+class SpecError(HarnessError):
+    """A spec is invalid: names the field path, the bad value and what would be valid."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class BackendError(HarnessError):
+    """A model or SAE could not be loaded, or does not fit the spec."""
+
+    exit_code = 2
+
+
+class JudgeError(HarnessError):
+    """The judge cannot run at all (misconfiguration), as opposed to one failed judgement."""
+
+
+class StoreError(HarnessError):
+    """The run store is missing, corrupt, or does not match the request."""
+
+    exit_code = 2
