@@ -1,0 +1,125 @@
+"""Finding features and measuring their activation range.
+
+Contrastive probing ranks features by the mean difference of their activation between prompts
+where a concept is present and prompts where it is absent; activation statistics over a corpus give
+the "max activation" that clamp levels are multiples of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformer_lens import HookedTransformer
+
+from harness.backend import LoadedSAE
+from harness.errors import SpecError
+from harness.spec import FeatureByContrast, FeatureByIndex
+
+__all__ = [
+    "ActivationStats",
+    "Candidate",
+    "activation_stats",
+    "contrastive_candidates",
+    "resolve_feature",
+]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A feature ranked by contrastive probing."""
+
+    index: int
+    score: float  # mean activation on positive prompts minus on negative prompts
+    mean_positive: float
+    mean_negative: float
+
+
+@torch.no_grad()
+def _prompt_acts(
+    model: HookedTransformer, sae: LoadedSAE, prompts: Sequence[str], position: str
+) -> torch.Tensor:
+    """Feature activations ``[n_prompts, d_sae]`` at the last token, or max over tokens."""
+    tokens = model.to_tokens(list(prompts), padding_side="left")
+    _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
+    acts = sae.sae.encode(cache[sae.hook_name].to(sae.sae.dtype)).float()
+    if position == "last":
+        return acts[:, -1, :]  # left padding: the last position is every prompt's last token
+    tok = model.tokenizer
+    assert tok is not None
+    real = (tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)
+    return acts.masked_fill(~real[..., None], float("-inf")).max(dim=1).values
+
+
+def contrastive_candidates(
+    model: HookedTransformer, sae: LoadedSAE, ref: FeatureByContrast, top: int = 10
+) -> list[Candidate]:
+    """Features ranked by mean activation difference (positive − negative), best first."""
+    pos = _prompt_acts(model, sae, ref.positive, ref.position)
+    neg = _prompt_acts(model, sae, ref.negative, ref.position)
+    diff = pos.mean(0) - neg.mean(0)
+    scores, idx = torch.topk(diff, k=min(top, diff.shape[0]))
+    return [
+        Candidate(
+            index=int(i),
+            score=float(s),
+            mean_positive=float(pos[:, i].mean()),
+            mean_negative=float(neg[:, i].mean()),
+        )
+        for s, i in zip(scores, idx, strict=True)
+    ]
+
+
+def resolve_feature(
+    model: HookedTransformer, sae: LoadedSAE, ref: FeatureByIndex | FeatureByContrast, field: str
+) -> tuple[int, list[Candidate]]:
+    """The feature index a reference means for this SAE, and the candidates it was chosen from."""
+    if isinstance(ref, FeatureByIndex):
+        if ref.index >= sae.d_sae:
+            raise SpecError(
+                f"feature index {ref.index} is out of range for SAE {sae.label!r} "
+                f"(d_sae={sae.d_sae}; valid: 0..{sae.d_sae - 1})",
+                field=f"{field}.index",
+            )
+        return ref.index, []
+    candidates = contrastive_candidates(model, sae, ref)
+    return candidates[0].index, candidates
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    """Per-feature activation statistics over a corpus (non-BOS positions)."""
+
+    max: torch.Tensor  # [d_sae]
+    frequency: torch.Tensor  # [d_sae] fraction of positions where the feature is > 0
+    n_tokens: int
+    source: str
+
+
+@torch.no_grad()
+def activation_stats(
+    model: HookedTransformer,
+    sae: LoadedSAE,
+    documents: Sequence[str],
+    source: str,
+    n_ctx: int = 64,
+    batch_size: int = 32,
+) -> ActivationStats:
+    """Max activation and firing frequency of every feature over ``documents``."""
+    tok = model.tokenizer
+    assert tok is not None
+    mx = torch.zeros(sae.d_sae)
+    fired = torch.zeros(sae.d_sae)
+    n = 0
+    for start in range(0, len(documents), batch_size):
+        batch = list(documents[start : start + batch_size])
+        tokens = model.to_tokens(batch, padding_side="right")[:, :n_ctx]
+        _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
+        acts = sae.sae.encode(cache[sae.hook_name].to(sae.sae.dtype)).float().cpu()
+        real = ((tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)).cpu()
+        flat = acts[real]
+        mx = torch.maximum(mx, flat.max(dim=0).values)
+        fired += (flat > 0).float().sum(dim=0)
+        n += flat.shape[0]
+    return ActivationStats(max=mx, frequency=fired / max(n, 1), n_tokens=n, source=source)

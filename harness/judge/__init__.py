@@ -1,0 +1,9 @@
+"""The judge: rubrics, verdicts, and the judges that produce them (DESIGN §6)."""
+
+from __future__ import annotations
+
+from harness.judge.base import Judge, JudgeRequest, Judgement
+from harness.judge.offline import OfflineConceptJudge
+from harness.judge.rubric import Rubric, load_rubric
+
+__all__ = ["Judge", "JudgeRequest", "Judgement", "OfflineConceptJudge", "Rubric", "load_rubric"]

@@ -1,0 +1,57 @@
+"""What every judge takes and returns. A failed judgement is unscored, never a 0 (Rule 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from harness.judge.rubric import Rubric
+
+__all__ = ["Judge", "JudgeRequest", "Judgement"]
+
+
+class JudgeRequest(BaseModel):
+    """One item to judge: the text, the concept it is judged against, and its keywords."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    concept: str
+    keywords: tuple[str, ...] = ()
+
+
+class Judgement(BaseModel):
+    """A verdict: ``score`` is an int on the rubric's scale, or None with ``unscored_reason``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    score: int | None
+    unscored_reason: str | None = None
+    judge: str
+    rubric: str
+    prompt: str
+    raw_reply: str
+
+    @model_validator(mode="after")
+    def _score_xor_reason(self) -> Judgement:
+        if (self.score is None) == (self.unscored_reason is None):
+            raise ValueError("a judgement has either a score or an unscored_reason, not both")
+        return self
+
+    @property
+    def scored(self) -> bool:
+        """True when the judgement produced a score."""
+        return self.score is not None
+
+
+class Judge(Protocol):
+    """Scores texts on a rubric; ``name`` says which judge scored (reports, MLflow tags)."""
+
+    name: str
+    rubric: Rubric
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[Judgement]:
+        """Judge every request; the result list is in request order."""
+        ...

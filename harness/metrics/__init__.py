@@ -1,0 +1,1 @@
+"""Measurements and statistics (DESIGN §7)."""

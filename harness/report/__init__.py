@@ -1,0 +1,1 @@
+"""Markdown reports rebuilt from the run store (DESIGN §8)."""

@@ -1,0 +1,169 @@
+"""Run an experiment end to end: validate, load, run studies into the store, then the views.
+
+Data flows one way: spec → store records → summary → report and MLflow. Runtime-only options
+(device, batch size, where things are written) live in :class:`RunOptions` and never change an
+item's identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from harness.aggregate import summarise
+from harness.errors import BackendError, SpecError
+from harness.judge.base import Judge
+from harness.judge.offline import OfflineConceptJudge
+from harness.judge.rubric import load_rubric
+from harness.spec import Experiment, JudgeSettings, PretrainedModel, ToySAE, sae_label
+from harness.store import RunStore, default_runs_root
+from harness.toy.world import toy_sae_names
+
+__all__ = ["RunOptions", "RunResult", "make_judge", "run_experiment", "validate_static"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Runtime-only options: they change where and how fast, never what is computed."""
+
+    runs_root: Path = field(default_factory=default_runs_root)
+    reports_dir: Path = Path("reports")
+    device: str = "auto"
+    batch_size: int = 64
+    show_progress: bool = True
+    log_to_mlflow: bool = True
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where a finished run's outputs are."""
+
+    store: RunStore
+    summary: list[dict[str, Any]]
+    report_path: Path
+    mlflow_run_id: str | None
+
+
+def make_judge(settings: JudgeSettings) -> Judge:
+    """The judge a spec asks for."""
+    rubric = load_rubric(settings.rubric)
+    return OfflineConceptJudge(rubric)
+
+
+def validate_static(exp: Experiment) -> None:
+    """Every check possible before a model is loaded (Rule 1); raises :class:`SpecError`."""
+    load_rubric(exp.judge.rubric)
+    shipped = toy_sae_names()
+    for i, ref in enumerate(exp.saes):
+        if isinstance(ref, ToySAE) and ref.name not in shipped:
+            raise SpecError(f"unknown toy SAE {ref.name!r}; valid: {shipped}", field=f"saes.{i}.name")
+    for i, study in enumerate(exp.studies):
+        if not study.feature.keywords and exp.judge.kind == "offline":
+            raise SpecError(
+                "the offline judge needs concept keywords for the feature",
+                field=f"studies.{i}.feature.keywords",
+            )
+        if isinstance(exp.model, PretrainedModel) and study.level_unit == "max_activation":
+            raise SpecError(
+                "levels in multiples of max activation need activation statistics, which are "
+                "computed on the toy corpus only for now; use level_unit='absolute'",
+                field=f"studies.{i}.level_unit",
+            )
+
+
+class _Bars:
+    """One tqdm bar per stage name; a no-op when progress is off."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="item", leave=True)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def run_experiment(
+    exp: Experiment, options: RunOptions, say: Callable[[str], None] = print
+) -> RunResult:
+    """Run (or resume) every study of ``exp`` on every SAE, then write summary, report, MLflow."""
+    # Heavy imports here, so `harness --help` and `harness validate` stay fast.
+    from harness.backend import load_model, load_sae, resolve_device
+    from harness.features import activation_stats, resolve_feature
+    from harness.provenance import collect_provenance
+    from harness.report.markdown import render_report
+    from harness.studies.saturation import StudyContext, run_saturation
+    from harness.toy.world import eval_documents
+    from harness.tracking import log_summary, mlflow_run
+
+    validate_static(exp)
+    judge = make_judge(exp.judge)
+    device = resolve_device(options.device)
+    store = RunStore.for_experiment(exp, options.runs_root)
+    provenance = collect_provenance(device, judge.name, judge.rubric.ident)
+    store.write_json("provenance.json", provenance)
+    say(f"run {store.run_id} → {store.dir}  (judge: {judge.name}, rubric {judge.rubric.ident})")
+
+    tags = {
+        "harness.spec_hash": exp.spec_hash(),
+        "harness.run_dir": str(store.dir.resolve()),
+        "harness.judge": judge.name,
+        "harness.rubric": judge.rubric.ident,
+        "harness.git_commit": str(provenance["git_commit"]),
+        "harness.git_dirty": str(provenance["git_dirty"]),
+        **{f"harness.version.{k}": v for k, v in provenance["packages"].items()},
+        **{f"harness.tag.{t}": "1" for t in exp.tags},
+    }
+    bars = _Bars(options.show_progress)
+    mlflow_id: str | None = None
+
+    def body() -> tuple[list[dict[str, Any]], Path]:
+        model = load_model(exp.model, device)
+        saes = [load_sae(ref, sae_label(ref), device) for ref in exp.saes]
+        for sae in saes:
+            if sae.hook_name not in model.hook_dict:
+                raise BackendError(f"saes: SAE {sae.label!r} reads unknown hook point {sae.hook_name!r}")
+            if int(sae.sae.cfg.d_in) != model.cfg.d_model:
+                raise BackendError(
+                    f"saes: SAE {sae.label!r} has d_in={sae.sae.cfg.d_in} but the model's width "
+                    f"is {model.cfg.d_model}"
+                )
+            for i, study in enumerate(exp.studies):  # feature indices checked before any generation
+                resolve_feature(model, sae, study.feature, f"studies.{i}.feature")
+        docs = eval_documents()
+        for sae in saes:
+            stats = activation_stats(model, sae, docs, source=f"toy held-out corpus ({len(docs)} documents)")
+            ctx = StudyContext(exp, model, sae, stats, judge, store, options.batch_size, bars)
+            for i, study in enumerate(exp.studies):
+                run_saturation(ctx, study, f"studies.{i}")
+        bars.close()
+        summary = summarise(store, exp.seed)
+        store.write_json("summary.json", summary)
+        options.reports_dir.mkdir(parents=True, exist_ok=True)
+        report_path = options.reports_dir / f"{store.run_id}.md"
+        report_path.write_text(render_report(store, summary))
+        return summary, report_path
+
+    if options.log_to_mlflow:
+        with mlflow_run(exp, store, tags) as mlflow_id:
+            summary, report_path = body()
+            log_summary(summary, store, report_path)
+    else:
+        summary, report_path = body()
+    return RunResult(store, summary, report_path, mlflow_id)
+

@@ -1,0 +1,88 @@
+"""The MLflow view of a run: one parent run per invocation, one nested run per SAE × study.
+
+MLflow is a view: everything logged here is rebuilt from the run store. The tracking URI is
+``MLFLOW_TRACKING_URI`` when set, else MLflow's own default (a local ``mlflow.db`` in the current
+directory), so no server is needed. An interrupted run ends KILLED (Ctrl-C, SIGTERM) or FAILED
+(any other exception), never RUNNING or FINISHED.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from harness.spec import Experiment
+from harness.store import RunStore
+
+__all__ = ["flatten_params", "log_summary", "mlflow_run", "metric_key"]
+
+_BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def metric_key(*parts: str) -> str:
+    """An MLflow-safe metric name from parts (``concept_score/10x``)."""
+    return "/".join(_BAD_KEY.sub("_", p) for p in parts)
+
+
+def flatten_params(data: Any, prefix: str = "") -> dict[str, str]:
+    """Flatten nested spec JSON into dotted MLflow params (long values are truncated)."""
+    out: dict[str, str] = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.update(flatten_params(v, f"{prefix}{k}."))
+    elif isinstance(data, list) and data and any(isinstance(v, dict) for v in data):
+        for i, v in enumerate(data):
+            out.update(flatten_params(v, f"{prefix}{i}."))
+    else:
+        text = json.dumps(data) if not isinstance(data, str) else data
+        out[prefix.rstrip(".")] = text if len(text) <= 500 else text[:497] + "..."
+    return out
+
+
+@contextmanager
+def mlflow_run(experiment: Experiment, store: RunStore, tags: dict[str, str]) -> Iterator[str]:
+    """Open the parent MLflow run; yields its id and closes it with the right status."""
+    mlflow.set_experiment(experiment.name)
+    run = mlflow.start_run(run_name=store.run_id, tags=tags)
+    try:
+        mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
+        yield run.info.run_id
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | None) -> None:
+    """Log nested runs (one per SAE × study) with their metrics, then the parent's artifacts."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in summary:
+        groups.setdefault((row["sae"], row["study"]), []).append(row)
+    for (sae, study), rows in groups.items():
+        with mlflow.start_run(run_name=f"{sae} × {study}", nested=True,
+                              tags={"sae": sae, "study": study}):
+            metrics: dict[str, float] = {}
+            for r in rows:
+                base = metric_key(r["metric"], r["condition"])
+                if r["n"] and r["value"] == r["value"]:  # skip NaN (nothing scored)
+                    metrics[base] = r["value"]
+                    metrics[base + ".ci_low"] = r["ci_low"]
+                    metrics[base + ".ci_high"] = r["ci_high"]
+                metrics[base + ".n"] = float(r["n"])
+            mlflow.log_metrics(metrics)
+    for name in ("spec.json", "provenance.json", "records.jsonl", "summary.json"):
+        path = store.dir / name
+        if path.exists():
+            mlflow.log_artifact(str(path), artifact_path="run")
+    if report is not None:
+        mlflow.log_artifact(str(report), artifact_path="report")
