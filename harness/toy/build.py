@@ -223,7 +223,9 @@ def build(out_dir: Path, cfg: ToyBuildConfig | None = None, progress: Progress =
         acts = collect_activations(model, tokens[: cfg.sae_documents], cfg.hook_name)
         for spec in cfg.saes:
             sae = _train_sae(spec, acts, cfg, progress)
-            sae.save_inference_model(out_dir / "saes" / spec.name)
+            _, cfg_path = sae.save_inference_model(out_dir / "saes" / spec.name)
+            # SAELens writes cfg keys in set order; sorted keys make the file reproducible.
+            cfg_path.write_text(json.dumps(json.loads(cfg_path.read_text()), indent=1, sort_keys=True))
 
         (out_dir / "corpus_eval.txt").write_text("\n".join(eval_docs) + "\n")
         manifest = {
