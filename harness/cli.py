@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     build = toy_sub.add_parser("build", help="rebuild corpus, tokenizer, model and SAEs from the seed")
     build.add_argument("--out", type=Path, default=None,
                        help="output directory (default: the package's shipped assets)")
+    toy_sub.add_parser("check", help="measure the shipped toy world (SAE quality, steering)")
     return p
 
 
@@ -137,11 +138,35 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_toy(args: argparse.Namespace) -> int:
-    from harness.toy.build import build
     from harness.toy.world import ASSETS
 
-    out = build(args.out or ASSETS)
-    print(f"toy world written to {out}")
+    if args.toy_command == "build":
+        from harness.toy.build import build
+
+        out = build(args.out or ASSETS)
+        print(f"toy world written to {out}")
+        return 0
+    return _toy_check()
+
+
+def _toy_check() -> int:
+    from harness.backend import load_model, load_sae
+    from harness.spec import ToyModel, ToySAE
+    from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS
+    from harness.toy.quality import sae_quality, steering_check
+    from harness.toy.world import eval_documents, toy_sae_names
+
+    model = load_model(ToyModel())
+    docs = eval_documents()
+    print("| SAE | explained variance | L0 | dead | GG feature | mentions unclamped | at 10x max |")
+    print("|---|---|---|---|---|---|---|")
+    for name in toy_sae_names():
+        sae = load_sae(ToySAE(name=name), name)
+        q = sae_quality(model, sae, docs)
+        s = steering_check(model, sae, GOLDEN_GATE, list(NEUTRAL_PROMPTS), docs)
+        print(f"| {name} | {q.explained_variance:.3f} | {q.l0:.1f} | {q.dead_fraction:.1%} "
+              f"| {s.feature} | {s.baseline_mention_rate:.0%} | {s.clamped_mention_rate:.0%} |")
+    print(f"({q.n_tokens} held-out tokens; {s.n_prompts} neutral prompts, 20 new tokens each)")
     return 0
 
 

@@ -9,20 +9,11 @@ import pytest
 import torch
 from sae_lens import SAE
 
-from harness.features import activation_stats, contrastive_candidates
-from harness.generation import ClampTarget, GenRow, generate_rows
 from harness.toy.build import build, file_digests
-from harness.toy.corpus import TOPICS, concept_keywords, generate_corpus, words
+from harness.toy.corpus import TOPICS, generate_corpus, words
+from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS
+from harness.toy.quality import sae_quality, steering_check
 from harness.toy.world import ASSETS, TOY_HOOK, eval_documents, toy_sae_dir, toy_sae_names
-
-import importlib.util
-
-from tests.conftest import REPO
-
-_demo = importlib.util.spec_from_file_location("toy_golden_gate", REPO / "experiments/toy_golden_gate.py")
-assert _demo and _demo.loader
-demo = importlib.util.module_from_spec(_demo)
-_demo.loader.exec_module(demo)
 
 
 def test_corpus_is_deterministic_and_covers_the_topics() -> None:
@@ -54,38 +45,19 @@ def test_shipped_saes_load_with_saelens_and_reconstruct_well(toy_model, toy_saes
     assert len(toy_saes) >= 2
     archs = {SAE.load_from_disk(toy_sae_dir(n)).cfg.architecture() for n in toy_sae_names()}
     assert archs == {"standard", "topk"}
-    tokens = toy_model.to_tokens(eval_documents()[:100], padding_side="right")[:, :64]
-    _, cache = toy_model.run_with_cache(tokens, names_filter=TOY_HOOK)
-    x = cache[TOY_HOOK][:, 1:].reshape(-1, toy_model.cfg.d_model)
     for name, loaded in toy_saes.items():
         assert loaded.hook_name == TOY_HOOK
-        with torch.no_grad():
-            f = loaded.sae.encode(x)
-            recon = loaded.sae.decode(f)
-        ev = 1 - ((x - recon) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
-        l0 = (f > 0).float().sum(-1).mean()
-        assert ev >= 0.8, (name, float(ev))
-        assert 1 <= l0 <= 64, (name, float(l0))
+        q = sae_quality(toy_model, loaded, eval_documents()[:100])
+        assert q.explained_variance >= 0.8, q
+        assert 1 <= q.l0 <= 64 and q.dead_fraction < 0.2 and q.n_tokens > 5000, q
 
 
 @pytest.mark.parametrize("name", ["relu-256", "topk-256"])
 def test_golden_gate_feature_is_found_and_steers(toy_model, toy_saes, name: str) -> None:  # type: ignore[no-untyped-def]
-    sae = toy_saes[name]
-    feature = contrastive_candidates(toy_model, sae, demo.GOLDEN_GATE)[0].index
-    max_act = float(activation_stats(toy_model, sae, eval_documents(), "toy").max[feature])
-    prompts = list(demo.NEUTRAL_PROMPTS)
-    rows = [GenRow(p) for p in prompts] + [GenRow(p, (10 * max_act,)) for p in prompts]
-    texts = generate_rows(toy_model, rows, ClampTarget(sae.sae, sae.hook_name, (feature,)),
-                          max_new_tokens=20)
-    keywords = set(concept_keywords("golden_gate"))
-
-    def mentions(t: str) -> bool:
-        return any(w in keywords for w in words(t))
-
-    base = sum(mentions(t) for t in texts[: len(prompts)])
-    clamped = sum(mentions(t) for t in texts[len(prompts):])
-    assert base <= len(prompts) * 0.2, texts[: len(prompts)]
-    assert clamped >= len(prompts) * 0.8, texts[len(prompts):]
+    check = steering_check(toy_model, toy_saes[name], GOLDEN_GATE, list(NEUTRAL_PROMPTS),
+                           eval_documents(), level=10.0)
+    assert check.baseline_mention_rate <= 0.2, check
+    assert check.clamped_mention_rate >= 0.8, check
 
 
 def test_shipped_manifest_matches_the_shipped_files() -> None:

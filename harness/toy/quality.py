@@ -1,0 +1,96 @@
+"""Measure the shipped toy world: SAE reconstruction quality and the planted Golden Gate feature.
+
+``harness toy check`` prints these figures; the README quotes them and the tests hold them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformer_lens import HookedTransformer
+
+from harness.backend import LoadedSAE
+from harness.features import activation_stats, contrastive_candidates
+from harness.generation import ClampTarget, GenRow, generate_rows
+from harness.spec import FeatureByContrast
+from harness.toy.corpus import words
+
+__all__ = ["SAEQuality", "SteeringCheck", "sae_quality", "steering_check"]
+
+
+@dataclass(frozen=True)
+class SAEQuality:
+    """Reconstruction quality of one SAE on held-out toy text."""
+
+    name: str
+    explained_variance: float
+    l0: float
+    dead_fraction: float
+    n_tokens: int
+
+
+@torch.no_grad()
+def sae_quality(model: HookedTransformer, sae: LoadedSAE, documents: list[str]) -> SAEQuality:
+    """Explained variance ``1 − ‖x − x̂‖² / ‖x − x̄‖²``, mean L0 and dead fraction (non-BOS tokens)."""
+    tokens = model.to_tokens(documents, padding_side="right")[:, : model.cfg.n_ctx]
+    _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
+    tok = model.tokenizer
+    assert tok is not None
+    real = (tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)
+    x = cache[sae.hook_name][real]
+    f = sae.sae.encode(x)
+    recon = sae.sae.decode(f)
+    ev = 1 - ((x - recon) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+    return SAEQuality(
+        name=sae.label,
+        explained_variance=float(ev),
+        l0=float((f > 0).float().sum(-1).mean()),
+        dead_fraction=float(((f > 0).sum(0) == 0).float().mean()),
+        n_tokens=int(x.shape[0]),
+    )
+
+
+@dataclass(frozen=True)
+class SteeringCheck:
+    """Whether clamping the contrastively found feature steers neutral prompts to the concept."""
+
+    sae: str
+    feature: int
+    max_activation: float
+    level: float
+    baseline_mention_rate: float
+    clamped_mention_rate: float
+    n_prompts: int
+
+
+def steering_check(
+    model: HookedTransformer,
+    sae: LoadedSAE,
+    ref: FeatureByContrast,
+    prompts: list[str],
+    documents: list[str],
+    level: float = 10.0,
+    max_new_tokens: int = 20,
+) -> SteeringCheck:
+    """Find the feature by contrast, clamp it to ``level`` × max activation on ``prompts``."""
+    feature = contrastive_candidates(model, sae, ref)[0].index
+    max_act = float(activation_stats(model, sae, documents, "toy").max[feature])
+    rows = [GenRow(p) for p in prompts] + [GenRow(p, (level * max_act,)) for p in prompts]
+    texts = generate_rows(
+        model, rows, ClampTarget(sae.sae, sae.hook_name, (feature,)), max_new_tokens=max_new_tokens
+    )
+    keywords = set(ref.keywords)
+
+    def rate(batch: list[str]) -> float:
+        return sum(any(w in keywords for w in words(t)) for t in batch) / len(batch)
+
+    return SteeringCheck(
+        sae=sae.label,
+        feature=feature,
+        max_activation=max_act,
+        level=level,
+        baseline_mention_rate=rate(texts[: len(prompts)]),
+        clamped_mention_rate=rate(texts[len(prompts) :]),
+        n_prompts=len(prompts),
+    )

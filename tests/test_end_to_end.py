@@ -1,0 +1,145 @@
+"""The demo experiment through the real CLI, a real local MLflow store and the run store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+
+import harness.studies.saturation as saturation
+from harness.cli import main
+from harness.store import RunStore
+from tests.conftest import REPO
+
+DEMO = REPO / "experiments" / "toy_golden_gate.py"
+
+
+def _concept(rows: list[dict], condition: str) -> dict:  # type: ignore[type-arg]
+    [row] = [r for r in rows if r["condition"] == condition and r["metric"] == "concept_score"]
+    return row
+
+
+def test_demo_run_writes_report_mlflow_run_and_resumes(
+    tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(DEMO), "--quiet"]) == 0
+    store = RunStore.open("latest", Path("runs"))
+    report = Path("reports") / f"{store.run_id}.md"
+    text = report.read_text()
+    assert "## Provenance" in text and "### Dose–response" in text and "offline-keyword-v1" in text
+
+    rows = store.read_json("summary.json")
+    base, top = _concept(rows, "baseline"), _concept(rows, "10x")
+    assert base["n"] == top["n"] == 16
+    assert base["value"] <= 0.5 and top["value"] >= 2.0
+    assert top["ci_low"] <= top["value"] <= top["ci_high"]
+
+    runs = mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["name"] == "toy_golden_gate"
+    assert parent.data.tags["harness.judge"] == "offline-keyword-v1"
+    assert parent.data.tags["harness.spec_hash"] == store.experiment().spec_hash()
+    assert children[0].data.metrics["concept_score/10x"] == pytest.approx(top["value"])
+    assert children[0].data.metrics["concept_score/baseline.n"] == 16
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "report")}
+    assert f"report/{report.name}" in artifacts
+
+    # a second run of the same spec redoes nothing
+    n_records = len(list(store.records()))
+    assert main(["run", str(DEMO), "--quiet"]) == 0
+    assert len(list(store.records())) == n_records
+
+    capsys.readouterr()
+    assert main(["show", "latest", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert set(shown[0]) == {"sae", "study", "condition", "metric", "value", "ci_low", "ci_high", "n"}
+
+
+def test_interrupted_run_is_killed_in_mlflow_and_resumes_without_redoing_work(
+    tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    real = saturation.generate_rows
+    calls: list[int] = []
+
+    def interrupt_second_batch(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(args[1]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(saturation, "generate_rows", interrupt_second_batch)
+    assert main(["run", str(DEMO), "--quiet", "--batch-size", "32"]) == 130
+    [run] = mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
+    assert run.info.status == "KILLED"
+    store = RunStore.open("latest", Path("runs"))
+    assert len(store.done_keys("generation")) == 32
+
+    monkeypatch.setattr(saturation, "generate_rows", real)
+    generated: list[int] = []
+    monkeypatch.setattr(saturation, "generate_rows",
+                        lambda *a, **k: generated.append(len(a[1])) or real(*a, **k))
+    assert main(["run", str(DEMO), "--quiet", "--batch-size", "32"]) == 0
+    assert sum(generated) == 96 - 32  # only the unfinished rows were generated
+    assert len(store.done_keys("generation")) == 96
+    keys = [r["key"] for r in store.records("generation")]
+    assert len(keys) == len(set(keys))
+
+
+BAD_SPECS = {
+    "syntax": ("def spec(:\n", "syntax error"),
+    "no_spec": ("x = 1\n", "defines no function spec()"),
+    "wrong_type": ("def spec():\n    return 3\n", "returned int"),
+    "raises": ("def spec():\n    raise RuntimeError('nope')\n", "spec() raised RuntimeError: nope"),
+    "negative_level": (
+        "from harness import *\n"
+        "def spec():\n"
+        "    return Experiment(name='x', saes=(ToySAE(),), studies=(SaturationClamp(name='s',"
+        " feature=FeatureByIndex(index=3, keywords=('a',)), levels=(-1,), prompts=('p',)),))\n",
+        "clamp level -1.0 must be finite and >= 0",
+    ),
+    "unknown_toy_sae": (
+        "from harness import *\n"
+        "def spec():\n"
+        "    return Experiment(name='x', saes=(ToySAE(name='nope'),), studies=(SaturationClamp(name='s',"
+        " feature=FeatureByIndex(index=3, keywords=('a',)), levels=(1,), prompts=('p',)),))\n",
+        "saes.0.name: unknown toy SAE 'nope'; valid: ['relu-256', 'topk-256']",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_validate_reports_bad_specs_in_one_line_with_exit_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, expected = BAD_SPECS[case]
+    path = tmp_path / f"{case}.py"
+    path.write_text(source)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_feature_index_out_of_range_fails_before_any_generation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "big.py"
+    path.write_text(
+        "from harness import *\n"
+        "def spec():\n"
+        "    return Experiment(name='x', saes=(ToySAE(),), studies=(SaturationClamp(name='s',"
+        " feature=FeatureByIndex(index=999, keywords=('a',)), levels=(1,), prompts=('p',)),))\n"
+    )
+    monkeypatch.setattr(saturation, "generate_rows", lambda *a, **k: pytest.fail("generated"))
+    assert main(["run", str(path), "--quiet", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert "studies.0.feature.index: feature index 999 is out of range" in err
+    assert "valid: 0..255" in err

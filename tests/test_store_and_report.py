@@ -1,0 +1,92 @@
+"""Run store (append-only, torn-tail safe, spec-checked) and Markdown escaping."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import StoreError
+from harness.metrics.stats import bootstrap_mean
+from harness.report.markdown import cell
+from harness.spec import Experiment, FeatureByIndex, SaturationClamp, ToySAE
+from harness.store import RunStore
+
+
+def _exp(levels: tuple[float, ...] = (0, 1)) -> Experiment:
+    return Experiment(
+        name="t", saes=(ToySAE(),),
+        studies=(SaturationClamp(name="s", feature=FeatureByIndex(index=1, keywords=("a",)),
+                                 levels=levels, prompts=("p",)),),
+    )
+
+
+def test_append_read_and_resume_keys(tmp_path: Path) -> None:
+    store = RunStore.for_experiment(_exp(), tmp_path)
+    store.append([{"kind": "generation", "key": "a", "v": 1}, {"kind": "judgement", "key": "b"}])
+    store.append([])
+    assert [r["key"] for r in store.records()] == ["a", "b"]
+    assert set(store.done_keys("generation")) == {"a"}
+    again = RunStore.for_experiment(_exp(), tmp_path)
+    assert again.dir == store.dir and set(again.done_keys("generation")) == {"a"}
+
+
+def test_a_torn_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
+    store = RunStore.for_experiment(_exp(), tmp_path)
+    store.append([{"kind": "generation", "key": "a"}])
+    with open(store.records_path, "a") as fh:
+        fh.write('{"kind": "generation", "key": "torn"')  # killed mid-write
+    assert list(store.done_keys("generation")) == ["a"]
+    store.append([{"kind": "generation", "key": "c"}])
+    lines = store.records_path.read_text().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == ["a", "c"]
+
+
+def test_a_different_spec_never_shares_a_run_directory(tmp_path: Path) -> None:
+    a = RunStore.for_experiment(_exp((0, 1)), tmp_path)
+    b = RunStore.for_experiment(_exp((0, 2)), tmp_path)
+    assert a.dir != b.dir
+    (b.dir / "spec.json").write_text(a.dir.joinpath("spec.json").read_text())
+    with pytest.raises(StoreError, match="different spec"):
+        RunStore.for_experiment(_exp((0, 2)), tmp_path)
+
+
+def test_open_by_id_path_and_latest(tmp_path: Path) -> None:
+    a = RunStore.for_experiment(_exp((0, 1)), tmp_path)
+    assert RunStore.open(a.run_id, tmp_path).dir == a.dir
+    assert RunStore.open(str(a.dir), tmp_path).dir == a.dir
+    with pytest.raises(StoreError):
+        RunStore.open("nope", tmp_path)
+
+
+HOSTILE = [
+    "a | b | c",
+    "line one\nline two\r\n| --- |",
+    "`code` and ```fence```",
+    "<script>alert(1)</script> <b>bold</b>",
+    "# heading [link](http://x) *em* _u_ \\ backslash",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_hostile_text_cannot_break_a_table_row(text: str) -> None:
+    row = f"| {cell(text)} | 3 |"
+    assert "\n" not in row and "<script>" not in row and "`" not in row.replace("\\`", "")
+    # exactly three unescaped pipes: the row's own delimiters
+    assert len(re.findall(r"(?<!\\)\|", row)) == 3
+
+
+def test_bootstrap_ci_of_a_constant_and_of_a_mean() -> None:
+    rng = np.random.default_rng(0)
+    const = bootstrap_mean([2.0] * 10, rng)
+    assert (const.value, const.ci_low, const.ci_high, const.n) == (2.0, 2.0, 2.0, 10)
+    # closed form: for a large 0/1 sample the bootstrap CI matches p ± 1.96·sqrt(p(1−p)/n)
+    data = [1.0] * 300 + [0.0] * 700
+    est = bootstrap_mean(data, np.random.default_rng(1), n_resamples=4000)
+    half = 1.96 * (0.3 * 0.7 / 1000) ** 0.5
+    assert abs(est.ci_low - (0.3 - half)) < 0.006 and abs(est.ci_high - (0.3 + half)) < 0.006
+    empty = bootstrap_mean([], rng)
+    assert empty.n == 0 and np.isnan(empty.value)
