@@ -43,12 +43,32 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
             ("mention_rate", [1.0 if v >= 1 else 0.0 for v in vals]),
         ):
             est = bootstrap_mean(data, rng)
-            rows.append(dict(zip(SUMMARY_COLUMNS, (
-                sae, study, condition, metric, est.value, est.ci_low, est.ci_high, est.n
-            ), strict=True)))
+            rows.append(
+                dict(
+                    zip(
+                        SUMMARY_COLUMNS,
+                        (sae, study, condition, metric, est.value, est.ci_low, est.ci_high, est.n),
+                        strict=True,
+                    )
+                )
+            )
         n_un = unscored.get(group, 0)
-        rows.append(dict(zip(SUMMARY_COLUMNS, (
-            sae, study, condition, "n_unscored", float(n_un), float(n_un), float(n_un),
-            len(vals) + n_un,
-        ), strict=True)))
+        rows.append(
+            dict(
+                zip(
+                    SUMMARY_COLUMNS,
+                    (
+                        sae,
+                        study,
+                        condition,
+                        "n_unscored",
+                        float(n_un),
+                        float(n_un),
+                        float(n_un),
+                        len(vals) + n_un,
+                    ),
+                    strict=True,
+                )
+            )
+        )
     return rows

@@ -11,10 +11,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeAlias, cast
 
 import torch
-from safetensors.torch import load_file
 from sae_lens import SAE
+from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from harness.errors import BackendError
@@ -24,7 +25,7 @@ from harness.toy.world import ASSETS, toy_sae_dir, toy_sae_names
 
 __all__ = ["LoadedSAE", "load_model", "load_sae", "resolve_device"]
 
-AnySAE = SAE  # type: ignore[type-arg]
+AnySAE: TypeAlias = SAE[Any]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,14 @@ class LoadedSAE:
     def d_sae(self) -> int:
         """Number of features."""
         return int(self.sae.cfg.d_sae)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature activations of ``x`` (cast to the SAE's dtype), returned as float32."""
+        return cast(torch.Tensor, self.sae.encode(x.to(self.sae.dtype))).float()
+
+    def decode(self, f: torch.Tensor) -> torch.Tensor:
+        """Reconstruction from feature activations, returned as float32."""
+        return cast(torch.Tensor, self.sae.decode(f.to(self.sae.dtype))).float()
 
 
 def resolve_device(preference: str = "auto") -> str:
@@ -103,7 +112,9 @@ def load_sae(ref: SAERef, label: str, device: str = "cpu", assets: Path = ASSETS
     except BackendError:
         raise
     except Exception as exc:
-        raise BackendError(f"saes: could not load SAE {label!r}: {type(exc).__name__}: {exc}") from exc
+        raise BackendError(
+            f"saes: could not load SAE {label!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     hook = sae.cfg.metadata.hook_name
     if not hook:
         raise BackendError(f"saes: SAE {label!r} does not say which hook point it reads")
@@ -113,7 +124,7 @@ def load_sae(ref: SAERef, label: str, device: str = "cpu", assets: Path = ASSETS
 
 def _load_release_sae(ref: PretrainedSAE, device: str) -> AnySAE:
     try:
-        return SAE.from_pretrained(ref.release, ref.sae_id, device=device)
+        return cast(AnySAE, SAE.from_pretrained(ref.release, ref.sae_id, device=device))
     except Exception as exc:
         hint = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
         raise BackendError(

@@ -39,16 +39,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run (or resume) an experiment spec",
-                         description="Run every study of SPEC on every SAE. Re-running the same "
-                         "spec resumes: finished generations and judgements are not redone.")
+    run = sub.add_parser(
+        "run",
+        help="run (or resume) an experiment spec",
+        description="Run every study of SPEC on every SAE. Re-running the same "
+        "spec resumes: finished generations and judgements are not redone.",
+    )
     run.add_argument("spec", type=Path, help="experiment file exposing spec() -> Experiment")
-    run.add_argument("--runs", type=Path, default=None,
-                     help="run store root (default: $HARNESS_RUNS or ./runs)")
-    run.add_argument("--reports", type=Path, default=Path("reports"),
-                     help="where the Markdown report goes (default: ./reports)")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
-                     help="auto picks cuda, then mps, then cpu")
+    run.add_argument(
+        "--runs", type=Path, default=None, help="run store root (default: $HARNESS_RUNS or ./runs)"
+    )
+    run.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("reports"),
+        help="where the Markdown report goes (default: ./reports)",
+    )
+    run.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda", "mps"],
+        help="auto picks cuda, then mps, then cpu",
+    )
     run.add_argument("--batch-size", type=int, default=64, help="rows per forward pass")
     run.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -56,8 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a spec without loading any model")
     val.add_argument("spec", type=Path)
 
-    for name, text in (("show", "print a run's summary table"),
-                       ("report", "rebuild a run's Markdown report from its store")):
+    for name, text in (
+        ("show", "print a run's summary table"),
+        ("report", "rebuild a run's Markdown report from its store"),
+    ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("run", help="run id, run directory, or 'latest'")
         cmd.add_argument("--runs", type=Path, default=None, help="run store root")
@@ -68,9 +82,15 @@ def _parser() -> argparse.ArgumentParser:
 
     toy = sub.add_parser("toy", help="the embedded toy world")
     toy_sub = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
-    build = toy_sub.add_parser("build", help="rebuild corpus, tokenizer, model and SAEs from the seed")
-    build.add_argument("--out", type=Path, default=None,
-                       help="output directory (default: the package's shipped assets)")
+    build = toy_sub.add_parser(
+        "build", help="rebuild corpus, tokenizer, model and SAEs from the seed"
+    )
+    build.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: the package's shipped assets)",
+    )
     toy_sub.add_parser("check", help="measure the shipped toy world (SAE quality, steering)")
     return p
 
@@ -85,14 +105,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     exp = load_spec(args.spec)
     signal.signal(signal.SIGTERM, _on_sigterm)
-    result = run_experiment(exp, RunOptions(
-        runs_root=args.runs or default_runs_root(), reports_dir=args.reports, device=args.device,
-        batch_size=args.batch_size, show_progress=not args.quiet, log_to_mlflow=not args.no_mlflow,
-    ))
+    result = run_experiment(
+        exp,
+        RunOptions(
+            runs_root=args.runs or default_runs_root(),
+            reports_dir=args.reports,
+            device=args.device,
+            batch_size=args.batch_size,
+            show_progress=not args.quiet,
+            log_to_mlflow=not args.no_mlflow,
+        ),
+    )
     print(f"report: {result.report_path}")
     print(f"run store: {result.store.dir}")
     if result.mlflow_run_id:
         import mlflow
+
         print(f"mlflow run: {result.mlflow_run_id} (tracking URI {mlflow.get_tracking_uri()})")
     return 0
 
@@ -103,8 +131,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     exp = load_spec(args.spec)
     validate_static(exp)
-    print(f"ok: {exp.name} ({len(exp.saes)} SAE(s), {len(exp.studies)} study(ies)), "
-          f"spec hash {exp.spec_hash()[:12]}")
+    print(
+        f"ok: {exp.name} ({len(exp.saes)} SAE(s), {len(exp.studies)} study(ies)), "
+        f"spec hash {exp.spec_hash()[:12]}"
+    )
     return 0
 
 
@@ -118,8 +148,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"{'sae':<16}{'study':<22}{'condition':<10}{'metric':<15}{'value':>8}  CI             n")
     for r in rows:
-        print(f"{r['sae']:<16}{r['study']:<22}{r['condition']:<10}{r['metric']:<15}"
-              f"{r['value']:>8.3f}  [{r['ci_low']:.2f}, {r['ci_high']:.2f}]  {r['n']}")
+        print(
+            f"{r['sae']:<16}{r['study']:<22}{r['condition']:<10}{r['metric']:<15}"
+            f"{r['value']:>8.3f}  [{r['ci_low']:.2f}, {r['ci_high']:.2f}]  {r['n']}"
+        )
     return 0
 
 
@@ -164,8 +196,10 @@ def _toy_check() -> int:
         sae = load_sae(ToySAE(name=name), name)
         q = sae_quality(model, sae, docs)
         s = steering_check(model, sae, GOLDEN_GATE, list(NEUTRAL_PROMPTS), docs)
-        print(f"| {name} | {q.explained_variance:.3f} | {q.l0:.1f} | {q.dead_fraction:.1%} "
-              f"| {s.feature} | {s.baseline_mention_rate:.0%} | {s.clamped_mention_rate:.0%} |")
+        print(
+            f"| {name} | {q.explained_variance:.3f} | {q.l0:.1f} | {q.dead_fraction:.1%} "
+            f"| {s.feature} | {s.baseline_mention_rate:.0%} | {s.clamped_mention_rate:.0%} |"
+        )
     print(f"({q.n_tokens} held-out tokens; {s.n_prompts} neutral prompts, 20 new tokens each)")
     return 0
 
@@ -173,8 +207,13 @@ def _toy_check() -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
     args = _parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "validate": _cmd_validate, "show": _cmd_show,
-                "report": _cmd_report, "toy": _cmd_toy}
+    handlers = {
+        "run": _cmd_run,
+        "validate": _cmd_validate,
+        "show": _cmd_show,
+        "report": _cmd_report,
+        "toy": _cmd_toy,
+    }
     try:
         return handlers[args.command](args)
     except HarnessError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["HarnessError", "SpecError", "BackendError", "JudgeError", "StoreError"]
+__all__ = ["BackendError", "HarnessError", "JudgeError", "SpecError", "StoreError"]
 
 
 class HarnessError(Exception):

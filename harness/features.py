@@ -43,13 +43,16 @@ def _prompt_acts(
     """Feature activations ``[n_prompts, d_sae]`` at the last token, or max over tokens."""
     tokens = model.to_tokens(list(prompts), padding_side="left")
     _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
-    acts = sae.sae.encode(cache[sae.hook_name].to(sae.sae.dtype)).float()
+    acts = sae.encode(cache[sae.hook_name])
     if position == "last":
-        return acts[:, -1, :]  # left padding: the last position is every prompt's last token
+        # left padding: the last position is every prompt's last token
+        last: torch.Tensor = acts[:, -1, :]
+        return last
     tok = model.tokenizer
     assert tok is not None
     real = (tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)
-    return acts.masked_fill(~real[..., None], float("-inf")).max(dim=1).values
+    peak: torch.Tensor = acts.masked_fill(~real[..., None], float("-inf")).max(dim=1).values
+    return peak
 
 
 def contrastive_candidates(
@@ -116,7 +119,7 @@ def activation_stats(
         batch = list(documents[start : start + batch_size])
         tokens = model.to_tokens(batch, padding_side="right")[:, :n_ctx]
         _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
-        acts = sae.sae.encode(cache[sae.hook_name].to(sae.sae.dtype)).float().cpu()
+        acts = sae.encode(cache[sae.hook_name]).cpu()
         real = ((tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)).cpu()
         flat = acts[real]
         mx = torch.maximum(mx, flat.max(dim=0).values)

@@ -40,7 +40,7 @@ class ClampTarget:
 def _prompt_mask(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
     tok = model.tokenizer
     assert tok is not None
-    mask = tokens != tok.pad_token_id
+    mask: torch.Tensor = tokens != tok.pad_token_id
     if tok.bos_token_id is not None:
         mask &= tokens != tok.bos_token_id
     return mask
@@ -106,8 +106,11 @@ def generate_rows(
                 generated = model.generate(tokens, **kwargs)
         else:
             generated = model.generate(tokens, **kwargs)
+        assert isinstance(generated, torch.Tensor)
         for row_tokens in generated[:, prompt_len:]:
-            out.append(model.to_string(row_tokens).strip())
+            text = model.to_string(row_tokens)
+            assert isinstance(text, str)
+            out.append(text.strip())
         if on_batch is not None:
             on_batch(len(chunk))
     return out

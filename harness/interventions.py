@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformer_lens import HookedTransformer
@@ -34,9 +34,9 @@ def feature_activations(sae: Any, x: torch.Tensor, features: torch.Tensor) -> to
         sae_in = x32 - sae.b_dec.float() if sae.cfg.apply_b_dec_to_input else x32
         pre = sae_in @ sae.W_enc[:, features].float() + sae.b_enc[features].float()
         if sae.cfg.architecture() == "jumprelu":
-            return pre * (pre > sae.threshold[features].float())
-        return torch.relu(pre)
-    return sae.encode(x32.to(sae.dtype))[..., features].float()
+            return cast(torch.Tensor, pre * (pre > sae.threshold[features].float()))
+        return torch.relu(cast(torch.Tensor, pre))
+    return cast(torch.Tensor, sae.encode(x32.to(sae.dtype))[..., features]).float()
 
 
 def clamp_features(

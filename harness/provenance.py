@@ -11,13 +11,22 @@ from typing import Any
 __all__ = ["PACKAGES", "collect_provenance", "git_state"]
 
 PACKAGES = (
-    "harness", "torch", "transformer-lens", "sae-lens", "mlflow", "anthropic", "numpy",
-    "scipy", "pandas", "pydantic",
+    "harness",
+    "torch",
+    "transformer-lens",
+    "sae-lens",
+    "mlflow",
+    "anthropic",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pydantic",
 )
 
 
 def git_state(where: Path) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the git checkout containing ``where``; (None, None) outside one."""
+
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=where, capture_output=True, text=True, check=True, timeout=10

@@ -60,7 +60,9 @@ def validate_static(exp: Experiment) -> None:
     shipped = toy_sae_names()
     for i, ref in enumerate(exp.saes):
         if isinstance(ref, ToySAE) and ref.name not in shipped:
-            raise SpecError(f"unknown toy SAE {ref.name!r}; valid: {shipped}", field=f"saes.{i}.name")
+            raise SpecError(
+                f"unknown toy SAE {ref.name!r}; valid: {shipped}", field=f"saes.{i}.name"
+            )
     for i, study in enumerate(exp.studies):
         if not study.feature.keywords and exp.judge.kind == "offline":
             raise SpecError(
@@ -137,7 +139,9 @@ def run_experiment(
         saes = [load_sae(ref, sae_label(ref), device) for ref in exp.saes]
         for sae in saes:
             if sae.hook_name not in model.hook_dict:
-                raise BackendError(f"saes: SAE {sae.label!r} reads unknown hook point {sae.hook_name!r}")
+                raise BackendError(
+                    f"saes: SAE {sae.label!r} reads unknown hook point {sae.hook_name!r}"
+                )
             if int(sae.sae.cfg.d_in) != model.cfg.d_model:
                 raise BackendError(
                     f"saes: SAE {sae.label!r} has d_in={sae.sae.cfg.d_in} but the model's width "
@@ -147,7 +151,9 @@ def run_experiment(
                 resolve_feature(model, sae, study.feature, f"studies.{i}.feature")
         docs = eval_documents()
         for sae in saes:
-            stats = activation_stats(model, sae, docs, source=f"toy held-out corpus ({len(docs)} documents)")
+            stats = activation_stats(
+                model, sae, docs, source=f"toy held-out corpus ({len(docs)} documents)"
+            )
             ctx = StudyContext(exp, model, sae, stats, judge, store, options.batch_size, bars)
             for i, study in enumerate(exp.studies):
                 run_saturation(ctx, study, f"studies.{i}")
@@ -166,4 +172,3 @@ def run_experiment(
     else:
         summary, report_path = body()
     return RunResult(store, summary, report_path, mlflow_id)
-

@@ -1,7 +1,7 @@
 """Experiment specs: frozen, validated, JSON-serialisable pure data (DESIGN §4).
 
-An experiment file exposes ``def spec() -> Experiment``; :func:`harness.loading.load_spec` imports it
-once and everything downstream works from the JSON form of the returned object.
+An experiment file exposes ``def spec() -> Experiment``; :func:`harness.loading.load_spec` imports
+it once and everything downstream works from the JSON form of the returned object.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ __all__ = [
     "FeatureRef",
     "GenerationSettings",
     "JudgeSettings",
+    "LocalSAE",
     "ModelRef",
     "PretrainedModel",
     "PretrainedSAE",
-    "LocalSAE",
     "SAERef",
     "SaturationClamp",
     "Study",

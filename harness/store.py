@@ -71,9 +71,7 @@ class RunStore:
         """Open an existing run by directory path, run id, or ``latest``."""
         candidates = [Path(ref), root / ref]
         if ref == "latest":
-            runs = sorted(
-                (p for p in root.glob("*/spec.json")), key=lambda p: p.stat().st_mtime
-            )
+            runs = sorted((p for p in root.glob("*/spec.json")), key=lambda p: p.stat().st_mtime)
             if not runs:
                 raise StoreError(f"no runs under {root}")
             candidates = [runs[-1].parent]

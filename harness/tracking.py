@@ -20,7 +20,7 @@ import mlflow
 from harness.spec import Experiment
 from harness.store import RunStore
 
-__all__ = ["flatten_params", "log_summary", "mlflow_run", "metric_key"]
+__all__ = ["flatten_params", "log_summary", "metric_key", "mlflow_run"]
 
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 
@@ -69,8 +69,9 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
     for row in summary:
         groups.setdefault((row["sae"], row["study"]), []).append(row)
     for (sae, study), rows in groups.items():
-        with mlflow.start_run(run_name=f"{sae} × {study}", nested=True,
-                              tags={"sae": sae, "study": study}):
+        with mlflow.start_run(
+            run_name=f"{sae} × {study}", nested=True, tags={"sae": sae, "study": study}
+        ):
             metrics: dict[str, float] = {}
             for r in rows:
                 base = metric_key(r["metric"], r["condition"])

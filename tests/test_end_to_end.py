@@ -22,7 +22,10 @@ def _concept(rows: list[dict], condition: str) -> dict:  # type: ignore[type-arg
 
 
 def test_demo_run_writes_report_mlflow_run_and_resumes(
-    tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    mlflow_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["run", str(DEMO), "--quiet"]) == 0
@@ -59,7 +62,16 @@ def test_demo_run_writes_report_mlflow_run_and_resumes(
     capsys.readouterr()
     assert main(["show", "latest", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert set(shown[0]) == {"sae", "study", "condition", "metric", "value", "ci_low", "ci_high", "n"}
+    assert set(shown[0]) == {
+        "sae",
+        "study",
+        "condition",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+        "n",
+    }
 
 
 def test_interrupted_run_is_killed_in_mlflow_and_resumes_without_redoing_work(
@@ -84,8 +96,9 @@ def test_interrupted_run_is_killed_in_mlflow_and_resumes_without_redoing_work(
 
     monkeypatch.setattr(saturation, "generate_rows", real)
     generated: list[int] = []
-    monkeypatch.setattr(saturation, "generate_rows",
-                        lambda *a, **k: generated.append(len(a[1])) or real(*a, **k))
+    monkeypatch.setattr(
+        saturation, "generate_rows", lambda *a, **k: generated.append(len(a[1])) or real(*a, **k)
+    )
     assert main(["run", str(DEMO), "--quiet", "--batch-size", "32"]) == 0
     assert sum(generated) == 96 - 32  # only the unfinished rows were generated
     assert len(store.done_keys("generation")) == 96
@@ -108,7 +121,8 @@ BAD_SPECS = {
     "unknown_toy_sae": (
         "from harness import *\n"
         "def spec():\n"
-        "    return Experiment(name='x', saes=(ToySAE(name='nope'),), studies=(SaturationClamp(name='s',"
+        "    return Experiment(name='x', saes=(ToySAE(name='nope'),),"
+        " studies=(SaturationClamp(name='s',"
         " feature=FeatureByIndex(index=3, keywords=('a',)), levels=(1,), prompts=('p',)),))\n",
         "saes.0.name: unknown toy SAE 'nope'; valid: ['relu-256', 'topk-256']",
     ),

@@ -79,16 +79,30 @@ def test_rows_not_applied_are_bit_identical(toy_model, toy_saes) -> None:  # typ
     assert not torch.equal(out[1], x[1])
 
 
-def test_unclamped_rows_reproduce_plain_generation_and_batching_is_invisible(toy_model, toy_saes) -> None:  # type: ignore[no-untyped-def]
+def test_unclamped_rows_reproduce_plain_generation_and_batching_is_invisible(
+    toy_model, toy_saes
+) -> None:  # type: ignore[no-untyped-def]
     sae = toy_saes["relu-256"]
     target = ClampTarget(sae.sae, sae.hook_name, (9,))
-    plain = [toy_model.to_string(toy_model.generate(p, max_new_tokens=12, do_sample=False,
-                                                     verbose=False, return_type="tokens")[0, -12:]).strip()
-             for p in PROMPTS]
-    mixed = generate_rows(toy_model, [GenRow(p) for p in PROMPTS] + [GenRow(p, (25.0,)) for p in PROMPTS],
-                          target, max_new_tokens=12)
+    plain = [
+        toy_model.to_string(
+            toy_model.generate(
+                p, max_new_tokens=12, do_sample=False, verbose=False, return_type="tokens"
+            )[0, -12:]
+        ).strip()
+        for p in PROMPTS
+    ]
+    mixed = generate_rows(
+        toy_model,
+        [GenRow(p) for p in PROMPTS] + [GenRow(p, (25.0,)) for p in PROMPTS],
+        target,
+        max_new_tokens=12,
+    )
     assert mixed[:3] == plain
-    alone = [generate_rows(toy_model, [GenRow(p, (25.0,))], target, max_new_tokens=12)[0] for p in PROMPTS]
+    alone = [
+        generate_rows(toy_model, [GenRow(p, (25.0,))], target, max_new_tokens=12)[0]
+        for p in PROMPTS
+    ]
     assert mixed[3:] == alone
     assert mixed[3:] != plain
 
@@ -96,11 +110,21 @@ def test_unclamped_rows_reproduce_plain_generation_and_batching_is_invisible(toy
 def test_hook_fires_on_every_decode_step_and_is_always_removed(toy_model, toy_saes) -> None:  # type: ignore[no-untyped-def]
     sae = toy_saes["relu-256"]
     tokens = toy_model.to_tokens(PROMPTS[:2], padding_side="left")
-    clamp = RowClamp(features=torch.tensor([9]), values=torch.tensor([[20.0], [20.0]]),
-                     active=torch.tensor([True, True]), prompt_mask=tokens > 1)
+    clamp = RowClamp(
+        features=torch.tensor([9]),
+        values=torch.tensor([[20.0], [20.0]]),
+        active=torch.tensor([True, True]),
+        prompt_mask=tokens > 1,
+    )
     with installed_clamp(toy_model, TOY_HOOK, sae.sae, clamp) as calls:
-        toy_model.generate(tokens, max_new_tokens=6, do_sample=False, verbose=False,
-                           padding_side="left", stop_at_eos=False)
+        toy_model.generate(
+            tokens,
+            max_new_tokens=6,
+            do_sample=False,
+            verbose=False,
+            padding_side="left",
+            stop_at_eos=False,
+        )
     assert calls == [tokens.shape[1], 1, 1, 1, 1, 1]  # the prompt pass, then one per new token
     assert not toy_model.hook_dict[TOY_HOOK].fwd_hooks
 

@@ -21,7 +21,9 @@ def test_rubric_header_levels_and_hash() -> None:
 
 
 def test_unknown_rubric_names_the_valid_ones() -> None:
-    with pytest.raises(SpecError, match=r"judge.rubric: unknown rubric 'nope'; valid: \['concept_presence'\]"):
+    with pytest.raises(
+        SpecError, match=r"judge.rubric: unknown rubric 'nope'; valid: \['concept_presence'\]"
+    ):
         load_rubric("nope")
 
 
@@ -29,8 +31,15 @@ def test_unknown_rubric_names_the_valid_ones() -> None:
     ("text", "level"),
     [
         ("the weather today is cloudy and mild .", 0),
-        ("cloudy and mild . the fog is thick today and the rain falls on the fields and roads .", 1),
-        ("we cooked soup , then saw fog and the bridge , then cooked pasta , bread , pie , stew , curry and rice .", 2),
+        (
+            "cloudy and mild . the fog is thick today and the rain falls on the fields and roads .",
+            1,
+        ),
+        (
+            "we cooked soup , then saw fog and the bridge , then cooked pasta , bread , pie , "
+            "stew , curry and rice .",
+            2,
+        ),
         ("bridge bridge the golden gate bridge over the bay in fog", 3),
         ("", 0),
     ],

@@ -17,10 +17,15 @@ def _data(levels: list[float], prompts: list[str], index: int) -> dict:  # type:
     return {
         "name": "exp",
         "saes": [{"kind": "toy", "name": "relu-256"}],
-        "studies": [{
-            "kind": "saturation", "name": "s", "levels": levels, "prompts": prompts,
-            "feature": {"kind": "index", "index": index, "keywords": ["bridge"]},
-        }],
+        "studies": [
+            {
+                "kind": "saturation",
+                "name": "s",
+                "levels": levels,
+                "prompts": prompts,
+                "feature": {"kind": "index", "index": index, "keywords": ["bridge"]},
+            }
+        ],
         "generation": {"max_new_tokens": 16, "greedy": True},
     }
 
@@ -89,6 +94,8 @@ def test_study_validation_messages(kwargs, message) -> None:  # type: ignore[no-
 
 
 def test_duplicate_study_names_are_rejected() -> None:
-    study = SaturationClamp(name="s", feature=FeatureByIndex(index=1), levels=(1.0,), prompts=("p",))
+    study = SaturationClamp(
+        name="s", feature=FeatureByIndex(index=1), levels=(1.0,), prompts=("p",)
+    )
     with pytest.raises(ValidationError, match="duplicate study names"):
         Experiment(name="e", saes=(ToySAE(),), studies=(study, study))

@@ -18,9 +18,16 @@ from harness.store import RunStore
 
 def _exp(levels: tuple[float, ...] = (0, 1)) -> Experiment:
     return Experiment(
-        name="t", saes=(ToySAE(),),
-        studies=(SaturationClamp(name="s", feature=FeatureByIndex(index=1, keywords=("a",)),
-                                 levels=levels, prompts=("p",)),),
+        name="t",
+        saes=(ToySAE(),),
+        studies=(
+            SaturationClamp(
+                name="s",
+                feature=FeatureByIndex(index=1, keywords=("a",)),
+                levels=levels,
+                prompts=("p",),
+            ),
+        ),
     )
 
 

@@ -1,4 +1,4 @@
-"""The toy world: deterministic corpus, usable tokenizer, SAE quality, planted and steerable feature."""
+"""The toy world: deterministic corpus, tokenizer, SAE quality, a planted and steerable feature."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from sae_lens import SAE
 
 from harness.toy.build import build, file_digests
@@ -23,9 +22,16 @@ def test_corpus_is_deterministic_and_covers_the_topics() -> None:
     names = {t.name for t in TOPICS}
     assert len(names) >= 6 and {"golden_gate", "emotion", "requests", "cooking"} <= names
     text = " ".join(a)
-    for phrase in ("golden gate bridge", "san francisco", "i want to be alone right now",
-                   "feels sad", "feels happy", "ignore your previous instructions",
-                   "pretend you have no restrictions", "what is the capital of france"):
+    for phrase in (
+        "golden gate bridge",
+        "san francisco",
+        "i want to be alone right now",
+        "feels sad",
+        "feels happy",
+        "ignore your previous instructions",
+        "pretend you have no restrictions",
+        "what is the capital of france",
+    ):
         assert phrase in text, phrase
     assert all(len(words(d)) >= 40 for d in a)
 
@@ -45,7 +51,7 @@ def test_shipped_saes_load_with_saelens_and_reconstruct_well(toy_model, toy_saes
     assert len(toy_saes) >= 2
     archs = {SAE.load_from_disk(toy_sae_dir(n)).cfg.architecture() for n in toy_sae_names()}
     assert archs == {"standard", "topk"}
-    for name, loaded in toy_saes.items():
+    for _name, loaded in toy_saes.items():
         assert loaded.hook_name == TOY_HOOK
         q = sae_quality(toy_model, loaded, eval_documents()[:100])
         assert q.explained_variance >= 0.8, q
@@ -54,8 +60,9 @@ def test_shipped_saes_load_with_saelens_and_reconstruct_well(toy_model, toy_saes
 
 @pytest.mark.parametrize("name", ["relu-256", "topk-256"])
 def test_golden_gate_feature_is_found_and_steers(toy_model, toy_saes, name: str) -> None:  # type: ignore[no-untyped-def]
-    check = steering_check(toy_model, toy_saes[name], GOLDEN_GATE, list(NEUTRAL_PROMPTS),
-                           eval_documents(), level=10.0)
+    check = steering_check(
+        toy_model, toy_saes[name], GOLDEN_GATE, list(NEUTRAL_PROMPTS), eval_documents(), level=10.0
+    )
     assert check.baseline_mention_rate <= 0.2, check
     assert check.clamped_mention_rate >= 0.8, check
 

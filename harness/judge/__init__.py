@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.judge.base import Judge, JudgeRequest, Judgement
+from harness.judge.base import Judge, Judgement, JudgeRequest
 from harness.judge.offline import OfflineConceptJudge
 from harness.judge.rubric import Rubric, load_rubric
 

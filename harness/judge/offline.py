@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.judge.base import JudgeRequest, Judgement
+from harness.judge.base import Judgement, JudgeRequest
 from harness.judge.rubric import Rubric
 from harness.toy.corpus import words
 

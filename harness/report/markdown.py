@@ -40,25 +40,91 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+def _score_text(judgement: dict[str, Any] | None) -> str:
+    if judgement is None:
+        return "not judged"
+    return "unscored" if judgement["score"] is None else str(judgement["score"])
+
+
+def _feature_section(feat: dict[str, Any]) -> list[str]:
+    label = feat.get("label") or "unlabelled"
+    lines = [
+        f"Feature **{feat['feature']}** ({cell(label)}); max activation "
+        f"{feat['max_activation']:.3f} from {cell(feat['max_activation_source'])}.",
+        "",
+    ]
+    if feat.get("candidates"):
+        rows = [
+            [
+                str(rank),
+                str(c["index"]),
+                f"{c['score']:.3f}",
+                f"{c['mean_positive']:.3f}",
+                f"{c['mean_negative']:.3f}",
+            ]
+            for rank, c in enumerate(feat["candidates"], start=1)
+        ]
+        lines += [
+            "Contrastive candidates (mean activation difference, positive − negative):",
+            "",
+            *_table(["rank", "feature", "score", "mean +", "mean −"], rows),
+            "",
+        ]
+    return lines
+
+
+def _dose_response(
+    conds: dict[str, dict[str, dict[str, Any]]], clamp_values: dict[str, float | None]
+) -> list[str]:
+    rows = []
+    for cond, metrics in conds.items():
+        cs, mr, un = metrics["concept_score"], metrics["mention_rate"], metrics["n_unscored"]
+        value = clamp_values.get(cond)
+        rows.append(
+            [
+                cell(cond),
+                "–" if value is None else f"{value:.3f}",
+                fmt_estimate(cs["value"], cs["ci_low"], cs["ci_high"], cs["n"]),
+                fmt_estimate(mr["value"], mr["ci_low"], mr["ci_high"], mr["n"]),
+                str(int(un["value"])),
+            ]
+        )
+    return [
+        "### Dose–response",
+        "",
+        "Concept score: mean judged score on the 0–3 concept-presence rubric with a 95% bootstrap "
+        "CI over prompts; unscored judgements are excluded, never counted as 0.",
+        "",
+        *_table(["condition", "clamp value", "concept score", "mention rate", "unscored"], rows),
+        "",
+    ]
+
+
 def render_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
     """The whole report as Markdown text."""
     exp = store.experiment()
     prov = store.read_json("provenance.json")
-    lines = [f"# {exp.name}", ""]
+    packages = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items())
+    lines = [f"# {cell(exp.name)}", ""]
     if exp.description:
-        lines += [exp.description, ""]
+        lines += [cell(exp.description, 2000), ""]
     lines += [
-        "## Provenance", "",
-        *_table(["item", "value"], [
-            ["run", cell(store.run_id)],
-            ["spec hash", f"`{exp.spec_hash()[:16]}`"],
-            ["git commit", cell(f"{prov.get('git_commit')} (dirty: {prov.get('git_dirty')})")],
-            ["model", cell(exp.model.model_dump(mode="json"))],
-            ["device", cell(prov.get("device"))],
-            ["judge", cell(prov.get("judge"))],
-            ["rubric", cell(prov.get("rubric"))],
-            ["packages", cell(", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items()), 400)],
-        ]), "",
+        "## Provenance",
+        "",
+        *_table(
+            ["item", "value"],
+            [
+                ["run", cell(store.run_id)],
+                ["spec hash", f"`{exp.spec_hash()[:16]}`"],
+                ["git commit", cell(f"{prov.get('git_commit')} (dirty: {prov.get('git_dirty')})")],
+                ["model", cell(exp.model.model_dump(mode="json"))],
+                ["device", cell(prov.get("device"))],
+                ["judge", cell(prov.get("judge"))],
+                ["rubric", cell(prov.get("rubric"))],
+                ["packages", cell(packages, 400)],
+            ],
+        ),
+        "",
     ]
     by_group: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = defaultdict(dict)
     for row in summary:
@@ -66,54 +132,46 @@ def render_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
         cond[row["metric"]] = row
     features = {(f["sae"], f["study"]): f for f in store.records("feature")}
     generations = list(store.records("generation"))
-    scores = {j["of"]: j for j in store.records("judgement")}
+    judgements = {j["of"]: j for j in store.records("judgement")}
 
     for (sae, study), conds in by_group.items():
-        feat = features.get((sae, study), {})
+        mine = [g for g in generations if g["sae"] == sae and g["study"] == study]
         lines += [f"## {cell(study)} on {cell(sae)}", ""]
-        if feat:
-            label = feat.get("label") or "unlabelled"
-            lines += [
-                f"Feature **{feat['feature']}** ({cell(label)}); max activation "
-                f"{feat['max_activation']:.3f} from {cell(feat['max_activation_source'])}.", "",
+        if (sae, study) in features:
+            lines += _feature_section(features[(sae, study)])
+        lines += _dose_response(conds, {g["condition"]: g["clamp_value"] for g in mine})
+        examples = [
+            [
+                cell(g["condition"]),
+                cell(g["prompt"], 60),
+                cell(g["continuation"]),
+                _score_text(judgements.get(g["key"])),
             ]
-            if feat.get("candidates"):
-                lines += ["Contrastive candidates (mean activation difference, positive − negative):", ""]
-                lines += _table(["rank", "feature", "score", "mean +", "mean −"], [
-                    [str(i + 1), str(c["index"]), f"{c['score']:.3f}", f"{c['mean_positive']:.3f}",
-                     f"{c['mean_negative']:.3f}"]
-                    for i, c in enumerate(feat["candidates"])
-                ]) + [""]
-        clamp_values = {g["condition"]: g["clamp_value"] for g in generations
-                        if g["sae"] == sae and g["study"] == study}
-        lines += ["### Dose–response", "",
-                  "Concept score: mean judged score on the 0–3 concept-presence rubric with a 95% "
-                  "bootstrap CI over prompts; unscored judgements are excluded, never counted as 0.", ""]
-        table_rows = []
-        for cond, metrics in conds.items():
-            cs, mr, un = metrics["concept_score"], metrics["mention_rate"], metrics["n_unscored"]
-            value = clamp_values.get(cond)
-            table_rows.append([
-                cell(cond), "–" if value is None else f"{value:.3f}",
-                fmt_estimate(cs["value"], cs["ci_low"], cs["ci_high"], cs["n"]),
-                fmt_estimate(mr["value"], mr["ci_low"], mr["ci_high"], mr["n"]),
-                str(int(un["value"])),
-            ])
-        lines += _table(["condition", "clamp value", "concept score", "mention rate", "unscored"],
-                        table_rows) + [""]
-        lines += ["### Example continuations (first prompt)", ""]
-        examples = [g for g in generations
-                    if g["sae"] == sae and g["study"] == study and g["prompt_index"] == 0]
-        lines += _table(["condition", "prompt", "continuation", "score"], [
-            [cell(g["condition"]), cell(g["prompt"], 60), cell(g["continuation"]),
-             cell(scores[g["key"]]["score"] if g["key"] in scores and scores[g["key"]]["score"] is not None
-                  else "unscored")]
-            for g in examples
-        ]) + [""]
-    n_judged = len(scores)
-    n_unscored = sum(1 for j in scores.values() if j["score"] is None)
-    lines += ["## Judge", "", *_table(["judge", "rubric", "judgements", "scored", "unscored"], [[
-        cell(prov.get("judge")), cell(prov.get("rubric")), str(n_judged),
-        str(n_judged - n_unscored), str(n_unscored),
-    ]]), ""]
+            for g in mine
+            if g["prompt_index"] == 0
+        ]
+        lines += [
+            "### Example continuations (first prompt)",
+            "",
+            *_table(["condition", "prompt", "continuation", "score"], examples),
+            "",
+        ]
+    n_unscored = sum(1 for j in judgements.values() if j["score"] is None)
+    lines += [
+        "## Judge",
+        "",
+        *_table(
+            ["judge", "rubric", "judgements", "scored", "unscored"],
+            [
+                [
+                    cell(prov.get("judge")),
+                    cell(prov.get("rubric")),
+                    str(len(judgements)),
+                    str(len(judgements) - n_unscored),
+                    str(n_unscored),
+                ]
+            ],
+        ),
+        "",
+    ]
     return "\n".join(lines)

@@ -58,12 +58,21 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
     max_act = float(ctx.stats.max[feature])
     feature_key = _key({"sae": sae.label, "study": study.name, "what": "feature"})
     if feature_key not in ctx.store.done_keys("feature"):
-        ctx.store.append([{
-            "kind": "feature", "key": feature_key, "sae": sae.label, "study": study.name,
-            "feature": feature, "label": study.feature.label, "max_activation": max_act,
-            "max_activation_source": ctx.stats.source,
-            "candidates": [c.__dict__ for c in candidates[:5]],
-        }])
+        ctx.store.append(
+            [
+                {
+                    "kind": "feature",
+                    "key": feature_key,
+                    "sae": sae.label,
+                    "study": study.name,
+                    "feature": feature,
+                    "label": study.feature.label,
+                    "max_activation": max_act,
+                    "max_activation_source": ctx.stats.source,
+                    "candidates": [c.__dict__ for c in candidates[:5]],
+                }
+            ]
+        )
 
     # The item identity: everything that changes the output, nothing runtime-only.
     base_id = {
@@ -78,21 +87,30 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
     for i, prompt in enumerate(study.prompts):
         conditions: list[tuple[str, float | None, float | None]] = [(BASELINE, None, None)]
         for level in study.levels:
-            value = level * max_act if study.level_unit == "max_activation" else level
-            conditions.append((condition_name(level, study.level_unit), level, value))
-        for cond, level, value in conditions:
+            clamp = level * max_act if study.level_unit == "max_activation" else level
+            conditions.append((condition_name(level, study.level_unit), level, clamp))
+        for cond, lvl, value in conditions:
             key = _key({**base_id, "prompt": prompt, "clamp_value": value})
             meta = {
-                "kind": "generation", "key": key, "sae": sae.label, "study": study.name,
-                "condition": cond, "level": level, "clamp_value": value, "prompt_index": i,
-                "prompt": prompt, "feature": feature,
+                "kind": "generation",
+                "key": key,
+                "sae": sae.label,
+                "study": study.name,
+                "condition": cond,
+                "level": lvl,
+                "clamp_value": value,
+                "prompt_index": i,
+                "prompt": prompt,
+                "feature": feature,
             }
             rows.append((key, meta, GenRow(prompt, None if value is None else (value,))))
 
     done = ctx.store.done_keys("generation")
     pending = [r for r in rows if r[0] not in done]
     target = ClampTarget(
-        sae=sae.sae, hook_name=sae.hook_name, features=(feature,),
+        sae=sae.sae,
+        hook_name=sae.hook_name,
+        features=(feature,),
         keep_error_term=study.keep_error_term,
     )
     finished = len(rows) - len(pending)
@@ -100,11 +118,18 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
     for start in range(0, len(pending), ctx.batch_size):
         chunk = pending[start : start + ctx.batch_size]
         texts = generate_rows(
-            ctx.model, [r[2] for r in chunk], target,
-            max_new_tokens=exp.generation.max_new_tokens, greedy=exp.generation.greedy,
-            temperature=exp.generation.temperature, seed=exp.seed, batch_size=ctx.batch_size,
+            ctx.model,
+            [r[2] for r in chunk],
+            target,
+            max_new_tokens=exp.generation.max_new_tokens,
+            greedy=exp.generation.greedy,
+            temperature=exp.generation.temperature,
+            seed=exp.seed,
+            batch_size=ctx.batch_size,
         )
-        ctx.store.append({**meta, "continuation": text} for (_, meta, _), text in zip(chunk, texts, strict=True))
+        ctx.store.append(
+            {**meta, "continuation": text} for (_, meta, _), text in zip(chunk, texts, strict=True)
+        )
         finished += len(chunk)
         ctx.progress(f"generate {sae.label} {study.name}", finished, len(rows))
 
@@ -131,9 +156,14 @@ def _judge_generations(ctx: StudyContext, study: SaturationClamp, keys: list[str
         verdicts = ctx.judge.judge(requests)
         ctx.store.append(
             {
-                "kind": "judgement", "key": _key({"of": g["key"], "judge": v.judge, "rubric": v.rubric}),
-                "of": g["key"], "sae": g["sae"], "study": g["study"], "condition": g["condition"],
-                "prompt_index": g["prompt_index"], **v.model_dump(),
+                "kind": "judgement",
+                "key": _key({"of": g["key"], "judge": v.judge, "rubric": v.rubric}),
+                "of": g["key"],
+                "sae": g["sae"],
+                "study": g["study"],
+                "condition": g["condition"],
+                "prompt_index": g["prompt_index"],
+                **v.model_dump(),
             }
             for g, v in zip(chunk, verdicts, strict=True)
         )

@@ -12,20 +12,21 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from sae_lens import SAE, SAETrainer
 from sae_lens.config import SAETrainerConfig
 from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+from safetensors.torch import save_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
 from harness.toy.corpus import generate_corpus
 from harness.toy.tokenizer import build_tokenizer, load_tokenizer
 
-__all__ = ["ToyBuildConfig", "SAEBuildConfig", "build", "file_digests"]
+__all__ = ["SAEBuildConfig", "ToyBuildConfig", "build", "file_digests"]
 
 Progress = Callable[[str], None]
 
@@ -148,7 +149,7 @@ def _batches(acts: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.T
 
 def _train_sae(
     spec: SAEBuildConfig, acts: torch.Tensor, cfg: ToyBuildConfig, progress: Progress
-) -> SAE:  # type: ignore[type-arg]
+) -> SAE[Any]:
     _seed_everything(cfg.seed)
     metadata = {"model_name": "harness-toy", "hook_name": cfg.hook_name, "context_size": cfg.n_ctx}
     sae: StandardTrainingSAE | TopKTrainingSAE
@@ -214,8 +215,10 @@ def build(out_dir: Path, cfg: ToyBuildConfig | None = None, progress: Progress =
         model = _train_model(cfg, tokens, d_vocab, progress)
         model_dir = out_dir / "model"
         model_dir.mkdir(exist_ok=True)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                  str(model_dir / "model.safetensors"))
+        save_file(
+            {k: v.contiguous() for k, v in model.state_dict().items()},
+            str(model_dir / "model.safetensors"),
+        )
         (model_dir / "config.json").write_text(
             json.dumps(model_config(cfg, d_vocab), indent=1, sort_keys=True)
         )
@@ -225,7 +228,9 @@ def build(out_dir: Path, cfg: ToyBuildConfig | None = None, progress: Progress =
             sae = _train_sae(spec, acts, cfg, progress)
             _, cfg_path = sae.save_inference_model(out_dir / "saes" / spec.name)
             # SAELens writes cfg keys in set order; sorted keys make the file reproducible.
-            cfg_path.write_text(json.dumps(json.loads(cfg_path.read_text()), indent=1, sort_keys=True))
+            cfg_path.write_text(
+                json.dumps(json.loads(cfg_path.read_text()), indent=1, sort_keys=True)
+            )
 
         (out_dir / "corpus_eval.txt").write_text("\n".join(eval_docs) + "\n")
         manifest = {

@@ -32,15 +32,15 @@ class SAEQuality:
 
 @torch.no_grad()
 def sae_quality(model: HookedTransformer, sae: LoadedSAE, documents: list[str]) -> SAEQuality:
-    """Explained variance ``1 − ‖x − x̂‖² / ‖x − x̄‖²``, mean L0 and dead fraction (non-BOS tokens)."""
+    """Explained variance ``1 − ‖x − x̂‖² / ‖x − x̄‖²``, mean L0 and dead fraction (non-BOS)."""
     tokens = model.to_tokens(documents, padding_side="right")[:, : model.cfg.n_ctx]
     _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
     tok = model.tokenizer
     assert tok is not None
     real = (tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)
     x = cache[sae.hook_name][real]
-    f = sae.sae.encode(x)
-    recon = sae.sae.decode(f)
+    f = sae.encode(x)
+    recon = sae.decode(f)
     ev = 1 - ((x - recon) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
     return SAEQuality(
         name=sae.label,

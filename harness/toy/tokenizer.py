@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerFast
 
 from harness.toy.corpus import words
 
-__all__ = ["PAD", "BOS", "EOS", "UNK", "build_tokenizer", "load_tokenizer"]
+__all__ = ["BOS", "EOS", "PAD", "UNK", "build_tokenizer", "load_tokenizer"]
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 _SPECIALS = (PAD, BOS, EOS, UNK)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ASSETS", "TOY_HOOK", "toy_sae_names", "toy_sae_dir", "eval_documents"]
+__all__ = ["ASSETS", "TOY_HOOK", "eval_documents", "toy_sae_dir", "toy_sae_names"]
 
 ASSETS = Path(__file__).parent / "assets"
 TOY_HOOK = "blocks.1.hook_resid_pre"
