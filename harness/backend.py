@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias, cast
@@ -67,6 +68,42 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _ensure_loadable(repo_id: str, what: str, field: str) -> None:
+    """Fail in seconds, not after minutes of retries, when a hub download cannot work.
+
+    Files already in the local Hugging Face cache load offline; otherwise the hub must answer.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str) or isinstance(
+        try_to_load_from_cache(repo_id, "cfg.json"), str
+    )
+    if _hub_offline() and not cached:
+        raise BackendError(
+            f"{field}: {what} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
+        )
+    if not cached and not hub_reachable():
+        raise BackendError(
+            f"{field}: cannot download {what}: the Hugging Face hub is unreachable and it is "
+            "not in the local cache (use the toy world, or run where the hub is reachable)"
+        )
+
+
 def load_model(ref: ModelRef, device: str = "cpu", assets: Path = ASSETS) -> HookedTransformer:
     """Load the model a spec names, in eval mode on ``device``."""
     if isinstance(ref, PretrainedModel):
@@ -81,7 +118,10 @@ def load_model(ref: ModelRef, device: str = "cpu", assets: Path = ASSETS) -> Hoo
 
 
 def _load_pretrained_model(ref: PretrainedModel, device: str) -> HookedTransformer:
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    _ensure_loadable(get_official_model_name(ref.name), f"model {ref.name!r}", "model.name")
     try:
         model = HookedTransformer.from_pretrained(ref.name, device=device, dtype=dtype[ref.dtype])
     except Exception as exc:  # the hub client raises many types; all mean "could not load"
@@ -115,7 +155,7 @@ def load_sae(ref: SAERef, label: str, device: str = "cpu", assets: Path = ASSETS
         raise BackendError(
             f"saes: could not load SAE {label!r}: {type(exc).__name__}: {exc}"
         ) from exc
-    hook = sae.cfg.metadata.hook_name
+    hook = ref.hook or sae.cfg.metadata.hook_name
     if not hook:
         raise BackendError(f"saes: SAE {label!r} does not say which hook point it reads")
     sae.eval()
@@ -123,6 +163,11 @@ def load_sae(ref: SAERef, label: str, device: str = "cpu", assets: Path = ASSETS
 
 
 def _load_release_sae(ref: PretrainedSAE, device: str) -> AnySAE:
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    lookup = get_pretrained_saes_directory().get(ref.release)
+    if lookup is not None:
+        _ensure_loadable(lookup.repo_id, f"SAE release {ref.release!r}", "saes")
     try:
         return cast(AnySAE, SAE.from_pretrained(ref.release, ref.sae_id, device=device))
     except Exception as exc:

@@ -57,9 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--device",
-        default="auto",
+        default=None,
         choices=["auto", "cpu", "cuda", "mps"],
-        help="auto picks cuda, then mps, then cpu",
+        help="overrides the spec's model.device (auto: cuda, then mps, then cpu)",
     )
     run.add_argument("--batch-size", type=int, default=64, help="rows per forward pass")
     run.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
@@ -127,7 +127,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from harness.loading import load_spec
-    from harness.runner import validate_static
+    from harness.validate import validate_static
 
     exp = load_spec(args.spec)
     validate_static(exp)

@@ -15,7 +15,7 @@ from transformer_lens import HookedTransformer
 
 from harness.backend import LoadedSAE
 from harness.errors import SpecError
-from harness.spec import FeatureByContrast, FeatureByIndex
+from harness.spec import FeatureByContrast, FeatureByIndex, FeatureByMatch, FeatureRef
 
 __all__ = [
     "ActivationStats",
@@ -74,10 +74,40 @@ def contrastive_candidates(
     ]
 
 
+def match_by_decoder(
+    reference: LoadedSAE, index: int, sae: LoadedSAE, top: int = 5
+) -> list[Candidate]:
+    """Features of ``sae`` ranked by decoder cosine to feature ``index`` of ``reference``."""
+    target = reference.sae.W_dec[index].detach().float()
+    dec = sae.sae.W_dec.detach().float()
+    cos = (dec @ target) / (dec.norm(dim=-1) * target.norm() + 1e-12)
+    scores, idx = torch.topk(cos, k=min(top, cos.shape[0]))
+    return [
+        Candidate(int(i), float(s), float("nan"), float("nan"))
+        for s, i in zip(scores, idx, strict=True)
+    ]
+
+
 def resolve_feature(
-    model: HookedTransformer, sae: LoadedSAE, ref: FeatureByIndex | FeatureByContrast, field: str
+    model: HookedTransformer,
+    sae: LoadedSAE,
+    ref: FeatureRef,
+    field: str,
+    others: dict[str, LoadedSAE] | None = None,
 ) -> tuple[int, list[Candidate]]:
-    """The feature index a reference means for this SAE, and the candidates it was chosen from."""
+    """The feature index a reference means for this SAE, and the candidates it was chosen from.
+
+    ``others`` maps SAE labels to loaded SAEs, for references matched across checkpoints.
+    """
+    if isinstance(ref, FeatureByMatch):
+        if others is None or ref.reference_sae not in others:
+            raise SpecError(
+                f"reference SAE {ref.reference_sae!r} is not loaded", field=f"{field}.reference_sae"
+            )
+        if ref.reference_sae == sae.label:
+            return ref.reference_index, []
+        candidates = match_by_decoder(others[ref.reference_sae], ref.reference_index, sae)
+        return candidates[0].index, candidates
     if isinstance(ref, FeatureByIndex):
         if ref.index >= sae.d_sae:
             raise SpecError(

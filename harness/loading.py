@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import traceback
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.errors import SpecError
-from harness.spec import Experiment
+from harness.spec import Experiment, PromptFile
 
 __all__ = ["format_validation_error", "load_spec"]
 
@@ -62,4 +63,45 @@ def load_spec(path: Path) -> Experiment:
         raise SpecError(
             f"{path}: spec() returned {type(result).__name__}, expected harness.Experiment"
         )
-    return result
+    return resolve_prompt_files(result, path.parent)
+
+
+def read_prompt_file(ref: PromptFile, base: Path, field: str) -> tuple[str, ...]:
+    """Prompts of a ``.txt`` (one per non-empty line) or ``.jsonl`` (``{"prompt": ...}``) file."""
+    path = (base / ref.path).resolve()
+    if not path.is_file():
+        raise SpecError(f"prompt file {ref.path!r} not found (looked in {base})", field=field)
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if path.suffix == ".jsonl":
+        prompts = []
+        for n, line in enumerate(lines, start=1):
+            try:
+                item = json.loads(line)
+                prompts.append(item["prompt"] if isinstance(item, dict) else item)
+            except (json.JSONDecodeError, KeyError) as exc:
+                raise SpecError(
+                    f"{ref.path}:{n}: expected a JSON object with a 'prompt' field", field=field
+                ) from exc
+        lines = [str(p) for p in prompts]
+    if not lines:
+        raise SpecError(f"prompt file {ref.path!r} holds no prompts", field=field)
+    return tuple(lines)
+
+
+def resolve_prompt_files(exp: Experiment, base: Path) -> Experiment:
+    """Replace every :class:`PromptFile` by the prompts it holds (the stored spec is then
+    self-contained, and its hash follows the file's content)."""
+    data = exp.model_dump(mode="python")
+    changed = False
+    for i, study in enumerate(exp.studies):
+        for name in ("prompts", "control_prompts", "positive", "negative"):
+            value = getattr(study, name, None)
+            if isinstance(value, PromptFile):
+                data["studies"][i][name] = read_prompt_file(value, base, f"studies.{i}.{name}")
+                changed = True
+    if not changed:
+        return exp
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc)) from exc

@@ -15,15 +15,15 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness.aggregate import summarise
-from harness.errors import BackendError, SpecError
+from harness.errors import HarnessError
 from harness.judge.base import Judge
 from harness.judge.offline import OfflineConceptJudge
 from harness.judge.rubric import load_rubric
-from harness.spec import Experiment, JudgeSettings, PretrainedModel, ToySAE, sae_label
+from harness.spec import RUNNABLE_STUDIES, Experiment, JudgeSettings, SaturationClamp, sae_label
 from harness.store import RunStore, default_runs_root
-from harness.toy.world import toy_sae_names
+from harness.validate import validate_static
 
-__all__ = ["RunOptions", "RunResult", "make_judge", "run_experiment", "validate_static"]
+__all__ = ["RunOptions", "RunResult", "check_runnable", "make_judge", "run_experiment"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class RunOptions:
 
     runs_root: Path = field(default_factory=default_runs_root)
     reports_dir: Path = Path("reports")
-    device: str = "auto"
+    device: str | None = None  # None: the spec's model.device
     batch_size: int = 64
     show_progress: bool = True
     log_to_mlflow: bool = True
@@ -54,26 +54,13 @@ def make_judge(settings: JudgeSettings) -> Judge:
     return OfflineConceptJudge(rubric)
 
 
-def validate_static(exp: Experiment) -> None:
-    """Every check possible before a model is loaded (Rule 1); raises :class:`SpecError`."""
-    load_rubric(exp.judge.rubric)
-    shipped = toy_sae_names()
-    for i, ref in enumerate(exp.saes):
-        if isinstance(ref, ToySAE) and ref.name not in shipped:
-            raise SpecError(
-                f"unknown toy SAE {ref.name!r}; valid: {shipped}", field=f"saes.{i}.name"
-            )
+def check_runnable(exp: Experiment) -> None:
+    """Refuse, before loading anything, a study kind this version cannot execute yet."""
     for i, study in enumerate(exp.studies):
-        if not study.feature.keywords and exp.judge.kind == "offline":
-            raise SpecError(
-                "the offline judge needs concept keywords for the feature",
-                field=f"studies.{i}.feature.keywords",
-            )
-        if isinstance(exp.model, PretrainedModel) and study.level_unit == "max_activation":
-            raise SpecError(
-                "levels in multiples of max activation need activation statistics, which are "
-                "computed on the toy corpus only for now; use level_unit='absolute'",
-                field=f"studies.{i}.level_unit",
+        if study.kind not in RUNNABLE_STUDIES:
+            raise HarnessError(
+                f"studies.{i}: study kind {study.kind!r} validates but has no runner in this "
+                f"version; runnable kinds: {list(RUNNABLE_STUDIES)}"
             )
 
 
@@ -112,10 +99,12 @@ def run_experiment(
     from harness.studies.saturation import StudyContext, run_saturation
     from harness.toy.world import eval_documents
     from harness.tracking import log_summary, mlflow_run
+    from harness.validate import validate_loaded
 
     validate_static(exp)
+    check_runnable(exp)
     judge = make_judge(exp.judge)
-    device = resolve_device(options.device)
+    device = resolve_device(options.device or exp.model.device)
     store = RunStore.for_experiment(exp, options.runs_root)
     provenance = collect_provenance(device, judge.name, judge.rubric.ident)
     store.write_json("provenance.json", provenance)
@@ -137,26 +126,22 @@ def run_experiment(
     def body() -> tuple[list[dict[str, Any]], Path]:
         model = load_model(exp.model, device)
         saes = [load_sae(ref, sae_label(ref), device) for ref in exp.saes]
-        for sae in saes:
-            if sae.hook_name not in model.hook_dict:
-                raise BackendError(
-                    f"saes: SAE {sae.label!r} reads unknown hook point {sae.hook_name!r}"
-                )
-            if int(sae.sae.cfg.d_in) != model.cfg.d_model:
-                raise BackendError(
-                    f"saes: SAE {sae.label!r} has d_in={sae.sae.cfg.d_in} but the model's width "
-                    f"is {model.cfg.d_model}"
-                )
-            for i, study in enumerate(exp.studies):  # feature indices checked before any generation
-                resolve_feature(model, sae, study.feature, f"studies.{i}.feature")
-        docs = eval_documents()
-        for sae in saes:
-            stats = activation_stats(
-                model, sae, docs, source=f"toy held-out corpus ({len(docs)} documents)"
-            )
-            ctx = StudyContext(exp, model, sae, stats, judge, store, options.batch_size, bars)
+        validate_loaded(exp, model, saes)
+        by_label = {sae.label: sae for sae in saes}
+        for sae in saes:  # resolve every feature before the first generation
             for i, study in enumerate(exp.studies):
-                run_saturation(ctx, study, f"studies.{i}")
+                if isinstance(study, SaturationClamp):
+                    resolve_feature(model, sae, study.feature, f"studies.{i}.feature", by_label)
+        docs = eval_documents()
+        source = f"toy held-out corpus ({len(docs)} documents)"
+        for sae in saes:
+            stats = activation_stats(model, sae, docs, source=source)
+            ctx = StudyContext(
+                exp, model, sae, stats, judge, store, options.batch_size, bars, by_label
+            )
+            for i, study in enumerate(exp.studies):
+                if isinstance(study, SaturationClamp):
+                    run_saturation(ctx, study, f"studies.{i}")
         bars.close()
         summary = summarise(store, exp.seed)
         store.write_json("summary.json", summary)

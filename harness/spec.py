@@ -14,19 +14,28 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "RUNNABLE_STUDIES",
+    "Ablation",
+    "Attribution",
+    "ContrastiveSearch",
     "Experiment",
     "FeatureByContrast",
     "FeatureByIndex",
+    "FeatureByMatch",
     "FeatureRef",
     "GenerationSettings",
     "JudgeSettings",
     "LocalSAE",
+    "LogitDiff",
     "ModelRef",
     "PretrainedModel",
     "PretrainedSAE",
+    "PromptFile",
     "SAERef",
     "SaturationClamp",
+    "Specificity",
     "Study",
+    "TargetLogProb",
     "ToyModel",
     "ToySAE",
     "sae_label",
@@ -40,10 +49,14 @@ class _Frozen(BaseModel):
 # ---------------------------------------------------------------- models and SAEs
 
 
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
 class ToyModel(_Frozen):
     """The embedded toy TransformerLens model (DESIGN §9)."""
 
     kind: Literal["toy"] = "toy"
+    device: Device = Field(default="auto", description="Runtime-only: not part of the spec hash.")
 
 
 class PretrainedModel(_Frozen):
@@ -52,19 +65,26 @@ class PretrainedModel(_Frozen):
     kind: Literal["pretrained"] = "pretrained"
     name: str = Field(min_length=1)
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    device: Device = Field(default="auto", description="Runtime-only: not part of the spec hash.")
 
 
 ModelRef = Annotated[ToyModel | PretrainedModel, Field(discriminator="kind")]
 
 
-class ToySAE(_Frozen):
+class _SAEBase(_Frozen):
+    hook: str | None = Field(
+        default=None, description="Hook point override; default: the one in the SAE's config."
+    )
+
+
+class ToySAE(_SAEBase):
     """A toy SAE checkpoint shipped with the package, by name (e.g. ``relu-256``)."""
 
     kind: Literal["toy"] = "toy"
     name: str = "relu-256"
 
 
-class PretrainedSAE(_Frozen):
+class PretrainedSAE(_SAEBase):
     """A SAELens release and SAE id, e.g. ``gpt2-small-res-jb`` / ``blocks.3.hook_resid_pre``."""
 
     kind: Literal["release"] = "release"
@@ -72,7 +92,7 @@ class PretrainedSAE(_Frozen):
     sae_id: str = Field(min_length=1)
 
 
-class LocalSAE(_Frozen):
+class LocalSAE(_SAEBase):
     """A directory holding an SAE in SAELens' disk format (``cfg.json`` + weights)."""
 
     kind: Literal["local"] = "local"
@@ -118,21 +138,86 @@ class FeatureByContrast(_FeatureBase):
     position: Literal["last", "max"] = "last"
 
 
-FeatureRef = Annotated[FeatureByIndex | FeatureByContrast, Field(discriminator="kind")]
+class FeatureByMatch(_FeatureBase):
+    """The feature whose decoder direction is closest (cosine) to a feature of another SAE."""
+
+    kind: Literal["match"] = "match"
+    reference_sae: str = Field(min_length=1, description="Label of another SAE in this spec.")
+    reference_index: int = Field(ge=0)
+
+
+FeatureRef = Annotated[
+    FeatureByIndex | FeatureByContrast | FeatureByMatch, Field(discriminator="kind")
+]
+
+
+# ---------------------------------------------------------------- prompts and positions
+
+
+class PromptFile(_Frozen):
+    """Prompts from a file next to the spec: ``.txt`` (one per line) or ``.jsonl`` (``prompt``).
+
+    :func:`harness.loading.load_spec` replaces it by the prompts it holds, so the stored spec is
+    self-contained and its hash changes when the file does.
+    """
+
+    kind: Literal["file"] = "file"
+    path: str = Field(min_length=1)
+
+
+PromptSet = tuple[str, ...] | PromptFile
+Positions = Literal["all", "prompt", "generated", "last"] | tuple[int, ...]
+
+
+def prompt_list(prompts: PromptSet) -> tuple[str, ...]:
+    """The prompts of a resolved prompt set (files are read by ``load_spec``)."""
+    if isinstance(prompts, PromptFile):
+        raise ValueError(f"prompt file {prompts.path!r} was not resolved; use load_spec")
+    return prompts
+
+
+def _check_prompts(prompts: PromptSet) -> PromptSet:
+    if isinstance(prompts, PromptFile):
+        return prompts
+    if not prompts:
+        raise ValueError("the prompt set is empty")
+    for i, prompt in enumerate(prompts):
+        if not prompt.strip():
+            raise ValueError(f"prompt {i} is blank")
+    return prompts
+
+
+def _check_positions(positions: Positions) -> Positions:
+    if isinstance(positions, tuple):
+        if not positions:
+            raise ValueError("explicit positions must list at least one index")
+        if any(p < 0 for p in positions):
+            raise ValueError(f"positions {list(positions)} must be >= 0 (0 is the first token)")
+    return positions
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{what} {value} must be finite")
+    return value
+
+
+class _Study(_Frozen):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
 # ---------------------------------------------------------------- studies
 
 
-class SaturationClamp(_Frozen):
+class SaturationClamp(_Study):
     """Clamp one feature to a sweep of levels while generating; baselines are unclamped rows."""
 
     kind: Literal["saturation"] = "saturation"
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     feature: FeatureRef
     levels: tuple[float, ...] = Field(min_length=1)
     level_unit: Literal["max_activation", "absolute"] = "max_activation"
-    prompts: tuple[str, ...] = Field(min_length=1)
+    prompts: PromptSet
+    conditional: bool = False
     keep_error_term: bool = True
 
     @field_validator("levels")
@@ -147,14 +232,113 @@ class SaturationClamp(_Frozen):
 
     @field_validator("prompts")
     @classmethod
-    def _non_blank(cls, prompts: tuple[str, ...]) -> tuple[str, ...]:
-        for i, prompt in enumerate(prompts):
-            if not prompt.strip():
-                raise ValueError(f"prompt {i} is blank")
-        return prompts
+    def _prompt_set(cls, v: PromptSet) -> PromptSet:
+        return _check_prompts(v)
 
 
-Study = Annotated[SaturationClamp, Field(discriminator="kind")]
+class Ablation(_Study):
+    """Zero (defence) or amplify (attack) features at chosen positions; next-token effects."""
+
+    kind: Literal["ablation"] = "ablation"
+    features: tuple[FeatureRef, ...] = Field(min_length=1)
+    mode: Literal["zero", "amplify"] = "zero"
+    amplify_value: float = Field(default=20.0, gt=0)
+    positions: Positions = "all"
+    prompts: PromptSet
+    control_prompts: PromptSet | None = None
+    tokens: tuple[str, ...] = Field(default=(), description="Tokens whose logit shifts to report.")
+
+    @field_validator("prompts", "control_prompts")
+    @classmethod
+    def _prompt_set(cls, v: PromptSet | None) -> PromptSet | None:
+        return v if v is None else _check_prompts(v)
+
+    @field_validator("positions")
+    @classmethod
+    def _position_set(cls, v: Positions) -> Positions:
+        return _check_positions(v)
+
+    @field_validator("amplify_value")
+    @classmethod
+    def _finite_amplify(cls, v: float) -> float:
+        return _finite(v, "amplify_value")
+
+
+class Specificity(_Study):
+    """Judge contexts where a feature fires, per activation bin, on the 0–3 specificity rubric."""
+
+    kind: Literal["specificity"] = "specificity"
+    feature: FeatureRef
+    bins: tuple[float, ...] = Field(
+        default=(0.0, 0.25, 0.5, 0.75),
+        min_length=1,
+        description="Lower edges of activation bins as fractions of max activation.",
+    )
+    n_per_bin: int = Field(default=20, ge=1, le=1000)
+    include_inactive: bool = True
+    context_window: int = Field(default=8, ge=1, le=256)
+    description: str | None = None
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing_fractions(cls, bins: tuple[float, ...]) -> tuple[float, ...]:
+        for b in bins:
+            if not math.isfinite(b) or not 0 <= b < 1:
+                raise ValueError(f"bin edge {b} must be a fraction in [0, 1)")
+        if list(bins) != sorted(set(bins)):
+            raise ValueError(f"bin edges {list(bins)} must be strictly increasing")
+        return bins
+
+
+class LogitDiff(_Frozen):
+    """Metric: logit(positive) − logit(negative) at the last position."""
+
+    kind: Literal["logit_diff"] = "logit_diff"
+    positive: str = Field(min_length=1)
+    negative: str = Field(min_length=1)
+
+
+class TargetLogProb(_Frozen):
+    """Metric: log-probability of a target continuation."""
+
+    kind: Literal["target_logprob"] = "target_logprob"
+    continuation: str = Field(min_length=1)
+
+
+class Attribution(_Study):
+    """Attribution (grad × (0 − act)) per feature vs true ablations of the top-k features."""
+
+    kind: Literal["attribution"] = "attribution"
+    prompts: PromptSet
+    metric: Annotated[LogitDiff | TargetLogProb, Field(discriminator="kind")]
+    top_k: int = Field(default=20, ge=1, le=1000)
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompt_set(cls, v: PromptSet) -> PromptSet:
+        return _check_prompts(v)
+
+
+class ContrastiveSearch(_Study):
+    """Rank features by mean activation difference between positive and negative prompts."""
+
+    kind: Literal["contrast"] = "contrast"
+    positive: PromptSet
+    negative: PromptSet
+    position: Literal["last", "max"] = "last"
+    top_k: int = Field(default=10, ge=1, le=1000)
+
+    @field_validator("positive", "negative")
+    @classmethod
+    def _prompt_set(cls, v: PromptSet) -> PromptSet:
+        return _check_prompts(v)
+
+
+Study = Annotated[
+    SaturationClamp | Ablation | Specificity | Attribution | ContrastiveSearch,
+    Field(discriminator="kind"),
+]
+RUNNABLE_STUDIES = ("saturation",)
 
 
 # ---------------------------------------------------------------- run settings
@@ -172,7 +356,7 @@ class JudgeSettings(_Frozen):
     """Which judge scores continuations, with which rubric."""
 
     kind: Literal["offline"] = "offline"
-    rubric: Literal["concept_presence"] = "concept_presence"
+    rubric: str = Field(default="concept_presence", min_length=1)
 
 
 class Experiment(_Frozen):
@@ -201,9 +385,12 @@ class Experiment(_Frozen):
         return self
 
     def canonical_json(self) -> str:
-        """The spec as JSON with sorted keys: what is stored with a run and hashed."""
+        """The spec as JSON with sorted keys: what is stored with a run."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
-        """SHA-256 of the canonical JSON (stable under field order in the source file)."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        """SHA-256 of the spec without runtime-only fields (device); stable under key order."""
+        data = self.model_dump(mode="json", exclude={"model": {"device"}})
+        return hashlib.sha256(
+            json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()

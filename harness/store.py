@@ -60,7 +60,8 @@ class RunStore:
         store = cls(run_dir)
         spec_path = run_dir / "spec.json"
         if spec_path.exists():
-            if json.loads(spec_path.read_text()) != json.loads(experiment.canonical_json()):
+            stored = Experiment.model_validate_json(spec_path.read_text())
+            if stored.spec_hash() != experiment.spec_hash():
                 raise StoreError(f"{run_dir} holds a different spec; refusing to mix records")
         else:
             write_atomic(spec_path, experiment.canonical_json())

@@ -83,7 +83,7 @@ def test_specs_are_frozen_and_reject_unknown_fields() -> None:
         ({"levels": (float("inf"),)}, "must be finite"),
         ({"levels": (1.0, 1.0)}, "duplicates"),
         ({"levels": ()}, "at least 1"),
-        ({"prompts": ()}, "at least 1"),
+        ({"prompts": ()}, "the prompt set is empty"),
         ({"prompts": ("  ",)}, "prompt 0 is blank"),
     ],
 )

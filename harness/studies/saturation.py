@@ -19,7 +19,7 @@ from harness.backend import LoadedSAE
 from harness.features import ActivationStats, resolve_feature
 from harness.generation import ClampTarget, GenRow, generate_rows
 from harness.judge.base import Judge, JudgeRequest
-from harness.spec import Experiment, SaturationClamp
+from harness.spec import Experiment, SaturationClamp, prompt_list
 from harness.store import RunStore
 
 __all__ = ["BASELINE", "Progress", "StudyContext", "condition_name", "run_saturation"]
@@ -40,6 +40,7 @@ class StudyContext:
     store: RunStore
     batch_size: int
     progress: Progress
+    all_saes: dict[str, LoadedSAE]
 
 
 def condition_name(level: float, unit: str) -> str:
@@ -54,7 +55,9 @@ def _key(payload: dict[str, Any]) -> str:
 def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> None:
     """Run (or resume) one saturation study on one SAE."""
     exp, sae = ctx.experiment, ctx.sae
-    feature, candidates = resolve_feature(ctx.model, sae, study.feature, f"{field}.feature")
+    feature, candidates = resolve_feature(
+        ctx.model, sae, study.feature, f"{field}.feature", ctx.all_saes
+    )
     max_act = float(ctx.stats.max[feature])
     feature_key = _key({"sae": sae.label, "study": study.name, "what": "feature"})
     if feature_key not in ctx.store.done_keys("feature"):
@@ -82,9 +85,10 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
         "generation": exp.generation.model_dump(mode="json"),
         "seed": exp.seed,
         "keep_error_term": study.keep_error_term,
+        "conditional": study.conditional,
     }
     rows: list[tuple[str, dict[str, Any], GenRow]] = []
-    for i, prompt in enumerate(study.prompts):
+    for i, prompt in enumerate(prompt_list(study.prompts)):
         conditions: list[tuple[str, float | None, float | None]] = [(BASELINE, None, None)]
         for level in study.levels:
             clamp = level * max_act if study.level_unit == "max_activation" else level
@@ -112,6 +116,7 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
         hook_name=sae.hook_name,
         features=(feature,),
         keep_error_term=study.keep_error_term,
+        conditional=study.conditional,
     )
     finished = len(rows) - len(pending)
     ctx.progress(f"generate {sae.label} {study.name}", finished, len(rows))

@@ -1,0 +1,242 @@
+"""Rule 1: every error a spec can contain, found before compute (DESIGN §4).
+
+:func:`validate_static` runs before any model is loaded: it reads only small config files (the toy
+world's, SAELens' release directory, TransformerLens' model list). :func:`validate_loaded` runs
+right after the model and SAEs are loaded and before the first generation. Each error is a
+:class:`SpecError` naming the field path, the bad value and the valid options.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from harness.errors import SpecError
+from harness.judge.rubric import available_rubrics
+from harness.spec import (
+    Experiment,
+    FeatureByIndex,
+    FeatureByMatch,
+    FeatureRef,
+    LocalSAE,
+    PretrainedModel,
+    PretrainedSAE,
+    PromptFile,
+    SaturationClamp,
+    Specificity,
+    ToyModel,
+    ToySAE,
+    sae_label,
+)
+from harness.toy.world import ASSETS, toy_sae_dir, toy_sae_names
+
+__all__ = ["study_features", "toy_hook_names", "validate_loaded", "validate_static"]
+
+# Generating past the toy model's context would index positional embeddings out of range.
+_RESID = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
+
+
+def _close(value: str, options: Sequence[str]) -> str:
+    near = difflib.get_close_matches(value, options, n=3)
+    return f"; did you mean {near}?" if near else ""
+
+
+def toy_hook_names() -> list[str]:
+    """Hook points of the toy model an SAE can sit on (residual stream and block outputs)."""
+    n_layers = json.loads((ASSETS / "model" / "config.json").read_text())["n_layers"]
+    return [f"blocks.{i}.{h}" for i in range(n_layers) for h in _RESID]
+
+
+def study_features(exp: Experiment) -> Iterator[tuple[str, FeatureRef]]:
+    """Every feature reference in the spec with its field path."""
+    for i, study in enumerate(exp.studies):
+        if isinstance(study, SaturationClamp | Specificity):
+            yield f"studies.{i}.feature", study.feature
+        elif study.kind == "ablation":
+            for j, ref in enumerate(study.features):
+                yield f"studies.{i}.features.{j}", ref
+
+
+def _check_prompt_lengths(exp: Experiment) -> None:
+    from harness.toy.tokenizer import load_tokenizer
+
+    n_ctx = json.loads((ASSETS / "model" / "config.json").read_text())["n_ctx"]
+    tok = load_tokenizer(ASSETS / "tokenizer.json")
+    budget = exp.generation.max_new_tokens
+    if budget >= n_ctx:
+        raise SpecError(
+            f"max_new_tokens={budget} does not fit the toy model's context of {n_ctx} tokens "
+            f"(valid: 1..{n_ctx - 2} minus the prompt length)",
+            field="generation.max_new_tokens",
+        )
+    for i, study in enumerate(exp.studies):
+        prompts = getattr(study, "prompts", ())
+        if isinstance(prompts, PromptFile):
+            continue
+        for j, prompt in enumerate(prompts):
+            length = len(tok.encode(prompt))  # includes BOS
+            if length + budget > n_ctx:
+                raise SpecError(
+                    f"prompt of {length} tokens + max_new_tokens={budget} exceeds the toy "
+                    f"model's context of {n_ctx}",
+                    field=f"studies.{i}.prompts.{j}",
+                )
+
+
+def _toy_sae_cfg(name: str) -> dict[str, Any]:
+    cfg: dict[str, Any] = json.loads((toy_sae_dir(name) / "cfg.json").read_text())
+    return cfg
+
+
+def _check_saes(exp: Experiment) -> dict[str, int]:
+    """Check SAE references; returns d_sae per label where it is known before loading."""
+    shipped = toy_sae_names()
+    d_sae: dict[str, int] = {}
+    model_width = None
+    if isinstance(exp.model, ToyModel):
+        model_width = json.loads((ASSETS / "model" / "config.json").read_text())["d_model"]
+    for i, ref in enumerate(exp.saes):
+        label = sae_label(ref)
+        cfg: dict[str, Any] | None = None
+        if isinstance(ref, ToySAE):
+            if ref.name not in shipped:
+                raise SpecError(
+                    f"unknown toy SAE {ref.name!r}; valid: {shipped}", field=f"saes.{i}.name"
+                )
+            cfg = _toy_sae_cfg(ref.name)
+        elif isinstance(ref, LocalSAE):
+            from pathlib import Path
+
+            path = Path(ref.path)
+            if not (path / "cfg.json").is_file():
+                raise SpecError(
+                    f"{ref.path!r} is not a directory with an SAELens cfg.json",
+                    field=f"saes.{i}.path",
+                )
+            cfg = json.loads((path / "cfg.json").read_text())
+        else:
+            _check_release(ref, i)
+        if cfg is not None:
+            d_sae[label] = int(cfg["d_sae"])
+            if model_width is not None and int(cfg["d_in"]) != model_width:
+                raise SpecError(
+                    f"SAE {label!r} has d_in={cfg['d_in']} but the model's width is {model_width}",
+                    field=f"saes.{i}",
+                )
+        if ref.hook is not None and isinstance(exp.model, ToyModel):
+            valid = toy_hook_names()
+            if ref.hook not in valid:
+                raise SpecError(
+                    f"unknown hook point {ref.hook!r}; valid: {valid}", field=f"saes.{i}.hook"
+                )
+    return d_sae
+
+
+def _check_release(ref: PretrainedSAE, i: int) -> None:
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    directory = get_pretrained_saes_directory()
+    if ref.release not in directory:
+        raise SpecError(
+            f"unknown SAELens release {ref.release!r}{_close(ref.release, list(directory))} "
+            f"(the list is sae_lens/pretrained_saes.yaml)",
+            field=f"saes.{i}.release",
+        )
+    ids = list(directory[ref.release].saes_map)
+    if ref.sae_id not in ids:
+        shown = ids if len(ids) <= 12 else [*ids[:12], "…"]
+        raise SpecError(
+            f"release {ref.release!r} has no SAE {ref.sae_id!r}; valid: {shown}",
+            field=f"saes.{i}.sae_id",
+        )
+
+
+def _check_pretrained_model(ref: PretrainedModel) -> None:
+    from transformer_lens import loading_from_pretrained as tl_loading
+
+    official: list[str] = list(tl_loading.OFFICIAL_MODEL_NAMES)  # type: ignore[attr-defined]
+    aliases = tl_loading.make_model_alias_map()
+    if ref.name.lower() not in aliases and ref.name not in official:
+        raise SpecError(
+            f"TransformerLens does not know the model {ref.name!r}{_close(ref.name, official)}",
+            field="model.name",
+        )
+
+
+def validate_static(exp: Experiment) -> None:
+    """Every check possible before a model is loaded; raises :class:`SpecError`."""
+    if exp.judge.rubric not in available_rubrics():
+        raise SpecError(
+            f"unknown rubric {exp.judge.rubric!r}; valid: {available_rubrics()}",
+            field="judge.rubric",
+        )
+    if isinstance(exp.model, PretrainedModel):
+        _check_pretrained_model(exp.model)
+    else:
+        _check_prompt_lengths(exp)
+    d_sae = _check_saes(exp)
+    labels = [sae_label(s) for s in exp.saes]
+    for path, ref in study_features(exp):
+        if isinstance(ref, FeatureByIndex):
+            for label, width in d_sae.items():
+                if ref.index >= width:
+                    raise SpecError(
+                        f"feature index {ref.index} is out of range for SAE {label!r} "
+                        f"(d_sae={width}; valid: 0..{width - 1})",
+                        field=f"{path}.index",
+                    )
+        if isinstance(ref, FeatureByMatch):
+            if ref.reference_sae not in labels:
+                raise SpecError(
+                    f"reference_sae {ref.reference_sae!r} is not an SAE of this "
+                    f"spec; valid: {labels}",
+                    field=f"{path}.reference_sae",
+                )
+            ref_width = d_sae.get(ref.reference_sae)
+            if ref_width is not None and ref.reference_index >= ref_width:
+                raise SpecError(
+                    f"reference_index {ref.reference_index} is out of range (d_sae={ref_width})",
+                    field=f"{path}.reference_index",
+                )
+        if exp.judge.kind == "offline" and not ref.keywords and path.endswith(".feature"):
+            raise SpecError(
+                "the offline judge needs concept keywords for this feature (keywords=(...))",
+                field=f"{path}.keywords",
+            )
+    for i, study in enumerate(exp.studies):
+        if (
+            isinstance(study, SaturationClamp)
+            and isinstance(exp.model, PretrainedModel)
+            and study.level_unit == "max_activation"
+        ):
+            raise SpecError(
+                "levels in multiples of max activation need activation statistics, computed on "
+                "the toy corpus only for now; use level_unit='absolute'",
+                field=f"studies.{i}.level_unit",
+            )
+
+
+def validate_loaded(exp: Experiment, model: Any, saes: Sequence[Any]) -> None:
+    """Checks that need the loaded model and SAEs (hook points, widths, feature indices)."""
+    for i, sae in enumerate(saes):
+        if sae.hook_name not in model.hook_dict:
+            valid = [h for h in model.hook_dict if "resid" in h]
+            raise SpecError(
+                f"SAE {sae.label!r} reads unknown hook point {sae.hook_name!r}; valid: {valid}",
+                field=f"saes.{i}.hook",
+            )
+        if int(sae.sae.cfg.d_in) != model.cfg.d_model:
+            raise SpecError(
+                f"SAE {sae.label!r} has d_in={sae.sae.cfg.d_in} but the model's "
+                f"width is {model.cfg.d_model}",
+                field=f"saes.{i}",
+            )
+        for path, ref in study_features(exp):
+            if isinstance(ref, FeatureByIndex) and ref.index >= sae.d_sae:
+                raise SpecError(
+                    f"feature index {ref.index} is out of range for SAE {sae.label!r} "
+                    f"(d_sae={sae.d_sae}; valid: 0..{sae.d_sae - 1})",
+                    field=f"{path}.index",
+                )
