@@ -28,7 +28,7 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
         order.setdefault((g["sae"], g["study"], g["condition"]), len(order))
     scores: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     unscored: dict[tuple[str, str, str], int] = defaultdict(int)
-    for j in store.records("judgement"):
+    for j in store.judgements():
         group = (j["sae"], j["study"], j["condition"])
         if j["score"] is None:
             unscored[group] += 1

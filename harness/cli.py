@@ -23,6 +23,9 @@ EPILOG = """exit codes: 0 ok, 1 run failed, 2 user error (bad spec or arguments)
 examples:
   harness run experiments/toy_golden_gate.py     run the toy demo end to end
   harness validate experiments/toy_golden_gate.py
+  harness plan experiments/toy_golden_gate.py    the work matrix and its cost
+  harness list                                   the runs in ./runs
+  harness rescore latest                         re-judge stored outputs, no regeneration
   harness show latest --json                     summary rows of the newest run
   harness report latest                          rebuild its Markdown report
   harness toy build --out /tmp/toy               rebuild the toy world from its seed
@@ -67,6 +70,31 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check a spec without loading any model")
     val.add_argument("spec", type=Path)
+
+    pl = sub.add_parser(
+        "plan",
+        help="print the work matrix and what a run will cost",
+        description="Expand SPEC into SAE × study × condition × prompt work items and print the "
+        "counts: generations, forward passes, judge calls, estimated judge cost.",
+    )
+    pl.add_argument("spec", type=Path)
+    pl.add_argument("--batch-size", type=int, default=64, help="rows per forward pass")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    ls = sub.add_parser("list", help="list the runs in the run store")
+    ls.add_argument("--runs", type=Path, default=None, help="run store root")
+
+    rs = sub.add_parser(
+        "rescore",
+        help="re-judge a run's stored outputs without regenerating",
+        description="Judge every stored generation of RUN with the given rubric (items already "
+        "judged by the same judge and rubric are not judged again), make that the run's active "
+        "judgement, and rebuild its summary and report. No model is loaded.",
+    )
+    rs.add_argument("run", help="run id, run directory, or 'latest'")
+    rs.add_argument("--rubric", default=None, help="rubric name (default: the spec's)")
+    rs.add_argument("--runs", type=Path, default=None, help="run store root")
+    rs.add_argument("--reports", type=Path, default=Path("reports"))
 
     for name, text in (
         ("show", "print a run's summary table"),
@@ -135,6 +163,73 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"ok: {exp.name} ({len(exp.saes)} SAE(s), {len(exp.studies)} study(ies)), "
         f"spec hash {exp.spec_hash()[:12]}"
     )
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from harness.loading import load_spec
+    from harness.plan import plan
+    from harness.validate import validate_static
+
+    exp = load_spec(args.spec)
+    validate_static(exp)
+    p = plan(exp, batch_size=args.batch_size)
+    offline = exp.judge.kind == "offline"
+    if args.json:
+        data = {
+            "rows": [asdict(r) for r in p.rows],
+            "totals": p.totals(),
+            "items": len(p.items),
+            "judge_cost_usd": 0.0 if offline else None,
+        }
+        print(json.dumps(data, indent=1))
+        return 0
+    print(f"{exp.name}: spec hash {exp.spec_hash()[:12]}, batch size {args.batch_size}")
+    head = ["sae", "study", "kind", "conditions", "prompts", "generations", "fwd passes", "judge"]
+    print("".join(f"{h:<18}" for h in head[:3]) + "".join(f"{h:>12}" for h in head[3:]))
+    for r in p.rows:
+        kind = r.kind + ("" if r.runnable else " *")
+        nums = (r.conditions, r.prompts, r.generations, r.forward_passes, r.judge_calls)
+        print(f"{r.sae:<18}{r.study:<18}{kind:<18}" + "".join(f"{n:>12}" for n in nums))
+    t = p.totals()
+    cost = "$0.00 (offline judge)" if offline else "unknown"
+    print(
+        f"total: {t['generations']} generations, {t['forward_passes']} forward passes, "
+        f"{t['judge_calls']} judge calls; estimated judge cost {cost}"
+    )
+    if any(not r.runnable for r in p.rows):
+        print("* validates, but this version has no runner for this study kind yet")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from harness.store import RunStore
+
+    root = args.runs or default_runs_root()
+    runs = sorted(root.glob("*/spec.json"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        print(f"no runs under {root}")
+        return 0
+    print(f"{'run':<40}{'status':<10}{'generations':>12}{'judgements':>12}")
+    for spec_path in runs:
+        store = RunStore(spec_path.parent)
+        status_path = store.dir / "status.json"
+        status = json.loads(status_path.read_text())["status"] if status_path.exists() else "?"
+        n_gen = len(store.done_keys("generation"))
+        n_judged = len(store.done_keys("judgement"))
+        print(f"{store.run_id:<40}{status:<10}{n_gen:>12}{n_judged:>12}")
+    return 0
+
+
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from harness.runner import rescore
+    from harness.store import RunStore
+
+    store = RunStore.open(args.run, args.runs or default_runs_root())
+    made, report = rescore(store, args.rubric, args.reports)
+    print(f"{made} new judgements; report: {report}")
     return 0
 
 
@@ -210,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "run": _cmd_run,
         "validate": _cmd_validate,
+        "plan": _cmd_plan,
+        "list": _cmd_list,
+        "rescore": _cmd_rescore,
         "show": _cmd_show,
         "report": _cmd_report,
         "toy": _cmd_toy,

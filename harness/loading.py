@@ -17,10 +17,15 @@ __all__ = ["format_validation_error", "load_spec"]
 
 
 def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem: ``field.path: message (got VALUE)``."""
+    """All problems on one line: ``field.path: message (got VALUE)``.
+
+    Errors raised while ``spec()`` builds a nested object (``GenerationSettings(...)``) carry
+    paths relative to that object, so the path is prefixed with its class name.
+    """
     parts = []
+    prefix = "" if exc.title == "Experiment" else f"{exc.title}."
     for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "spec"
+        path = prefix + ".".join(str(p) for p in err["loc"]) if err["loc"] else exc.title
         msg = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
         shown = repr(got) if not isinstance(got, dict) else "{…}"
@@ -77,11 +82,16 @@ def read_prompt_file(ref: PromptFile, base: Path, field: str) -> tuple[str, ...]
         for n, line in enumerate(lines, start=1):
             try:
                 item = json.loads(line)
-                prompts.append(item["prompt"] if isinstance(item, dict) else item)
-            except (json.JSONDecodeError, KeyError) as exc:
+            except json.JSONDecodeError:
+                item = None
+            prompt = item.get("prompt") if isinstance(item, dict) else item
+            if not isinstance(prompt, str):
                 raise SpecError(
-                    f"{ref.path}:{n}: expected a JSON object with a 'prompt' field", field=field
-                ) from exc
+                    f"{ref.path}:{n}: expected a JSON object with a 'prompt' field "
+                    "(or a JSON string)",
+                    field=field,
+                )
+            prompts.append(prompt)
         lines = [str(p) for p in prompts]
     if not lines:
         raise SpecError(f"prompt file {ref.path!r} holds no prompts", field=field)

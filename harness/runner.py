@@ -7,6 +7,7 @@ item's identity.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,14 @@ from harness.spec import RUNNABLE_STUDIES, Experiment, JudgeSettings, Saturation
 from harness.store import RunStore, default_runs_root
 from harness.validate import validate_static
 
-__all__ = ["RunOptions", "RunResult", "check_runnable", "make_judge", "run_experiment"]
+__all__ = [
+    "RunOptions",
+    "RunResult",
+    "check_runnable",
+    "make_judge",
+    "rescore",
+    "run_experiment",
+]
 
 
 @dataclass(frozen=True)
@@ -150,10 +158,50 @@ def run_experiment(
         report_path.write_text(render_report(store, summary))
         return summary, report_path
 
-    if options.log_to_mlflow:
-        with mlflow_run(exp, store, tags) as mlflow_id:
+    started = time.time()
+    store.write_json("status.json", {"status": "running", "started": started})
+    try:
+        if options.log_to_mlflow:
+            with mlflow_run(exp, store, tags) as mlflow_id:
+                summary, report_path = body()
+                log_summary(summary, store, report_path)
+        else:
             summary, report_path = body()
-            log_summary(summary, store, report_path)
-    else:
-        summary, report_path = body()
+    except BaseException as exc:
+        status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+        store.write_json(
+            "status.json",
+            {"status": status, "started": started, "ended": time.time(), "error": repr(exc)[:500]},
+        )
+        raise
+    store.write_json(
+        "status.json",
+        {
+            "status": "finished",
+            "started": started,
+            "ended": time.time(),
+            "mlflow_run_id": mlflow_id,
+        },
+    )
     return RunResult(store, summary, report_path, mlflow_id)
+
+
+def rescore(store: RunStore, rubric: str | None, reports_dir: Path) -> tuple[int, Path]:
+    """Judge a run's stored generations again (no model, no generation); returns the number of
+    new judgements and the rebuilt report's path."""
+    from harness.report.markdown import render_report
+    from harness.scoring import judge_generations
+
+    exp = store.experiment()
+    settings = exp.judge if rubric is None else exp.judge.model_copy(update={"rubric": rubric})
+    judge = make_judge(settings)
+    made = judge_generations(store, exp, judge, batch_size=64, progress=_Bars(True))
+    provenance = store.read_json("provenance.json")
+    provenance.update(judge=judge.name, rubric=judge.rubric.ident)
+    store.write_json("provenance.json", provenance)
+    summary = summarise(store, exp.seed)
+    store.write_json("summary.json", summary)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    report_path = reports_dir / f"{store.run_id}.md"
+    report_path.write_text(render_report(store, summary))
+    return made, report_path

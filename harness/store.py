@@ -127,6 +127,14 @@ class RunStore:
                 if kind is None or record.get("kind") == kind:
                     yield record
 
+    def judgements(self) -> Iterator[dict[str, Any]]:
+        """Judgements by the run's active judge and rubric (``provenance.json``); a rescore with
+        another judge switches which ones the summary and report use."""
+        prov = self.read_json("provenance.json")
+        for r in self.records("judgement"):
+            if r["judge"] == prov["judge"] and r["rubric"] == prov["rubric"]:
+                yield r
+
     def done_keys(self, kind: str) -> dict[str, dict[str, Any]]:
         """Records of one kind by key: what a resumed run does not redo."""
         return {r["key"]: r for r in self.records(kind)}

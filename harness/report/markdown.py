@@ -132,7 +132,7 @@ def render_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
         cond[row["metric"]] = row
     features = {(f["sae"], f["study"]): f for f in store.records("feature")}
     generations = list(store.records("generation"))
-    judgements = {j["of"]: j for j in store.records("judgement")}
+    judgements = {j["of"]: j for j in store.judgements()}
 
     for (sae, study), conds in by_group.items():
         mine = [g for g in generations if g["sae"] == sae and g["study"] == study]
