@@ -157,3 +157,35 @@ def test_feature_index_out_of_range_fails_before_any_generation(
     err = capsys.readouterr().err
     assert "studies.0.feature.index: feature index 999 is out of range" in err
     assert "valid: 0..255" in err
+
+
+def test_rescore_judges_only_what_is_missing_and_never_regenerates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(DEMO), "--quiet", "--no-mlflow"]) == 0
+    store = RunStore.open("latest", Path("runs"))
+    summary = store.read_json("summary.json")
+    # drop a third of the judgements, as if the judge had been down for them
+    lines = store.records_path.read_text().splitlines(keepends=True)
+    judged = [i for i, line in enumerate(lines) if '"kind": "judgement"' in line]
+    dropped = set(judged[::3])
+    store.records_path.write_text("".join(line for i, line in enumerate(lines) if i not in dropped))
+    monkeypatch.setattr(saturation, "generate_rows", lambda *a, **k: pytest.fail("generated"))
+    capsys.readouterr()
+    assert main(["rescore", "latest"]) == 0
+    assert capsys.readouterr().out.startswith(f"{len(dropped)} new judgements")
+    assert store.read_json("summary.json") == summary
+    assert main(["rescore", "latest"]) == 0
+    assert capsys.readouterr().out.startswith("0 new judgements")
+
+
+def test_plan_prints_the_matrix_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(DEMO), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    [row] = data["rows"]
+    assert row["generations"] == 16 * 6 and row["judge_calls"] == 96 and row["conditions"] == 6
+    assert row["forward_passes"] == 2 * 24  # ceil(96 / 64) batches × 24 new tokens
+    assert data["totals"]["generations"] == 96 and data["judge_cost_usd"] == 0.0
+    assert main(["plan", str(DEMO)]) == 0
+    assert "estimated judge cost $0.00" in capsys.readouterr().out

@@ -99,3 +99,17 @@ def test_duplicate_study_names_are_rejected() -> None:
     )
     with pytest.raises(ValidationError, match="duplicate study names"):
         Experiment(name="e", saes=(ToySAE(),), studies=(study, study))
+
+
+def test_item_keys_ignore_runtime_only_options() -> None:
+    from harness.plan import plan
+
+    data = _data([1.0, 5.0], ["a", "b"], 3)
+    a = Experiment.model_validate(data)
+    b = Experiment.model_validate({**data, "model": {"kind": "toy", "device": "cuda"}})
+    assert a.spec_hash() == b.spec_hash()
+    keys = [i.key for i in plan(a, batch_size=64).items]
+    assert keys == [i.key for i in plan(b, batch_size=2).items]
+    assert len(keys) == len(set(keys)) == 2 * 3
+    c = Experiment.model_validate({**data, "seed": 7})
+    assert not set(keys) & {i.key for i in plan(c).items}

@@ -78,3 +78,18 @@ def test_toy_build_reproduces_the_shipped_assets_bit_for_bit(tmp_path: Path) -> 
     rebuilt = json.loads((out / "manifest.json").read_text())["files"]
     shipped = json.loads((ASSETS / "manifest.json").read_text())["files"]
     assert rebuilt == shipped
+
+
+def test_feature_matching_across_checkpoints(toy_model, toy_saes) -> None:  # type: ignore[no-untyped-def]
+    from harness.features import contrastive_candidates, match_by_decoder, resolve_feature
+    from harness.spec import FeatureByMatch
+
+    relu, topk = toy_saes["relu-256"], toy_saes["topk-256"]
+    # oracle: a feature matched against its own SAE is itself, with cosine 1
+    best = match_by_decoder(relu, 9, relu)[0]
+    assert best.index == 9 and abs(best.score - 1) < 1e-5
+    gg_relu = contrastive_candidates(toy_model, relu, GOLDEN_GATE)[0].index
+    ref = FeatureByMatch(reference_sae="relu", reference_index=gg_relu)
+    index, candidates = resolve_feature(toy_model, topk, ref, "f", {"relu": relu, "topk": topk})
+    assert candidates[0].score > 0.5
+    assert index in [c.index for c in contrastive_candidates(toy_model, topk, GOLDEN_GATE)[:3]]

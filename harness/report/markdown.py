@@ -53,7 +53,18 @@ def _feature_section(feat: dict[str, Any]) -> list[str]:
         f"{feat['max_activation']:.3f} from {cell(feat['max_activation_source'])}.",
         "",
     ]
-    if feat.get("candidates"):
+    if feat.get("candidates") and feat.get("method") == "match":
+        rows = [
+            [str(rank), str(c["index"]), f"{c['score']:.3f}"]
+            for rank, c in enumerate(feat["candidates"], start=1)
+        ]
+        lines += [
+            "Matched across checkpoints by decoder cosine similarity:",
+            "",
+            *_table(["rank", "feature", "cosine"], rows),
+            "",
+        ]
+    elif feat.get("candidates"):
         rows = [
             [
                 str(rank),

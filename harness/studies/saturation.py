@@ -60,6 +60,7 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
                     "study": study.name,
                     "feature": feature,
                     "label": study.feature.label,
+                    "method": study.feature.kind,
                     "max_activation": max_act,
                     "max_activation_source": ctx.stats.source,
                     "candidates": [c.__dict__ for c in candidates[:5]],

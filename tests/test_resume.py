@@ -1,0 +1,86 @@
+"""Rule 5: SIGKILL at a random point loses only unfinished items; a resume redoes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.loading import load_spec
+from harness.plan import plan
+from harness.store import RunStore
+from tests.conftest import REPO
+
+DEMO = REPO / "experiments" / "toy_golden_gate.py"
+
+
+def _run(root: Path, *extra: str) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        str(DEMO),
+        "--quiet",
+        "--no-mlflow",
+        "--batch-size",
+        "4",
+        "--runs",
+        str(root / "runs"),
+        "--reports",
+        str(root / "reports"),
+        *extra,
+    ]
+    return subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _lines(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def _content(store: RunStore) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for r in store.records():
+        out[r["key"]] = r.get("continuation", r.get("score", r.get("feature")))
+    return out
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    total = len(plan(load_spec(DEMO)).items) * 2 + 1  # generations + judgements + feature record
+    kill_after = random.Random(os.getpid()).randint(2, total - 10)
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    proc = _run(killed)
+    records: Path | None = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list((killed / "runs").glob("*/records.jsonl"))
+        if found and _lines(found[0]) >= kill_after:
+            records = found[0]
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert records is not None, f"run ended before {kill_after} records"
+    before = _lines(records)
+    assert before < total, "the kill came too late to test anything"
+
+    assert _run(killed).wait() == 0  # resume
+    resumed = RunStore(records.parent)
+    keys = [r["key"] for r in resumed.records()]
+    assert len(keys) == len(set(keys)) == total  # nothing redone, nothing missing
+    assert json.loads((records.parent / "status.json").read_text())["status"] == "finished"
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert _run(fresh).wait() == 0
+    [fresh_dir] = list((fresh / "runs").glob("*/"))
+    assert _content(resumed) == _content(RunStore(fresh_dir))
+    assert json.loads((records.parent / "summary.json").read_text()) == json.loads(
+        (fresh_dir / "summary.json").read_text()
+    )
