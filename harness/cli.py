@@ -29,6 +29,7 @@ examples:
   harness show latest --json                     summary rows of the newest run
   harness report latest                          rebuild its Markdown report
   harness toy build --out /tmp/toy               rebuild the toy world from its seed
+  harness bench sweep --json                     clamp-sweep speed and overhead ratios
 """
 
 
@@ -64,7 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["auto", "cpu", "cuda", "mps"],
         help="overrides the spec's model.device (auto: cuda, then mps, then cpu)",
     )
-    run.add_argument("--batch-size", type=int, default=64, help="rows per forward pass")
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="rows per forward pass (default: as many as fit a 1 GiB budget)",
+    )
     run.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -107,6 +113,22 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--json", action="store_true", help="print the rows as JSON")
         else:
             cmd.add_argument("--reports", type=Path, default=Path("reports"))
+
+    bench = sub.add_parser("bench", help="benchmarks (ratios measured in one process)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    sweep = bench_sub.add_parser(
+        "sweep",
+        help="clamp sweep: seed-style loop vs the harness engine vs no intervention",
+        description="On the toy model: 5 levels × 32 prompts × 32 new tokens plus baselines, "
+        "generated (a) one model.generate per prompt and level with a decode(encode(x)) hook, "
+        "(b) by the harness in one batched KV-cached pass with per-row clamps, (c) batched with "
+        "no intervention. Prints speedup_vs_seed_loop = a/b and intervention_overhead = b/c.",
+    )
+    sweep.add_argument("--device", default="cpu", help="cpu or cuda")
+    sweep.add_argument("--prompts", type=int, default=32)
+    sweep.add_argument("--new-tokens", type=int, default=32)
+    sweep.add_argument("--repeats", type=int, default=5, help="best of N for the batched runs")
+    sweep.add_argument("--json", action="store_true", help="print the result as JSON")
 
     toy = sub.add_parser("toy", help="the embedded toy world")
     toy_sub = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
@@ -264,6 +286,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from harness.backend import resolve_device
+    from harness.bench import bench_sweep
+
+    device = resolve_device(args.device)
+    result = bench_sweep(
+        device=device,
+        n_prompts=args.prompts,
+        new_tokens=args.new_tokens,
+        repeats=args.repeats,
+        say=(lambda _: None) if args.json else print,
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+        return 0
+    for key, value in result.as_dict().items():
+        print(f"{key:>24}: {value}")
+    return 0
+
+
 def _cmd_toy(args: argparse.Namespace) -> int:
     from harness.toy.world import ASSETS
 
@@ -311,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         "show": _cmd_show,
         "report": _cmd_report,
         "toy": _cmd_toy,
+        "bench": _cmd_bench,
     }
     try:
         return handlers[args.command](args)

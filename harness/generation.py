@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from transformer_lens import HookedTransformer
 
-from harness.interventions import RowClamp, installed_clamp
+from harness.errors import HarnessError
+from harness.interventions import RowIntervention, installed_intervention
+from harness.spec import Positions
 
-__all__ = ["ClampTarget", "GenRow", "generate_rows"]
+__all__ = ["ClampTarget", "GenRow", "auto_batch_size", "generate_rows", "position_masks"]
 
 
 @dataclass(frozen=True)
@@ -35,15 +37,63 @@ class ClampTarget:
     features: tuple[int, ...]
     keep_error_term: bool = True
     conditional: bool = False
+    positions: Positions = "all"
+    mode: Literal["clamp", "add"] = "clamp"
+    include_bos: bool = False
 
 
-def _prompt_mask(model: HookedTransformer, tokens: torch.Tensor) -> torch.Tensor:
+def position_masks(
+    model: HookedTransformer, tokens: torch.Tensor, positions: Positions, include_bos: bool = False
+) -> tuple[torch.Tensor, bool]:
+    """Which prompt positions to intervene on (``[batch, prompt_len]``), and whether to intervene
+    on generated tokens.
+
+    ``all``: every prompt token and every generated one; ``prompt``: prompt tokens only;
+    ``generated``: generated tokens only; ``last``: the last prompt token only; a tuple of ints:
+    those prompt positions, counted from 0 at the first token after BOS. Padding is never
+    intervened on, BOS only with ``include_bos``.
+    """
     tok = model.tokenizer
     assert tok is not None
-    mask: torch.Tensor = tokens != tok.pad_token_id
+    real: torch.Tensor = tokens != tok.pad_token_id
+    if tok.bos_token_id is not None and not include_bos:
+        real &= tokens != tok.bos_token_id
+    if positions == "all":
+        return real, True
+    if positions == "prompt":
+        return real, False
+    if positions == "generated":
+        return torch.zeros_like(real), True
+    if positions == "last":
+        last = torch.zeros_like(real)
+        last[:, -1] = True  # left padding: the last column is every prompt's last token
+        return last, False
+    assert isinstance(positions, tuple)
+    # index 0 = first token after BOS; BOS (if any) sits right before the first real token
+    first = (tokens != tok.pad_token_id).float().argmax(dim=1)
     if tok.bos_token_id is not None:
-        mask &= tokens != tok.bos_token_id
-    return mask
+        first = first + (tokens[torch.arange(len(tokens)), first] == tok.bos_token_id).long()
+    mask = torch.zeros_like(real)
+    for row in range(tokens.shape[0]):
+        for p in positions:
+            col = int(first[row]) + p
+            if col >= tokens.shape[1]:
+                raise HarnessError(
+                    f"position {p} is past the end of prompt {row} of this batch "
+                    f"({tokens.shape[1] - int(first[row])} tokens after BOS)"
+                )
+            mask[row, col] = True
+    return mask, False
+
+
+def auto_batch_size(model: HookedTransformer, seq_len: int, budget_mb: float = 1024.0) -> int:
+    """Rows per batch so the KV cache, activations and logits stay within ``budget_mb``."""
+    cfg = model.cfg
+    bytes_per = torch.finfo(cfg.dtype).bits // 8
+    kv = 2 * cfg.n_layers * seq_len * cfg.d_model * bytes_per
+    acts = 4 * seq_len * max(cfg.d_model, cfg.d_mlp or 0) * bytes_per
+    logits = seq_len * cfg.d_vocab * 4
+    return max(1, int(budget_mb * 2**20 // (kv + acts + logits)))
 
 
 @torch.no_grad()
@@ -56,7 +106,7 @@ def generate_rows(
     greedy: bool = True,
     temperature: float = 1.0,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Generate a continuation for every row; returns the continuation texts in row order.
@@ -67,12 +117,15 @@ def generate_rows(
         target: the SAE, hook and features the values refer to; None when no row is clamped.
         max_new_tokens: tokens generated per row.
         greedy: argmax decoding; otherwise sampling at ``temperature`` seeded by ``seed``.
-        batch_size: rows per forward pass (memory budget).
+        batch_size: rows per forward pass; None picks it from a 1 GiB memory budget.
         on_batch: called with the number of rows finished after each batch (progress bars).
     """
     if any(r.values is not None for r in rows) and target is None:
         raise ValueError("rows carry clamp values but no clamp target was given")
     out: list[str] = []
+    if batch_size is None:
+        longest = model.to_tokens([r.prompt for r in rows], padding_side="left").shape[1]
+        batch_size = auto_batch_size(model, longest + max_new_tokens)
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         tokens = model.to_tokens([r.prompt for r in chunk], padding_side="left")
@@ -90,19 +143,23 @@ def generate_rows(
             kwargs["temperature"] = temperature
         if target is not None and any(r.values is not None for r in chunk):
             n = len(target.features)
-            values = torch.tensor(
-                [r.values if r.values is not None else (0.0,) * n for r in chunk],
-                dtype=torch.float32,
+            active = torch.tensor([r.values is not None for r in chunk])
+            prompt_mask, on_decode = position_masks(
+                model, tokens, target.positions, target.include_bos
             )
-            clamp = RowClamp(
+            iv = RowIntervention(
                 features=torch.tensor(target.features, dtype=torch.long),
-                values=values,
-                active=torch.tensor([r.values is not None for r in chunk]),
-                prompt_mask=_prompt_mask(model, tokens),
+                values=torch.tensor(
+                    [r.values if r.values is not None else (0.0,) * n for r in chunk],
+                    dtype=torch.float32,
+                ),
+                prompt_apply=prompt_mask & active[:, None],
+                decode_apply=active & on_decode,
+                mode=target.mode,
                 conditional=target.conditional,
                 keep_error_term=target.keep_error_term,
             )
-            with installed_clamp(model, target.hook_name, target.sae, clamp):
+            with installed_intervention(model, target.hook_name, target.sae, iv):
                 generated = model.generate(tokens, **kwargs)
         else:
             generated = model.generate(tokens, **kwargs)

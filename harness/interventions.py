@@ -2,9 +2,13 @@
 
 The default clamp keeps the SAE's reconstruction error: setting feature ``i`` to ``v`` maps
 ``x ↦ x + (v − f_i(x)) · W_dec[i]``. For standard (ReLU) and JumpReLU SAEs without input
-normalisation ``f_i`` needs only encoder column ``i``; other SAEs go through the full encode and
-decode, which is exact for every architecture. The naive ``decode(encode(x))`` replacement, which
-drops the error term, is available only by asking for it (``keep_error_term=False``).
+normalisation ``f_i`` needs only encoder column ``i``; other SAEs (TopK, normalised inputs) go
+through the full encode and decode, which is exact for every architecture. Additive steering maps
+``x ↦ x + α · W_dec[i]``. The naive ``decode(encode(x))`` replacement, which drops the error term,
+is available only by asking for it (``keep_error_term=False``).
+
+All maths runs in float32 whatever the model's dtype; rows or positions an intervention does not
+apply to come back bit for bit unchanged.
 """
 
 from __future__ import annotations
@@ -12,13 +16,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
-__all__ = ["RowClamp", "clamp_features", "feature_activations", "installed_clamp"]
+__all__ = [
+    "RowIntervention",
+    "clamp_features",
+    "feature_activations",
+    "installed_intervention",
+    "steer_features",
+]
 
 _FAST_ARCHS = {"standard", "jumprelu"}
 
@@ -33,10 +43,24 @@ def feature_activations(sae: Any, x: torch.Tensor, features: torch.Tensor) -> to
     if _fast_path(sae):
         sae_in = x32 - sae.b_dec.float() if sae.cfg.apply_b_dec_to_input else x32
         pre = sae_in @ sae.W_enc[:, features].float() + sae.b_enc[features].float()
+        acts = torch.relu(cast(torch.Tensor, pre))
         if sae.cfg.architecture() == "jumprelu":
-            return cast(torch.Tensor, pre * (pre > sae.threshold[features].float()))
-        return torch.relu(cast(torch.Tensor, pre))
+            acts = acts * (pre > sae.threshold[features].float())
+        return acts
     return cast(torch.Tensor, sae.encode(x32.to(sae.dtype))[..., features]).float()
+
+
+def _decoded_shift(
+    sae: Any, x: torch.Tensor, features: torch.Tensor, delta: torch.Tensor
+) -> torch.Tensor:
+    """How the SAE output moves when the selected features move by ``delta`` (float32)."""
+    if _fast_path(sae):
+        return cast(torch.Tensor, delta @ sae.W_dec[features].float())
+    base = torch.zeros(*x.shape[:-1], sae.cfg.d_sae, dtype=torch.float32, device=x.device)
+    moved = base.clone()
+    moved[..., features] = delta
+    after = cast(torch.Tensor, sae.decode(moved.to(sae.dtype))).float()
+    return after - cast(torch.Tensor, sae.decode(base.to(sae.dtype))).float()
 
 
 def clamp_features(
@@ -56,8 +80,7 @@ def clamp_features(
         x: activations ``[batch, pos, d_in]``.
         features: feature indices ``[n_features]``.
         values: target values ``[batch, n_features]`` (one row of values per batch row).
-        apply: ``[batch, pos]`` booleans: where to intervene (rows/positions left false are
-            returned unchanged, bit for bit).
+        apply: ``[batch, pos]`` booleans: where to intervene.
         conditional: only clamp where the feature is already active (> 0).
         keep_error_term: keep the SAE reconstruction error (default). False reproduces the older
             ``decode(encode(x))`` replacement with the clamp applied.
@@ -65,19 +88,20 @@ def clamp_features(
     if not keep_error_term:
         return _replace_with_reconstruction(sae, x, features, values, apply, conditional)
     acts = feature_activations(sae, x, features)  # [b, p, n]
-    target = values[:, None, :].to(acts.dtype).expand_as(acts)
     mask = apply[..., None].expand_as(acts)
     if conditional:
         mask = mask & (acts > 0)
-    delta = torch.where(mask, target - acts, torch.zeros_like(acts))
-    if _fast_path(sae):
-        shift = delta @ sae.W_dec[features].float()
-    else:
-        base = torch.zeros(*x.shape[:-1], sae.cfg.d_sae, dtype=torch.float32, device=x.device)
-        moved = base.clone()
-        moved[..., features] = delta
-        shift = sae.decode(moved.to(sae.dtype)).float() - sae.decode(base.to(sae.dtype)).float()
-    out = x.float() + shift
+    delta = torch.where(mask, values[:, None, :].float() - acts, torch.zeros_like(acts))
+    out = x.float() + _decoded_shift(sae, x, features, delta)
+    return torch.where(apply[..., None], out.to(x.dtype), x)
+
+
+def steer_features(
+    sae: Any, x: torch.Tensor, features: torch.Tensor, alphas: torch.Tensor, apply: torch.Tensor
+) -> torch.Tensor:
+    """Additive steering: ``x + Σ α_j · W_dec[j]`` where ``apply`` is true (alphas ``[b, n]``)."""
+    delta = alphas[:, None, :].float() * apply[..., None].float()
+    out = x.float() + _decoded_shift(sae, x, features, delta.expand(*x.shape[:-1], -1))
     return torch.where(apply[..., None], out.to(x.dtype), x)
 
 
@@ -96,56 +120,95 @@ def _replace_with_reconstruction(
     if conditional:
         mask = mask & (sel > 0)
     acts[..., features] = torch.where(mask, target, sel)
-    recon = sae.decode(acts).to(x.dtype)
+    recon = cast(torch.Tensor, sae.decode(acts)).to(x.dtype)
     return torch.where(apply[..., None], recon, x)
 
 
 @dataclass(frozen=True)
-class RowClamp:
-    """A batch's clamp: per-row target values; rows with ``active=False`` are left untouched.
+class RowIntervention:
+    """One batch's intervention: per-row values, where to apply them, and how.
 
-    ``prompt_mask`` marks the prompt positions to intervene on (false at BOS and padding);
-    every decode step after the prompt is intervened on for the active rows.
+    ``prompt_apply`` marks the prompt positions to intervene on (false at BOS and padding, and
+    for rows without an intervention); ``decode_apply`` says, per row, whether each generated
+    token is intervened on too.
     """
 
     features: torch.Tensor  # [n_features] long
-    values: torch.Tensor  # [batch, n_features]
-    active: torch.Tensor  # [batch] bool
-    prompt_mask: torch.Tensor  # [batch, prompt_len] bool
+    values: torch.Tensor  # [batch, n_features]: clamp targets, or steering coefficients
+    prompt_apply: torch.Tensor  # [batch, prompt_len] bool
+    decode_apply: torch.Tensor  # [batch] bool
+    mode: Literal["clamp", "add"] = "clamp"
     conditional: bool = False
     keep_error_term: bool = True
 
 
-@contextmanager
-def installed_clamp(
-    model: HookedTransformer, hook_name: str, sae: Any, clamp: RowClamp
-) -> Iterator[list[int]]:
-    """Install ``clamp`` at ``hook_name`` for the duration of the block; always removed.
+class _FastHook:
+    """The hot path for standard/JumpReLU SAEs: every tensor prepared once, a handful of small
+    ops per call, no host–device synchronisation."""
 
-    Yields a list that counts the forward calls the hook saw (prompt pass + decode steps), so
-    callers and tests can check the intervention fired on every step.
+    def __init__(self, sae: Any, iv: RowIntervention, device: torch.device) -> None:
+        f = iv.features.to(device)
+        self.w_enc = sae.W_enc[:, f].detach().float().to(device)
+        self.b_enc = sae.b_enc[f].detach().float().to(device)
+        self.b_dec = sae.b_dec.detach().float().to(device) if sae.cfg.apply_b_dec_to_input else None
+        self.w_dec = sae.W_dec[f].detach().float().to(device)
+        self.threshold = (
+            sae.threshold[f].detach().float().to(device)
+            if sae.cfg.architecture() == "jumprelu"
+            else None
+        )
+        self.values = iv.values.float().to(device)[:, None, :]
+        self.prompt_apply = iv.prompt_apply.float().to(device)[..., None]
+        self.decode_apply = iv.decode_apply.float().to(device)[:, None, None]
+        self.iv = iv
+
+    def delta(self, x: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
+        if self.iv.mode == "add":
+            return self.values * apply
+        sae_in = x if self.b_dec is None else x - self.b_dec
+        pre = sae_in @ self.w_enc + self.b_enc
+        acts = torch.relu(pre)
+        if self.threshold is not None:
+            acts = acts * (pre > self.threshold)
+        if self.iv.conditional:
+            apply = apply * (acts > 0)
+        return (self.values - acts) * apply
+
+
+@contextmanager
+def installed_intervention(
+    model: HookedTransformer, hook_name: str, sae: Any, iv: RowIntervention
+) -> Iterator[list[int]]:
+    """Install ``iv`` at ``hook_name`` for the duration of the block; always removed.
+
+    The first call is the prompt pass; every later call is one decode step. Yields a list of the
+    sequence lengths the hook saw, so callers and tests can check it fired on every step.
     """
     calls: list[int] = []
-    prompt_len = clamp.prompt_mask.shape[1]
+    device = next(model.parameters()).device
+    fast = _FastHook(sae, iv, device) if _fast_path(sae) and iv.keep_error_term else None
+    prompt_bool = iv.prompt_apply.to(device)
+    decode_bool = iv.decode_apply.to(device)
 
     def hook(act: torch.Tensor, hook: HookPoint) -> torch.Tensor:
         first = not calls
         calls.append(act.shape[1])
-        if first and act.shape[1] == prompt_len:
-            where = clamp.prompt_mask.to(act.device)
-        else:
-            where = torch.ones(act.shape[:2], dtype=torch.bool, device=act.device)
-        where = where & clamp.active.to(act.device)[:, None]
-        if not bool(where.any()):
-            return act
+        if fast is not None:
+            apply = fast.prompt_apply if first else fast.decode_apply
+            delta = fast.delta(act.float(), apply)
+            out: torch.Tensor = (act.float() + delta @ fast.w_dec).to(act.dtype)
+            return out
+        where = prompt_bool if first else decode_bool[:, None].expand(act.shape[0], act.shape[1])
+        if iv.mode == "add":
+            return steer_features(sae, act, iv.features.to(device), iv.values.to(device), where)
         return clamp_features(
             sae,
             act,
-            clamp.features.to(act.device),
-            clamp.values.to(act.device),
+            iv.features.to(device),
+            iv.values.to(device),
             where,
-            conditional=clamp.conditional,
-            keep_error_term=clamp.keep_error_term,
+            conditional=iv.conditional,
+            keep_error_term=iv.keep_error_term,
         )
 
     try:

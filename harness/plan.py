@@ -98,6 +98,8 @@ def saturation_items(exp: Experiment, sae: str, study: SaturationClamp) -> list[
         "seed": exp.seed,
         "keep_error_term": study.keep_error_term,
         "conditional": study.conditional,
+        "intervention": study.intervention,
+        "positions": study.positions,
     }
     items = []
     levels: list[float | None] = [None, *study.levels]

@@ -41,7 +41,7 @@ class RunOptions:
     runs_root: Path = field(default_factory=default_runs_root)
     reports_dir: Path = Path("reports")
     device: str | None = None  # None: the spec's model.device
-    batch_size: int = 64
+    batch_size: int | None = None  # None: from a memory budget
     show_progress: bool = True
     log_to_mlflow: bool = True
 

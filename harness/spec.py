@@ -217,8 +217,18 @@ class SaturationClamp(_Study):
     levels: tuple[float, ...] = Field(min_length=1)
     level_unit: Literal["max_activation", "absolute"] = "max_activation"
     prompts: PromptSet
+    intervention: Literal["clamp", "add"] = Field(
+        default="clamp",
+        description="clamp: set the feature to the level; add: add level × W_dec[i] (steering).",
+    )
+    positions: Positions = "all"
     conditional: bool = False
     keep_error_term: bool = True
+
+    @field_validator("positions")
+    @classmethod
+    def _position_set(cls, v: Positions) -> Positions:
+        return _check_positions(v)
 
     @field_validator("levels")
     @classmethod

@@ -37,7 +37,7 @@ class StudyContext:
     stats: ActivationStats
     judge: Judge
     store: RunStore
-    batch_size: int
+    batch_size: int | None  # None: generation picks it from a memory budget
     progress: Progress
     all_saes: dict[str, LoadedSAE]
 
@@ -95,11 +95,14 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
         features=(feature,),
         keep_error_term=study.keep_error_term,
         conditional=study.conditional,
+        positions=study.positions,
+        mode=study.intervention,
     )
     finished = len(rows) - len(pending)
     ctx.progress(f"generate {sae.label} {study.name}", finished, len(rows))
-    for start in range(0, len(pending), ctx.batch_size):
-        chunk = pending[start : start + ctx.batch_size]
+    step = ctx.batch_size or len(pending) or 1
+    for start in range(0, len(pending), step):
+        chunk = pending[start : start + step]
         texts = generate_rows(
             ctx.model,
             [r[2] for r in chunk],
@@ -117,5 +120,5 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
         ctx.progress(f"generate {sae.label} {study.name}", finished, len(rows))
 
     judge_generations(
-        ctx.store, exp, ctx.judge, ctx.batch_size, ctx.progress, keys=[r[0] for r in rows]
+        ctx.store, exp, ctx.judge, ctx.batch_size or 256, ctx.progress, keys=[r[0] for r in rows]
     )
