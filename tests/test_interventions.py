@@ -91,7 +91,7 @@ def test_clamping_to_the_current_value_changes_nothing(toy_model, saes, name) ->
     assert (naive[:, -1] - x[:, -1]).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("name", ["relu-256", "jumprelu-256"])
+@pytest.mark.parametrize("name", KINDS)
 def test_after_clamping_the_feature_re_encodes_to_the_value(toy_model, saes, name) -> None:  # type: ignore[no-untyped-def]
     """With an encoder that reads back what the decoder writes (W_enc[:, i] · W_dec[i] = 1), a
     conditional clamp re-encodes to the target wherever the feature was active, and leaves the
