@@ -10,9 +10,36 @@ import numpy as np
 from harness.metrics.stats import bootstrap_mean
 from harness.store import RunStore
 
-__all__ = ["SUMMARY_COLUMNS", "summarise"]
+__all__ = ["SUMMARY_COLUMNS", "judge_totals", "summarise"]
 
 SUMMARY_COLUMNS = ("sae", "study", "condition", "metric", "value", "ci_low", "ci_high", "n")
+
+
+def judge_totals(store: RunStore) -> dict[str, Any]:
+    """What the active judge did: counts, unscored reasons, API calls, tokens, cost."""
+    totals: dict[str, Any] = {
+        "judgements": 0,
+        "scored": 0,
+        "unscored": 0,
+        "cached": 0,
+        "api_calls": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost_usd": 0.0,
+        "unscored_reasons": {},
+    }
+    reasons: dict[str, int] = totals["unscored_reasons"]
+    for j in store.judgements():
+        totals["judgements"] += 1
+        if j["score"] is None:
+            totals["unscored"] += 1
+            reasons[j["unscored_reason"]] = reasons.get(j["unscored_reason"], 0) + 1
+        else:
+            totals["scored"] += 1
+        totals["cached"] += int(j.get("cached", False))
+        for k in ("api_calls", "input_tokens", "output_tokens", "cost_usd"):
+            totals[k] += j.get(k, 0)
+    return totals
 
 
 def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ from harness.spec import ToyModel, ToySAE
 from harness.toy.probes import GOLDEN_GATE
 from harness.toy.world import eval_documents
 
-__all__ = ["SweepBench", "bench_sweep"]
+__all__ = ["SweepBench", "bench_judge", "bench_sweep"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +146,70 @@ def bench_sweep(
         torch_threads=torch.get_num_threads(),
         machine=f"{platform.machine()} {platform.processor() or ''}".strip(),
     )
+
+
+def bench_judge(
+    n: int = 1000,
+    latency_s: float = 0.2,
+    concurrency: int = 64,
+    sequential_sample: int = 25,
+) -> dict[str, Any]:
+    """The Anthropic judge against the loopback fake server: speed and the cache's second pass."""
+    import tempfile
+    from pathlib import Path
+
+    import anthropic
+
+    from harness.judge.anthropic_judge import AnthropicJudge
+    from harness.judge.base import JudgeRequest
+    from harness.judge.cache import JudgeCache
+    from harness.judge.fake_server import FakeAnthropic, FaultPlan
+    from harness.judge.rubric import load_rubric
+
+    rubric = load_rubric("concept_presence")
+    requests = [
+        JudgeRequest(text=f"item {i}: the fog over the golden gate bridge", concept="Golden Gate")
+        for i in range(n)
+    ]
+    plan = FaultPlan(latency_s=latency_s)
+    with tempfile.TemporaryDirectory() as tmp, FakeAnthropic(plan) as fake:
+        judge = AnthropicJudge(
+            rubric,
+            cache=JudgeCache(Path(tmp) / "cache.sqlite"),
+            max_concurrency=concurrency,
+            base_url=fake.base_url,
+            api_key="bench-key",
+        )
+        client = anthropic.Anthropic(api_key="bench-key", base_url=fake.base_url)
+        start = time.perf_counter()
+        for req in requests[:sequential_sample]:  # the one-at-a-time loop, on a sample
+            client.messages.create(
+                model=judge.model,
+                max_tokens=judge.max_tokens,
+                messages=[{"role": "user", "content": judge.render(req)}],
+            )
+        per_call = (time.perf_counter() - start) / sequential_sample
+        calls_before = fake.state.message_calls
+        start = time.perf_counter()
+        first = judge.judge(requests)
+        harness_s = time.perf_counter() - start
+        first_calls = fake.state.message_calls - calls_before
+        start = time.perf_counter()
+        second = judge.judge(requests)
+        second_s = time.perf_counter() - start
+        second_calls = fake.state.message_calls - calls_before - first_calls
+    return {
+        "judgements": n,
+        "latency_ms": latency_s * 1000,
+        "concurrency": concurrency,
+        "sequential_s_per_call": round(per_call, 4),
+        "sequential_s_estimated": round(per_call * n, 2),
+        "sequential_sample": sequential_sample,
+        "harness_s": round(harness_s, 3),
+        "speedup_vs_sequential": round(per_call * n / harness_s, 1),
+        "first_pass_api_calls": first_calls,
+        "scored": sum(j.scored for j in first),
+        "second_pass_s": round(second_s, 3),
+        "api_calls": second_calls,
+        "second_pass_cached": sum(j.cached for j in second),
+    }

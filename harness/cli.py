@@ -72,6 +72,25 @@ def _parser() -> argparse.ArgumentParser:
         help="rows per forward pass (default: as many as fit a 1 GiB budget)",
     )
     run.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
+    run.add_argument(
+        "--judge-batch",
+        action="store_true",
+        help="Anthropic judge: send judgements as one Message Batch (half price; "
+        "a crash while waiting resumes without resubmitting)",
+    )
+    run.add_argument(
+        "--judge-concurrency",
+        type=int,
+        default=32,
+        help="Anthropic judge: requests in flight at once (default 32)",
+    )
+    run.add_argument(
+        "--judge-cache",
+        type=Path,
+        default=None,
+        help="judgement cache file (default: $HARNESS_JUDGE_CACHE or "
+        "~/.cache/harness/judge-cache.sqlite)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     val = sub.add_parser("validate", help="check a spec without loading any model")
@@ -129,6 +148,23 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--new-tokens", type=int, default=32)
     sweep.add_argument("--repeats", type=int, default=5, help="best of N for the batched runs")
     sweep.add_argument("--json", action="store_true", help="print the result as JSON")
+    jb = bench_sub.add_parser(
+        "judge",
+        help="Anthropic judge vs one-at-a-time calls, against the loopback fake server",
+        description="N judgements against the fake Anthropic server at a fixed latency: the "
+        "harness judge (concurrent, cached) vs one-at-a-time calls (timed on a sample, scaled to "
+        "N); then a second pass over the same items, which must make 0 API calls.",
+    )
+    jb.add_argument("--n", type=int, default=1000, help="judgements (default 1000)")
+    jb.add_argument("--latency-ms", type=float, default=200.0)
+    jb.add_argument("--concurrency", type=int, default=64)
+    jb.add_argument(
+        "--sequential-sample",
+        type=int,
+        default=25,
+        help="one-at-a-time calls actually timed (default 25)",
+    )
+    jb.add_argument("--json", action="store_true", help="print the result as JSON")
 
     toy = sub.add_parser("toy", help="the embedded toy world")
     toy_sub = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
@@ -164,6 +200,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             show_progress=not args.quiet,
             log_to_mlflow=not args.no_mlflow,
+            judge_batch=args.judge_batch,
+            judge_concurrency=args.judge_concurrency,
+            judge_cache=args.judge_cache,
         ),
     )
     print(f"report: {result.report_path}")
@@ -288,7 +327,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from harness.backend import resolve_device
-    from harness.bench import bench_sweep
+    from harness.bench import bench_judge, bench_sweep
+
+    if args.bench_command == "judge":
+        data = bench_judge(
+            n=args.n,
+            latency_s=args.latency_ms / 1000,
+            concurrency=args.concurrency,
+            sequential_sample=args.sequential_sample,
+        )
+        if args.json:
+            print(json.dumps(data, indent=1))
+        else:
+            for key, value in data.items():
+                print(f"{key:>24}: {value}")
+        return 0
 
     device = resolve_device(args.device)
     result = bench_sweep(

@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from harness.aggregate import summarise
+from harness.aggregate import judge_totals, summarise
 from harness.errors import HarnessError
 from harness.judge.base import Judge
 from harness.judge.offline import OfflineConceptJudge
@@ -44,6 +44,9 @@ class RunOptions:
     batch_size: int | None = None  # None: from a memory budget
     show_progress: bool = True
     log_to_mlflow: bool = True
+    judge_concurrency: int = 32
+    judge_batch: bool = False  # use the Message Batches API (Anthropic judge)
+    judge_cache: Path | None = None  # None: $HARNESS_JUDGE_CACHE or ~/.cache/harness
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,35 @@ class RunResult:
     mlflow_run_id: str | None
 
 
-def make_judge(settings: JudgeSettings) -> Judge:
-    """The judge a spec asks for."""
+def make_judge(settings: JudgeSettings, options: RunOptions | None = None) -> Judge:
+    """The judge a spec asks for (``auto``: Anthropic when a key is set, else offline)."""
     rubric = load_rubric(settings.rubric)
-    return OfflineConceptJudge(rubric)
+    if settings.effective_kind() == "offline":
+        return OfflineConceptJudge(rubric)
+    from harness.judge.anthropic_judge import AnthropicJudge
+    from harness.judge.cache import JudgeCache, default_cache_path
+
+    options = options or RunOptions()
+    return AnthropicJudge(
+        rubric,
+        settings.model,
+        cache=JudgeCache(options.judge_cache or default_cache_path()),
+        max_concurrency=options.judge_concurrency,
+    )
+
+
+def check_unscored(exp: Experiment, store: RunStore) -> None:
+    """Rule 3's run-level threshold: too many failed judgements fail the run (exit 1); the
+    results stay in the store and the report, with the unscored counts and reasons."""
+    totals = judge_totals(store)
+    if totals["judgements"] and (
+        totals["unscored"] / totals["judgements"] > exp.judge.max_unscored_fraction
+    ):
+        reasons = ", ".join(f"{r} ×{n}" for r, n in totals["unscored_reasons"].items())
+        raise HarnessError(
+            f"{totals['unscored']} of {totals['judgements']} judgements are unscored, above "
+            f"judge.max_unscored_fraction={exp.judge.max_unscored_fraction} ({reasons})"
+        )
 
 
 def check_runnable(exp: Experiment) -> None:
@@ -111,7 +139,7 @@ def run_experiment(
 
     validate_static(exp)
     check_runnable(exp)
-    judge = make_judge(exp.judge)
+    judge = make_judge(exp.judge, options)
     device = resolve_device(options.device or exp.model.device)
     store = RunStore.for_experiment(exp, options.runs_root)
     provenance = collect_provenance(device, judge.name, judge.rubric.ident)
@@ -145,7 +173,16 @@ def run_experiment(
         for sae in saes:
             stats = activation_stats(model, sae, docs, source=source)
             ctx = StudyContext(
-                exp, model, sae, stats, judge, store, options.batch_size, bars, by_label
+                exp,
+                model,
+                sae,
+                stats,
+                judge,
+                store,
+                options.batch_size,
+                bars,
+                by_label,
+                judge_batch=options.judge_batch,
             )
             for i, study in enumerate(exp.studies):
                 if isinstance(study, SaturationClamp):
@@ -165,8 +202,10 @@ def run_experiment(
             with mlflow_run(exp, store, tags) as mlflow_id:
                 summary, report_path = body()
                 log_summary(summary, store, report_path)
+                check_unscored(exp, store)
         else:
             summary, report_path = body()
+            check_unscored(exp, store)
     except BaseException as exc:
         status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
         store.write_json(

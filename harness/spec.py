@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -363,10 +364,24 @@ class GenerationSettings(_Frozen):
 
 
 class JudgeSettings(_Frozen):
-    """Which judge scores continuations, with which rubric."""
+    """Which judge scores continuations, with which rubric.
 
-    kind: Literal["offline"] = "offline"
+    ``auto`` uses the Anthropic judge when ``ANTHROPIC_API_KEY`` is set and the offline keyword
+    judge otherwise; reports, MLflow tags and the CLI always say which one scored.
+    """
+
+    kind: Literal["auto", "offline", "anthropic"] = "auto"
+    model: str = Field(default="claude-sonnet-4-5-20250929", min_length=1)
     rubric: str = Field(default="concept_presence", min_length=1)
+    max_unscored_fraction: float = Field(
+        default=0.2, ge=0, le=1, description="More unscored judgements than this fail the run."
+    )
+
+    def effective_kind(self) -> Literal["offline", "anthropic"]:
+        """The judge ``auto`` resolves to here and now."""
+        if self.kind != "auto":
+            return self.kind
+        return "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline"
 
 
 class Experiment(_Frozen):

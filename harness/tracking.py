@@ -81,6 +81,12 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
                     metrics[base + ".ci_high"] = r["ci_high"]
                 metrics[base + ".n"] = float(r["n"])
             mlflow.log_metrics(metrics)
+    from harness.aggregate import judge_totals
+
+    totals = judge_totals(store)
+    mlflow.log_metrics(
+        {f"judge/{k}": float(v) for k, v in totals.items() if k != "unscored_reasons"}
+    )
     for name in ("spec.json", "provenance.json", "records.jsonl", "summary.json"):
         path = store.dir / name
         if path.exists():

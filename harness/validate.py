@@ -200,7 +200,8 @@ def validate_static(exp: Experiment) -> None:
                     f"reference_index {ref.reference_index} is out of range (d_sae={ref_width})",
                     field=f"{path}.reference_index",
                 )
-        if exp.judge.kind == "offline" and not ref.keywords and path.endswith(".feature"):
+        offline = exp.judge.effective_kind() == "offline"
+        if offline and not ref.keywords and path.endswith(".feature"):
             raise SpecError(
                 "the offline judge needs concept keywords for this feature (keywords=(...))",
                 field=f"{path}.keywords",

@@ -33,6 +33,11 @@ class Judgement(BaseModel):
     rubric: str
     prompt: str
     raw_reply: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    api_calls: int = 0
+    cached: bool = False
 
     @model_validator(mode="after")
     def _score_xor_reason(self) -> Judgement:

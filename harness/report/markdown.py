@@ -167,22 +167,53 @@ def render_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
             *_table(["condition", "prompt", "continuation", "score"], examples),
             "",
         ]
-    n_unscored = sum(1 for j in judgements.values() if j["score"] is None)
-    lines += [
+    lines += _judge_section(store, prov)
+    return "\n".join(lines)
+
+
+def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
+    from harness.aggregate import judge_totals
+
+    t = judge_totals(store)
+    lines = [
         "## Judge",
         "",
         *_table(
-            ["judge", "rubric", "judgements", "scored", "unscored"],
+            [
+                "judge",
+                "rubric",
+                "judgements",
+                "scored",
+                "unscored",
+                "from cache",
+                "API calls",
+                "tokens in / out",
+                "cost (USD)",
+            ],
             [
                 [
                     cell(prov.get("judge")),
                     cell(prov.get("rubric")),
-                    str(len(judgements)),
-                    str(len(judgements) - n_unscored),
-                    str(n_unscored),
+                    str(t["judgements"]),
+                    str(t["scored"]),
+                    str(t["unscored"]),
+                    str(t["cached"]),
+                    str(t["api_calls"]),
+                    f"{t['input_tokens']} / {t['output_tokens']}",
+                    f"{t['cost_usd']:.4f}",
                 ]
             ],
         ),
         "",
     ]
-    return "\n".join(lines)
+    if t["unscored_reasons"]:
+        lines += [
+            "Unscored judgements are excluded from every mean above (never counted as 0):",
+            "",
+            *_table(
+                ["reason", "count"],
+                [[cell(r), str(n)] for r, n in sorted(t["unscored_reasons"].items())],
+            ),
+            "",
+        ]
+    return lines

@@ -40,6 +40,7 @@ class StudyContext:
     batch_size: int | None  # None: generation picks it from a memory budget
     progress: Progress
     all_saes: dict[str, LoadedSAE]
+    judge_batch: bool = False
 
 
 def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> None:
@@ -120,5 +121,11 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
         ctx.progress(f"generate {sae.label} {study.name}", finished, len(rows))
 
     judge_generations(
-        ctx.store, exp, ctx.judge, ctx.batch_size or 256, ctx.progress, keys=[r[0] for r in rows]
+        ctx.store,
+        exp,
+        ctx.judge,
+        ctx.batch_size or 256,
+        ctx.progress,
+        keys=[r[0] for r in rows],
+        use_batches=ctx.judge_batch,
     )
