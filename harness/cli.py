@@ -237,13 +237,22 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     exp = load_spec(args.spec)
     validate_static(exp)
     p = plan(exp, batch_size=args.batch_size)
-    offline = exp.judge.kind == "offline"
+    offline = exp.judge.effective_kind() == "offline"
+    calls = p.totals()["judge_calls"]
+    if offline:
+        cost_usd, cost = 0.0, "$0.00 (offline judge)"
+    else:
+        from harness.judge.anthropic_judge import estimate_cost
+
+        cost_usd = estimate_cost(exp.judge.model, calls)
+        cost = f"${cost_usd:.2f} ({exp.judge.model}, about 300 tokens in and 80 out per call)"
     if args.json:
         data = {
             "rows": [asdict(r) for r in p.rows],
             "totals": p.totals(),
             "items": len(p.items),
-            "judge_cost_usd": 0.0 if offline else None,
+            "judge": "offline" if offline else f"anthropic:{exp.judge.model}",
+            "judge_cost_usd": cost_usd,
         }
         print(json.dumps(data, indent=1))
         return 0
@@ -255,7 +264,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         nums = (r.conditions, r.prompts, r.generations, r.forward_passes, r.judge_calls)
         print(f"{r.sae:<18}{r.study:<18}{kind:<18}" + "".join(f"{n:>12}" for n in nums))
     t = p.totals()
-    cost = "$0.00 (offline judge)" if offline else "unknown"
     print(
         f"total: {t['generations']} generations, {t['forward_passes']} forward passes, "
         f"{t['judge_calls']} judge calls; estimated judge cost {cost}"

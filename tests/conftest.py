@@ -35,3 +35,11 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     mlflow.set_tracking_uri(uri)
     yield uri
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_judge_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches a real API or a developer's judgement cache."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    monkeypatch.setenv("HARNESS_JUDGE_CACHE", str(tmp_path / "judge-cache.sqlite"))

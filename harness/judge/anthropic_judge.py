@@ -27,7 +27,7 @@ from harness.judge.cache import JudgeCache
 from harness.judge.parse import parse_verdict
 from harness.judge.rubric import Rubric
 
-__all__ = ["DEFAULT_MODEL", "PRICES_PER_MTOK", "AnthropicJudge"]
+__all__ = ["DEFAULT_MODEL", "PRICES_PER_MTOK", "AnthropicJudge", "estimate_cost"]
 
 DEFAULT_MODEL = "claude-sonnet-4-5-20250929"
 # USD per million (input, output) tokens, by model-id prefix; unknown models cost 0 and say so.
@@ -40,6 +40,11 @@ REASK = (
     "Your reply did not end with a valid verdict. Reply with one line only: "
     "'Score: N', where N is a whole number from {low} to {high}."
 )
+
+
+def estimate_cost(model: str, n_calls: int, tokens_in: int = 300, tokens_out: int = 80) -> float:
+    """Rough USD cost of ``n_calls`` judgements before running them (``harness plan``)."""
+    return n_calls * _cost(model, tokens_in, tokens_out)
 
 
 def _cost(model: str, input_tokens: int, output_tokens: int) -> float:

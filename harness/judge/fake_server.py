@@ -136,7 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         with state.lock:
             state.calls += 1
-            state.auth_headers.add(self.headers.get("x-api-key", ""))
+            auth = self.headers.get("x-api-key") or self.headers.get("authorization", "")
+            state.auth_headers.add(auth.removeprefix("Bearer "))
         if self.path.startswith("/v1/messages/batches"):
             return self._create_batch(body)
         if not self.path.startswith("/v1/messages"):
