@@ -29,7 +29,7 @@ def judge_totals(store: RunStore) -> dict[str, Any]:
         "unscored_reasons": {},
     }
     reasons: dict[str, int] = totals["unscored_reasons"]
-    for j in store.judgements():
+    for j in store.judgements("*"):
         totals["judgements"] += 1
         if j["score"] is None:
             totals["unscored"] += 1
@@ -42,60 +42,105 @@ def judge_totals(store: RunStore) -> dict[str, Any]:
     return totals
 
 
-def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
-    """Aggregate judgements per (sae, study, condition).
+METRIC_NAMES = {
+    "concept_presence": "concept_score",
+    "fluency": "fluency_score",
+    "instruction": "instruction_score",
+}
 
-    Metrics: ``concept_score`` (mean judged score, scored items only), ``mention_rate`` (share of
-    scored items with score ≥ 1), ``n_unscored`` (failed judgements: never counted as a score).
-    Conditions keep the order in which they were generated (baseline first, then levels).
+
+def _scale_high(ident: str) -> int:
+    from harness.judge.rubric import load_rubric
+
+    return load_rubric(ident.split("@", 1)[0]).high
+
+
+def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
+    """Aggregate judgements per (sae, study, condition), with bootstrap CIs over prompts.
+
+    Metrics: ``concept_score`` (the primary rubric's mean, scored items only), ``mention_rate``
+    (share of scored items with concept score ≥ 1), ``n_unscored`` (primary-rubric judgements that
+    failed: never counted as a score), one ``<rubric>_score`` per extra rubric, and
+    ``steering_score``: per item, the harmonic mean of concept, instruction and fluency scores,
+    each divided by its scale's maximum (the aggregate steering benchmarks such as AxBench use),
+    over items scored on all three. Conditions keep the order in which they were generated.
     """
     rng = np.random.default_rng(seed)
+    prov = store.read_json("provenance.json")
+    primary = prov["rubric"]
+    rubrics: dict[str, str] = prov.get("rubrics") or {primary.split("@", 1)[0]: primary}
     order: dict[tuple[str, str, str], int] = {}
     for g in store.records("generation"):
         order.setdefault((g["sae"], g["study"], g["condition"]), len(order))
-    scores: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    # scores[rubric ident][group] = {generation key: score}
+    scores: dict[str, dict[tuple[str, str, str], dict[str, int]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
     unscored: dict[tuple[str, str, str], int] = defaultdict(int)
-    for j in store.judgements():
+    for j in store.judgements("*"):
         group = (j["sae"], j["study"], j["condition"])
         if j["score"] is None:
-            unscored[group] += 1
+            unscored[group] += j["rubric"] == primary
         else:
-            scores[group].append(j["score"])
+            scores[j["rubric"]][group][j["of"]] = j["score"]
+    highs = {ident: _scale_high(ident) for ident in rubrics.values()}
+    hm_parts = [rubrics.get(n) for n in ("concept_presence", "instruction", "fluency")]
     rows: list[dict[str, Any]] = []
-    for group in sorted(order, key=order.__getitem__):
-        sae, study, condition = group
-        vals = scores.get(group, [])
-        for metric, data in (
-            ("concept_score", vals),
-            ("mention_rate", [1.0 if v >= 1 else 0.0 for v in vals]),
-        ):
-            est = bootstrap_mean(data, rng)
-            rows.append(
-                dict(
-                    zip(
-                        SUMMARY_COLUMNS,
-                        (sae, study, condition, metric, est.value, est.ci_low, est.ci_high, est.n),
-                        strict=True,
-                    )
+
+    def add(group: tuple[str, str, str], metric: str, data: list[float]) -> None:
+        est = bootstrap_mean(data, rng)
+        rows.append(
+            dict(
+                zip(
+                    SUMMARY_COLUMNS,
+                    (*group, metric, est.value, est.ci_low, est.ci_high, est.n),
+                    strict=True,
                 )
             )
+        )
+
+    for group in sorted(order, key=order.__getitem__):
+        primary_scores = list(scores[primary][group].values())
+        add(
+            group,
+            METRIC_NAMES.get(primary.split("@", 1)[0], "concept_score"),
+            [float(v) for v in primary_scores],
+        )
+        add(group, "mention_rate", [1.0 if v >= 1 else 0.0 for v in primary_scores])
         n_un = unscored.get(group, 0)
         rows.append(
             dict(
                 zip(
                     SUMMARY_COLUMNS,
                     (
-                        sae,
-                        study,
-                        condition,
+                        *group,
                         "n_unscored",
                         float(n_un),
                         float(n_un),
                         float(n_un),
-                        len(vals) + n_un,
+                        len(primary_scores) + n_un,
                     ),
                     strict=True,
                 )
             )
         )
+        for name, ident in rubrics.items():
+            if ident != primary:
+                add(
+                    group,
+                    METRIC_NAMES.get(name, f"{name}_score"),
+                    [float(v) for v in scores[ident][group].values()],
+                )
+        if all(hm_parts):
+            per_item = [scores[ident][group] for ident in hm_parts if ident]
+            common = set.intersection(*(set(d) for d in per_item))
+            hm = []
+            for key in sorted(common):
+                parts = [
+                    d[key] / highs[ident]
+                    for d, ident in zip(per_item, hm_parts, strict=True)
+                    if ident
+                ]
+                hm.append(0.0 if min(parts) == 0 else len(parts) / sum(1 / p for p in parts))
+            add(group, "steering_score", hm)
     return rows

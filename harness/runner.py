@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from harness.aggregate import judge_totals, summarise
 from harness.errors import HarnessError
 from harness.judge.base import Judge
-from harness.judge.offline import OfflineConceptJudge
+from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import load_rubric
 from harness.spec import RUNNABLE_STUDIES, Experiment, JudgeSettings, SaturationClamp, sae_label
 from harness.store import RunStore, default_runs_root
@@ -29,6 +29,7 @@ __all__ = [
     "RunResult",
     "check_runnable",
     "make_judge",
+    "make_judges",
     "rescore",
     "run_experiment",
 ]
@@ -59,11 +60,20 @@ class RunResult:
     mlflow_run_id: str | None
 
 
-def make_judge(settings: JudgeSettings, options: RunOptions | None = None) -> Judge:
+def make_judges(settings: JudgeSettings, options: RunOptions | None = None) -> list[Judge]:
+    """One judge per rubric, the primary rubric first."""
+    return [
+        make_judge(settings, name, options) for name in (settings.rubric, *settings.extra_rubrics)
+    ]
+
+
+def make_judge(
+    settings: JudgeSettings, rubric_name: str | None = None, options: RunOptions | None = None
+) -> Judge:
     """The judge a spec asks for (``auto``: Anthropic when a key is set, else offline)."""
-    rubric = load_rubric(settings.rubric)
+    rubric = load_rubric(rubric_name or settings.rubric)
     if settings.effective_kind() == "offline":
-        return OfflineConceptJudge(rubric)
+        return OfflineJudge(rubric)
     from harness.judge.anthropic_judge import AnthropicJudge
     from harness.judge.cache import JudgeCache, default_cache_path
 
@@ -139,10 +149,12 @@ def run_experiment(
 
     validate_static(exp)
     check_runnable(exp)
-    judge = make_judge(exp.judge, options)
+    judges = make_judges(exp.judge, options)
+    judge = judges[0]
     device = resolve_device(options.device or exp.model.device)
     store = RunStore.for_experiment(exp, options.runs_root)
     provenance = collect_provenance(device, judge.name, judge.rubric.ident)
+    provenance["rubrics"] = {j.rubric.name: j.rubric.ident for j in judges}
     store.write_json("provenance.json", provenance)
     say(f"run {store.run_id} → {store.dir}  (judge: {judge.name}, rubric {judge.rubric.ident})")
 
@@ -151,6 +163,7 @@ def run_experiment(
         "harness.run_dir": str(store.dir.resolve()),
         "harness.judge": judge.name,
         "harness.rubric": judge.rubric.ident,
+        "harness.rubrics": ", ".join(j.rubric.ident for j in judges),
         "harness.git_commit": str(provenance["git_commit"]),
         "harness.git_dirty": str(provenance["git_dirty"]),
         **{f"harness.version.{k}": v for k, v in provenance["packages"].items()},
@@ -177,7 +190,7 @@ def run_experiment(
                 model,
                 sae,
                 stats,
-                judge,
+                judges,
                 store,
                 options.batch_size,
                 bars,
@@ -233,10 +246,16 @@ def rescore(store: RunStore, rubric: str | None, reports_dir: Path) -> tuple[int
 
     exp = store.experiment()
     settings = exp.judge if rubric is None else exp.judge.model_copy(update={"rubric": rubric})
-    judge = make_judge(settings)
-    made = judge_generations(store, exp, judge, batch_size=64, progress=_Bars(True))
+    judges = make_judges(settings)
+    made = sum(
+        judge_generations(store, exp, j, batch_size=64, progress=_Bars(True)) for j in judges
+    )
     provenance = store.read_json("provenance.json")
-    provenance.update(judge=judge.name, rubric=judge.rubric.ident)
+    provenance.update(
+        judge=judges[0].name,
+        rubric=judges[0].rubric.ident,
+        rubrics={j.rubric.name: j.rubric.ident for j in judges},
+    )
     store.write_json("provenance.json", provenance)
     summary = summarise(store, exp.seed)
     store.write_json("summary.json", summary)

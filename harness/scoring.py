@@ -70,7 +70,9 @@ def judge_generations(
 
     def request(g: dict[str, Any]) -> JudgeRequest:
         concept, keywords = concepts[g["study"]]
-        return JudgeRequest(text=g["continuation"], concept=concept, keywords=keywords)
+        return JudgeRequest(
+            text=g["continuation"], concept=concept, keywords=keywords, prompt=g["prompt"]
+        )
 
     stage = f"judge ({judge.name})"
     total, finished = len(wanted), len(wanted) - len(todo)

@@ -373,6 +373,11 @@ class JudgeSettings(_Frozen):
     kind: Literal["auto", "offline", "anthropic"] = "auto"
     model: str = Field(default="claude-sonnet-4-5-20250929", min_length=1)
     rubric: str = Field(default="concept_presence", min_length=1)
+    extra_rubrics: tuple[str, ...] = Field(
+        default=("fluency", "instruction"),
+        description="Also judged on every continuation: concept / instruction / fluency, the "
+        "shape steering benchmarks report, with their harmonic mean.",
+    )
     max_unscored_fraction: float = Field(
         default=0.2, ge=0, le=1, description="More unscored judgements than this fail the run."
     )

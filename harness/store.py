@@ -127,12 +127,15 @@ class RunStore:
                 if kind is None or record.get("kind") == kind:
                     yield record
 
-    def judgements(self) -> Iterator[dict[str, Any]]:
-        """Judgements by the run's active judge and rubric (``provenance.json``); a rescore with
-        another judge switches which ones the summary and report use."""
+    def judgements(self, rubric: str | None = None) -> Iterator[dict[str, Any]]:
+        """Judgements by the run's active judge (``provenance.json``) on one rubric (an ident;
+        default: the primary rubric), or on every active rubric with ``rubric="*"``. A rescore
+        with another judge or rubric switches which ones the summary and report use."""
         prov = self.read_json("provenance.json")
+        active = set(prov.get("rubrics", {}).values()) | {prov["rubric"]}
+        wanted = active if rubric == "*" else {rubric or prov["rubric"]}
         for r in self.records("judgement"):
-            if r["judge"] == prov["judge"] and r["rubric"] == prov["rubric"]:
+            if r["judge"] == prov["judge"] and r["rubric"] in wanted:
                 yield r
 
     def done_keys(self, kind: str) -> dict[str, dict[str, Any]]:

@@ -167,11 +167,11 @@ def _check_pretrained_model(ref: PretrainedModel) -> None:
 
 def validate_static(exp: Experiment) -> None:
     """Every check possible before a model is loaded; raises :class:`SpecError`."""
-    if exp.judge.rubric not in available_rubrics():
-        raise SpecError(
-            f"unknown rubric {exp.judge.rubric!r}; valid: {available_rubrics()}",
-            field="judge.rubric",
-        )
+    for path, name in [("judge.rubric", exp.judge.rubric)] + [
+        (f"judge.extra_rubrics.{i}", r) for i, r in enumerate(exp.judge.extra_rubrics)
+    ]:
+        if name not in available_rubrics():
+            raise SpecError(f"unknown rubric {name!r}; valid: {available_rubrics()}", field=path)
     if isinstance(exp.model, PretrainedModel):
         _check_pretrained_model(exp.model)
     else:

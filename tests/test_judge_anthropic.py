@@ -214,7 +214,14 @@ def test_batch_mode_survives_a_crash_while_waiting(
         [submitted] = list(store.records("judge_batch"))
         assert len(submitted["custom_ids"]) == 96
         assert main(["run", str(spec), "--quiet", "--no-mlflow", "--judge-batch"]) == 0
-        assert len(fake.state.batches) == 1  # collected, not resubmitted
-        assert fake.state.message_calls == 0  # everything went through the batch
+        # the crashed batch was collected, not resubmitted; fluency and instruction had their own
+        batches = fake.state.batches
+        assert len(batches) == 3
+        first_ids = {r["custom_id"] for r in batches["msgbatch_000001"]["requests"]}
+        assert first_ids == set(submitted["custom_ids"])
+        for later in ("msgbatch_000002", "msgbatch_000003"):
+            assert not first_ids & {r["custom_id"] for r in batches[later]["requests"]}
+        assert fake.state.message_calls == 0  # everything went through the batches
     assert len(list(store.judgements())) == 96
+    assert len(list(store.judgements("*"))) == 3 * 96
     assert sum(j["cost_usd"] for j in store.judgements()) > 0

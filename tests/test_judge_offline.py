@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness.errors import SpecError
-from harness.judge import Judgement, JudgeRequest, OfflineConceptJudge, load_rubric
+from harness.judge import Judgement, JudgeRequest, OfflineJudge, load_rubric
 
 KW = ("bridge", "fog", "bay", "golden", "gate")
 
@@ -22,7 +22,8 @@ def test_rubric_header_levels_and_hash() -> None:
 
 def test_unknown_rubric_names_the_valid_ones() -> None:
     with pytest.raises(
-        SpecError, match=r"judge.rubric: unknown rubric 'nope'; valid: \['concept_presence'\]"
+        SpecError,
+        match=r"judge.rubric: unknown rubric 'nope'; valid: \['concept_presence', 'fluency'",
     ):
         load_rubric("nope")
 
@@ -45,7 +46,7 @@ def test_unknown_rubric_names_the_valid_ones() -> None:
     ],
 )
 def test_offline_judge_levels(text: str, level: int) -> None:
-    judge = OfflineConceptJudge(load_rubric("concept_presence"))
+    judge = OfflineJudge(load_rubric("concept_presence"))
     [verdict] = judge.judge([JudgeRequest(text=text, concept="Golden Gate Bridge", keywords=KW)])
     assert verdict.score == level
     assert verdict.judge == "offline-keyword-v1" and verdict.rubric.startswith("concept_presence@1")
@@ -54,7 +55,7 @@ def test_offline_judge_levels(text: str, level: int) -> None:
 
 
 def test_no_keywords_is_unscored_not_zero() -> None:
-    judge = OfflineConceptJudge(load_rubric("concept_presence"))
+    judge = OfflineJudge(load_rubric("concept_presence"))
     [verdict] = judge.judge([JudgeRequest(text="anything at all", concept="x")])
     assert verdict.score is None and not verdict.scored
     assert "keywords" in (verdict.unscored_reason or "")
@@ -66,3 +67,108 @@ def test_a_judgement_is_scored_or_has_a_reason_never_both() -> None:
         Judgement(score=None, **common)
     with pytest.raises(ValidationError):
         Judgement(score=2, unscored_reason="api error", **common)
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("fog rolls over the <<bridge>> at dawn", 3),
+        ("the fog rolls <<over>> the towers", 2),
+        ("the bridge was built long ago , and then we went home to <<cook>> dinner", 1),
+        ("we went home to <<cook>> dinner", 0),
+    ],
+)
+def test_offline_specificity_levels(text: str, level: int) -> None:
+    judge = OfflineJudge(load_rubric("specificity"))
+    [verdict] = judge.judge([JudgeRequest(text=text, concept="Golden Gate Bridge", keywords=KW)])
+    assert verdict.score == level, verdict.raw_reply
+
+
+def test_offline_specificity_needs_a_highlight() -> None:
+    judge = OfflineJudge(load_rubric("specificity"))
+    [verdict] = judge.judge([JudgeRequest(text="no marker", concept="c", keywords=KW)])
+    assert verdict.score is None and "highlighted" in (verdict.unscored_reason or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("cloudy and mild . a cold wind blows and the sky is stormy .", 2),
+        ("the forecast says rain . the forecast says rain . the forecast says rain", 1),
+        ("bridge bridge bridge bridge bridge bridge", 0),
+        ("", 0),
+    ],
+)
+def test_offline_fluency_levels(text: str, level: int) -> None:
+    [verdict] = OfflineJudge(load_rubric("fluency")).judge([JudgeRequest(text=text, concept="")])
+    assert verdict.score == level, verdict.raw_reply
+
+
+@pytest.mark.parametrize(
+    ("prompt", "text", "level"),
+    [
+        ("the weather today is", "cloudy and cold . the forecast says snow later .", 2),
+        ("the weather today is", "cloudy , then the bridge towers and the bay and the fog", 1),
+        ("the weather today is", "bridge bridge bridge bridge", 0),
+    ],
+)
+def test_offline_instruction_levels(prompt: str, text: str, level: int) -> None:
+    judge = OfflineJudge(load_rubric("instruction"))
+    [verdict] = judge.judge([JudgeRequest(text=text, concept="", prompt=prompt)])
+    assert verdict.score == level, verdict.raw_reply
+    assert prompt in verdict.prompt
+
+
+def test_offline_instruction_without_a_topic_is_unscored() -> None:
+    judge = OfflineJudge(load_rubric("instruction"))
+    [verdict] = judge.judge([JudgeRequest(text="anything", concept="", prompt="hello there")])
+    assert verdict.score is None and verdict.unscored_reason
+
+
+def test_steering_score_is_the_harmonic_mean_of_normalised_scores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from harness.aggregate import summarise
+    from harness.spec import Experiment, FeatureByIndex, SaturationClamp, ToySAE
+    from harness.store import RunStore
+
+    exp = Experiment(
+        name="t",
+        saes=(ToySAE(),),
+        studies=(
+            SaturationClamp(
+                name="s",
+                feature=FeatureByIndex(index=1, keywords=("a",)),
+                levels=(1.0,),
+                prompts=("p",),
+            ),
+        ),
+    )
+    store = RunStore.for_experiment(exp, tmp_path)
+    idents = {n: load_rubric(n).ident for n in ("concept_presence", "fluency", "instruction")}
+    store.write_json(
+        "provenance.json", {"judge": "j", "rubric": idents["concept_presence"], "rubrics": idents}
+    )
+    base = {"sae": "x", "study": "s", "condition": "1x", "prompt_index": 0, "judge": "j"}
+    store.append(
+        [{"kind": "generation", "key": "g1", **base}, {"kind": "generation", "key": "g2", **base}]
+    )
+    scores = {"g1": (3, 2, 1), "g2": (1, 2, None)}  # g2's instruction judgement failed
+    for gen, triple in scores.items():
+        for (name, ident), score in zip(idents.items(), triple, strict=True):
+            store.append(
+                [
+                    {
+                        **base,
+                        "kind": "judgement",
+                        "key": f"{gen}{name}",
+                        "of": gen,
+                        "rubric": ident,
+                        "score": score,
+                        "unscored_reason": None if score is not None else "api error",
+                    }
+                ]
+            )
+    rows = {r["metric"]: r for r in summarise(store, seed=0)}
+    # g1: concept 3/3 = 1, fluency 2/2 = 1, instruction 1/2 = 0.5 → 3 / (1 + 1 + 2) = 0.75
+    assert rows["steering_score"]["value"] == pytest.approx(0.75)
+    assert rows["steering_score"]["n"] == 1  # g2 is not scored on all three
+    assert rows["instruction_score"]["n"] == 1 and rows["concept_score"]["n"] == 2

@@ -51,7 +51,10 @@ def _content(store: RunStore) -> dict[str, object]:
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
-    total = len(plan(load_spec(DEMO)).items) * 2 + 1  # generations + judgements + feature record
+    exp = load_spec(DEMO)
+    rubrics = 1 + len(exp.judge.extra_rubrics)
+    # generations + one judgement per rubric each + the feature record
+    total = len(plan(exp).items) * (1 + rubrics) + 1
     kill_after = random.Random(os.getpid()).randint(2, total - 10)
     killed = tmp_path / "killed"
     killed.mkdir()

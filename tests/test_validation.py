@@ -66,7 +66,7 @@ BAD: dict[str, tuple[str, str]] = {
     "duplicate_saes": (experiment(saes="(ToySAE(), ToySAE())"), "listed more than once"),
     "unknown_rubric": (
         experiment(judge="JudgeSettings(rubric='vibes')"),
-        "judge.rubric: unknown rubric 'vibes'; valid: ['concept_presence']",
+        "judge.rubric: unknown rubric 'vibes'; valid: ['concept_presence', 'fluency',",
     ),
     "zero_new_tokens": (
         experiment(generation="GenerationSettings(max_new_tokens=0)"),

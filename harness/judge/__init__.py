@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.judge.base import Judge, Judgement, JudgeRequest
-from harness.judge.offline import OfflineConceptJudge
+from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import Rubric, load_rubric
 
-__all__ = ["Judge", "JudgeRequest", "Judgement", "OfflineConceptJudge", "Rubric", "load_rubric"]
+__all__ = ["Judge", "JudgeRequest", "Judgement", "OfflineJudge", "Rubric", "load_rubric"]

@@ -94,7 +94,7 @@ class AnthropicJudge:
 
     def render(self, request: JudgeRequest) -> str:
         """The prompt sent for one request."""
-        return self.rubric.render(concept=request.concept, text=request.text)
+        return self.rubric.render(concept=request.concept, text=request.text, prompt=request.prompt)
 
     def cache_key(self, prompt: str) -> str:
         """The judgement cache key of one prompt."""

@@ -20,6 +20,7 @@ class JudgeRequest(BaseModel):
     text: str
     concept: str
     keywords: tuple[str, ...] = ()
+    prompt: str = ""  # the generation prompt, for the instruction-relevance rubric
 
 
 class Judgement(BaseModel):

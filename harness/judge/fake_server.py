@@ -136,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         with state.lock:
             state.calls += 1
-            auth = self.headers.get("x-api-key") or self.headers.get("authorization", "")
+            auth = self.headers.get("x-api-key") or self.headers.get("authorization") or ""
             state.auth_headers.add(auth.removeprefix("Bearer "))
         if self.path.startswith("/v1/messages/batches"):
             return self._create_batch(body)

@@ -1,58 +1,150 @@
-"""A deterministic offline judge: the concept-presence rubric scored from concept keywords.
+"""A deterministic offline judge implementing every shipped rubric without an API key.
 
-It needs no API key, so the toy world and the tests run anywhere. Its levels follow the rubric:
-0 no keyword; 1 one mention; 2 several mentions while most of the text is about something else;
-3 the keywords make up at least ``dominance`` of the content words.
+It is what the toy world and the tests use, and what ``auto`` picks when no ANTHROPIC_API_KEY is
+set. Its rules, per rubric (content words are words that are not stop words or punctuation):
+
+- ``concept_presence`` (0–3), from the concept keywords: 0 no keyword; 1 one mention; 2 several
+  mentions while keywords are under ``dominance`` (30%) of the content words; 3 at or above it.
+- ``specificity`` (0–3), from the keywords and the ``<<highlighted>>`` token: 3 the highlighted
+  token is a keyword; 2 a keyword within ``near`` (3) words of it; 1 a keyword elsewhere in the
+  context; 0 none.
+- ``fluency`` (0–2), from repetition: 2 when at least half the words are distinct and no word
+  repeats 3+ times in a row; 1 when at least 30% are distinct and no run reaches 5; else 0.
+- ``instruction`` (0–2), from the toy world's topic lexicon: 2 when the continuation's dominant
+  topic is the prompt's; 1 when it mentions the prompt's topic at all; 0 otherwise. A prompt with
+  no topic word cannot be judged offline and is unscored.
+
+An item these rules cannot judge is unscored with its reason, never a 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
+from functools import cache
+from itertools import pairwise
 
 from harness.judge.base import Judgement, JudgeRequest
 from harness.judge.rubric import Rubric
-from harness.toy.corpus import words
+from harness.toy.corpus import TOPICS, words
 
-__all__ = ["STOPWORDS", "OfflineConceptJudge"]
+__all__ = ["STOPWORDS", "OfflineJudge"]
 
 STOPWORDS = frozenset(
     "the a an of to in on and or is are was were it its at by for from with as this that "
-    "be been so i you he she we they my your his her our their . , ? ! : ;".split()
+    "be been so i you he she we they my your his her our their . , ? ! : ; < >".split()
 )
+_HIGHLIGHT = re.compile(r"<<(.+?)>>")
+Outcome = tuple[int | None, str]
 
 
-class OfflineConceptJudge:
-    """Keyword-based concept-presence judge (``offline-keyword-v1``)."""
+def _content(text: str) -> list[str]:
+    return [w for w in words(text) if w not in STOPWORDS]
+
+
+def _concept(req: JudgeRequest, dominance: float = 0.3) -> Outcome:
+    if not req.keywords:
+        return None, "no concept keywords given; the offline judge cannot score"
+    keywords = {k.lower() for k in req.keywords}
+    content = _content(req.text)
+    hits = [w for w in content if w in keywords]
+    share = len(hits) / len(content) if content else 0.0
+    level = 0 if not hits else 1 if len(hits) == 1 else 2 if share < dominance else 3
+    return level, f"{len(hits)} keyword hits in {len(content)} content words ({share:.0%})"
+
+
+def _specificity(req: JudgeRequest, near: int = 3) -> Outcome:
+    if not req.keywords:
+        return None, "no concept keywords given; the offline judge cannot score"
+    match = _HIGHLIGHT.search(req.text)
+    if match is None:
+        return None, "no <<highlighted>> token in the context"
+    keywords = {k.lower() for k in req.keywords}
+    before = words(req.text[: match.start()])
+    token = words(match.group(1))
+    after = words(req.text[match.end() :])
+    if any(w in keywords for w in token):
+        return 3, "the highlighted token is a concept keyword"
+    window = before[-near:] + after[:near]
+    if any(w in keywords for w in window):
+        return 2, f"a concept keyword within {near} words of the highlighted token"
+    if any(w in keywords for w in before + after):
+        return 1, "a concept keyword elsewhere in the context"
+    return 0, "no concept keyword in the context"
+
+
+def _fluency(req: JudgeRequest) -> Outcome:
+    ws = words(req.text)
+    if not ws:
+        return 0, "empty continuation"
+    distinct = len(set(ws)) / len(ws)
+    run = longest = 1
+    for a, b in pairwise(ws):
+        run = run + 1 if a == b else 1
+        longest = max(longest, run)
+    level = 2 if distinct >= 0.5 and longest < 3 else 1 if distinct >= 0.3 and longest < 5 else 0
+    return level, f"{distinct:.0%} distinct words, longest repeat run {longest}"
+
+
+@cache
+def _lexicon() -> dict[str, frozenset[str]]:
+    """Words that belong to exactly one toy topic (its templates, fillers and keywords)."""
+    per_topic = {}
+    for topic in TOPICS:
+        text = " ".join([*topic.templates, *(v for vs in topic.slots.values() for v in vs)])
+        per_topic[topic.name] = {w for w in _content(text) if "{" not in w} | set(topic.keywords)
+    return {
+        name: frozenset(w for w in ws if sum(w in other for other in per_topic.values()) == 1)
+        for name, ws in per_topic.items()
+    }
+
+
+def _topic_counts(text: str) -> dict[str, int]:
+    content = _content(text)
+    return {name: sum(w in lex for w in content) for name, lex in _lexicon().items()}
+
+
+def _instruction(req: JudgeRequest) -> Outcome:
+    prompt_topics = _topic_counts(req.prompt)
+    if not any(prompt_topics.values()):
+        return None, "the offline judge cannot tell the prompt's topic"
+    topic = max(prompt_topics, key=prompt_topics.__getitem__)
+    cont = _topic_counts(req.text)
+    if cont[topic] and cont[topic] == max(cont.values()):
+        return 2, f"the continuation stays on the prompt's topic ({topic})"
+    if cont[topic]:
+        return 1, f"the continuation mentions the prompt's topic ({topic}) but drifts"
+    return 0, f"the continuation leaves the prompt's topic ({topic})"
+
+
+_RULES: dict[str, Callable[[JudgeRequest], Outcome]] = {
+    "concept_presence": _concept,
+    "specificity": _specificity,
+    "fluency": _fluency,
+    "instruction": _instruction,
+}
+
+
+class OfflineJudge:
+    """The offline judge for one rubric (``offline-keyword-v1``)."""
 
     name = "offline-keyword-v1"
 
-    def __init__(self, rubric: Rubric, dominance: float = 0.3) -> None:
+    def __init__(self, rubric: Rubric) -> None:
+        if rubric.name not in _RULES:
+            raise ValueError(
+                f"the offline judge has no rules for rubric {rubric.name!r}; "
+                f"it implements {sorted(_RULES)}"
+            )
         self.rubric = rubric
-        self.dominance = dominance
-
-    def _score(self, request: JudgeRequest) -> tuple[int | None, str]:
-        if not request.keywords:
-            return None, "no concept keywords given; the offline judge cannot score"
-        keywords = {k.lower() for k in request.keywords}
-        content = [w for w in words(request.text) if w not in STOPWORDS]
-        hits = [w for w in content if w in keywords]
-        share = len(hits) / len(content) if content else 0.0
-        if not hits:
-            level = 0
-        elif len(hits) == 1:
-            level = 1
-        elif share < self.dominance:
-            level = 2
-        else:
-            level = 3
-        return level, f"{len(hits)} keyword hits in {len(content)} content words ({share:.0%})"
+        self._rule = _RULES[rubric.name]
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Judgement]:
-        """Score each request on the rubric's 0–3 scale (unscored if it has no keywords)."""
+        """Score each request on the rubric's scale, or leave it unscored with the reason."""
         out = []
         for req in requests:
-            score, explanation = self._score(req)
-            prompt = self.rubric.render(concept=req.concept, text=req.text)
+            score, explanation = self._rule(req)
+            prompt = self.rubric.render(concept=req.concept, text=req.text, prompt=req.prompt)
             out.append(
                 Judgement(
                     score=score,

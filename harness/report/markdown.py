@@ -84,29 +84,53 @@ def _feature_section(feat: dict[str, Any]) -> list[str]:
     return lines
 
 
+_EXTRA_COLUMNS = (
+    ("fluency_score", "fluency (0–2)"),
+    ("instruction_score", "instruction (0–2)"),
+    ("steering_score", "harmonic mean (0–1)"),
+)
+
+
+def _est(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "–"
+    return fmt_estimate(row["value"], row["ci_low"], row["ci_high"], row["n"])
+
+
 def _dose_response(
     conds: dict[str, dict[str, dict[str, Any]]], clamp_values: dict[str, float | None]
 ) -> list[str]:
+    extra = [(m, title) for m, title in _EXTRA_COLUMNS if any(m in c for c in conds.values())]
     rows = []
     for cond, metrics in conds.items():
-        cs, mr, un = metrics["concept_score"], metrics["mention_rate"], metrics["n_unscored"]
         value = clamp_values.get(cond)
         rows.append(
             [
                 cell(cond),
                 "–" if value is None else f"{value:.3f}",
-                fmt_estimate(cs["value"], cs["ci_low"], cs["ci_high"], cs["n"]),
-                fmt_estimate(mr["value"], mr["ci_low"], mr["ci_high"], mr["n"]),
-                str(int(un["value"])),
+                _est(metrics.get("concept_score")),
+                _est(metrics.get("mention_rate")),
+                *(_est(metrics.get(m)) for m, _ in extra),
+                str(int(metrics["n_unscored"]["value"])),
             ]
         )
+    header = [
+        "condition",
+        "clamp value",
+        "concept (0–3)",
+        "mention rate",
+        *(title for _, title in extra),
+        "unscored",
+    ]
     return [
         "### Dose–response",
         "",
-        "Concept score: mean judged score on the 0–3 concept-presence rubric with a 95% bootstrap "
-        "CI over prompts; unscored judgements are excluded, never counted as 0.",
+        "Each cell: mean judged score with a 95% bootstrap CI over prompts and its n; unscored "
+        "judgements are excluded, never counted as 0 (the last column counts them for the concept "
+        "rubric). The harmonic mean combines concept, instruction and fluency per item, each "
+        "divided by its scale's maximum, as steering benchmarks do.",
         "",
-        *_table(["condition", "clamp value", "concept score", "mention rate", "unscored"], rows),
+        *_table(header, rows),
         "",
     ]
 

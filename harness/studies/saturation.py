@@ -35,7 +35,7 @@ class StudyContext:
     model: HookedTransformer
     sae: LoadedSAE
     stats: ActivationStats
-    judge: Judge
+    judges: list[Judge]  # the primary rubric's first
     store: RunStore
     batch_size: int | None  # None: generation picks it from a memory budget
     progress: Progress
@@ -120,12 +120,13 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
         finished += len(chunk)
         ctx.progress(f"generate {sae.label} {study.name}", finished, len(rows))
 
-    judge_generations(
-        ctx.store,
-        exp,
-        ctx.judge,
-        ctx.batch_size or 256,
-        ctx.progress,
-        keys=[r[0] for r in rows],
-        use_batches=ctx.judge_batch,
-    )
+    for judge in ctx.judges:
+        judge_generations(
+            ctx.store,
+            exp,
+            judge,
+            ctx.batch_size or 256,
+            ctx.progress,
+            keys=[r[0] for r in rows],
+            use_batches=ctx.judge_batch,
+        )
