@@ -106,41 +106,6 @@ def test_interrupted_run_is_killed_in_mlflow_and_resumes_without_redoing_work(
     assert len(keys) == len(set(keys))
 
 
-BAD_SPECS = {
-    "syntax": ("def spec(:\n", "syntax error"),
-    "no_spec": ("x = 1\n", "defines no function spec()"),
-    "wrong_type": ("def spec():\n    return 3\n", "returned int"),
-    "raises": ("def spec():\n    raise RuntimeError('nope')\n", "spec() raised RuntimeError: nope"),
-    "negative_level": (
-        "from harness import *\n"
-        "def spec():\n"
-        "    return Experiment(name='x', saes=(ToySAE(),), studies=(SaturationClamp(name='s',"
-        " feature=FeatureByIndex(index=3, keywords=('a',)), levels=(-1,), prompts=('p',)),))\n",
-        "clamp level -1.0 must be finite and >= 0",
-    ),
-    "unknown_toy_sae": (
-        "from harness import *\n"
-        "def spec():\n"
-        "    return Experiment(name='x', saes=(ToySAE(name='nope'),),"
-        " studies=(SaturationClamp(name='s',"
-        " feature=FeatureByIndex(index=3, keywords=('a',)), levels=(1,), prompts=('p',)),))\n",
-        "saes.0.name: unknown toy SAE 'nope'; valid: ['relu-256', 'topk-256']",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD_SPECS))
-def test_validate_reports_bad_specs_in_one_line_with_exit_2(
-    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    source, expected = BAD_SPECS[case]
-    path = tmp_path / f"{case}.py"
-    path.write_text(source)
-    assert main(["validate", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
-
-
 def test_feature_index_out_of_range_fails_before_any_generation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
