@@ -1,7 +1,8 @@
 """The ``harness`` command line: a thin layer over the runner, the store and the toy builder.
 
-Exit codes: 0 success; 1 a run failed (or, later, a regression); 2 a user error (bad spec, bad
-arguments, missing run). User errors print one line, never a traceback.
+Exit codes: 0 success; 1 a run failed (or too many judgements were unscored); 2 a user error (bad
+spec, bad arguments, unloadable model, missing run); 130 interrupted. User errors print one line,
+never a traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from harness.store import default_runs_root
 
 __all__ = ["main"]
 
-EPILOG = """exit codes: 0 ok, 1 run failed, 2 user error (bad spec or arguments)
+EPILOG = """exit codes: 0 ok; 1 run failed (or too many unscored judgements); 2 user error
+(bad spec or arguments, unloadable model, missing run); 130 interrupted (resume by re-running)
 
 examples:
   harness run experiments/toy_golden_gate.py     run the toy demo end to end
