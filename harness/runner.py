@@ -16,7 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness.aggregate import judge_totals, summarise
-from harness.errors import HarnessError
+from harness.errors import HarnessError, SpecError
 from harness.judge.base import Judge
 from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import load_rubric
@@ -104,9 +104,10 @@ def check_runnable(exp: Experiment) -> None:
     """Refuse, before loading anything, a study kind this version cannot execute yet."""
     for i, study in enumerate(exp.studies):
         if study.kind not in RUNNABLE_STUDIES:
-            raise HarnessError(
-                f"studies.{i}: study kind {study.kind!r} validates but has no runner in this "
-                f"version; runnable kinds: {list(RUNNABLE_STUDIES)}"
+            raise SpecError(
+                f"study kind {study.kind!r} validates but has no runner in this version; "
+                f"runnable kinds: {list(RUNNABLE_STUDIES)}",
+                field=f"studies.{i}.kind",
             )
 
 
@@ -183,8 +184,11 @@ def run_experiment(
                     resolve_feature(model, sae, study.feature, f"studies.{i}.feature", by_label)
         docs = eval_documents()
         source = f"toy held-out corpus ({len(docs)} documents)"
+        needs_stats = any(
+            isinstance(s, SaturationClamp) and s.level_unit == "max_activation" for s in exp.studies
+        )
         for sae in saes:
-            stats = activation_stats(model, sae, docs, source=source)
+            stats = activation_stats(model, sae, docs, source=source) if needs_stats else None
             ctx = StudyContext(
                 exp,
                 model,

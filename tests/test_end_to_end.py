@@ -154,3 +154,39 @@ def test_plan_prints_the_matrix_and_counts(capsys: pytest.CaptureFixture[str]) -
     assert data["totals"]["generations"] == 96 and data["judge_cost_usd"] == 0.0
     assert main(["plan", str(DEMO)]) == 0
     assert "estimated judge cost $0.00" in capsys.readouterr().out
+
+
+def test_absolute_levels_and_unrunnable_study_kinds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    header = "from harness import *\nfrom harness.spec import *\n"
+    sweep = (
+        "SaturationClamp(name='s', feature=FeatureByIndex(index=9, label='bridge',"
+        " keywords=('bridge', 'fog')), levels=(0.0, 30.0), level_unit='absolute',"
+        " prompts=('the weather today is', 'fans filled the'))"
+    )
+    good = tmp_path / "absolute.py"
+    good.write_text(
+        f"{header}def spec():\n    return Experiment(name='abs', saes=(ToySAE(),),"
+        f" studies=({sweep},))\n"
+    )
+    assert main(["run", str(good), "--quiet", "--no-mlflow"]) == 0
+    store = RunStore.open("latest", Path("runs"))
+    rows = store.read_json("summary.json")
+    assert _concept(rows, "v=30")["value"] >= 2 and _concept(rows, "v=0")["value"] == 0
+    [feature] = list(store.records("feature"))
+    assert feature["max_activation"] is None  # no statistics pass was needed
+    assert "Feature **9** (bridge)." in (Path("reports") / f"{store.run_id}.md").read_text()
+
+    ablation = "Ablation(name='a', features=(FeatureByIndex(index=1),), prompts=('x',))"
+    bad = tmp_path / "ablation.py"
+    bad.write_text(
+        f"{header}def spec():\n    return Experiment(name='abl', saes=(ToySAE(),),"
+        f" studies=({sweep}, {ablation}))\n"
+    )
+    capsys.readouterr()
+    assert main(["validate", str(bad)]) == 0
+    assert main(["run", str(bad), "--quiet", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err
+    assert "studies.1.kind: study kind 'ablation' validates but has no runner" in err

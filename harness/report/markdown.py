@@ -48,11 +48,12 @@ def _score_text(judgement: dict[str, Any] | None) -> str:
 
 def _feature_section(feat: dict[str, Any]) -> list[str]:
     label = feat.get("label") or "unlabelled"
-    lines = [
-        f"Feature **{feat['feature']}** ({cell(label)}); max activation "
-        f"{feat['max_activation']:.3f} from {cell(feat['max_activation_source'])}.",
-        "",
-    ]
+    where = (
+        f"; max activation {feat['max_activation']:.3f} from {cell(feat['max_activation_source'])}"
+        if feat.get("max_activation") is not None
+        else ""
+    )
+    lines = [f"Feature **{feat['feature']}** ({cell(label)}){where}.", ""]
     if feat.get("candidates") and feat.get("method") == "match":
         rows = [
             [str(rank), str(c["index"]), f"{c['score']:.3f}"]

@@ -34,7 +34,7 @@ class StudyContext:
     experiment: Experiment
     model: HookedTransformer
     sae: LoadedSAE
-    stats: ActivationStats
+    stats: ActivationStats | None  # None when no study needs max activations
     judges: list[Judge]  # the primary rubric's first
     store: RunStore
     batch_size: int | None  # None: generation picks it from a memory budget
@@ -49,7 +49,7 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
     feature, candidates = resolve_feature(
         ctx.model, sae, study.feature, f"{field}.feature", ctx.all_saes
     )
-    max_act = float(ctx.stats.max[feature])
+    max_act = float(ctx.stats.max[feature]) if ctx.stats is not None else None
     feature_key = content_key({"sae": sae.label, "study": study.name, "what": "feature"})
     if feature_key not in ctx.store.done_keys("feature"):
         ctx.store.append(
@@ -63,7 +63,7 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
                     "label": study.feature.label,
                     "method": study.feature.kind,
                     "max_activation": max_act,
-                    "max_activation_source": ctx.stats.source,
+                    "max_activation_source": ctx.stats.source if ctx.stats else None,
                     "candidates": [c.__dict__ for c in candidates[:5]],
                 }
             ]
@@ -73,7 +73,10 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
     for item in saturation_items(exp, sae.label, study):
         value: float | None = None
         if item.level is not None:
-            value = item.level * max_act if study.level_unit == "max_activation" else item.level
+            value = item.level
+            if study.level_unit == "max_activation":
+                assert max_act is not None  # the runner computes stats whenever this is used
+                value = item.level * max_act
         meta = {
             "kind": "generation",
             "key": item.key,
