@@ -143,4 +143,6 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
                 ]
                 hm.append(0.0 if min(parts) == 0 else len(parts) / sum(1 / p for p in parts))
             add(group, "steering_score", hm)
-    return rows
+    from harness.studies.specificity import specificity_rows
+
+    return rows + specificity_rows(store, seed)

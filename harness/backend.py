@@ -24,7 +24,7 @@ from harness.spec import LocalSAE, ModelRef, PretrainedModel, PretrainedSAE, SAE
 from harness.toy.tokenizer import load_tokenizer
 from harness.toy.world import ASSETS, toy_sae_dir, toy_sae_names
 
-__all__ = ["LoadedSAE", "load_model", "load_sae", "resolve_device"]
+__all__ = ["LoadedSAE", "load_model", "load_sae", "neuronpedia_id", "resolve_device"]
 
 AnySAE: TypeAlias = SAE[Any]
 
@@ -160,6 +160,17 @@ def load_sae(ref: SAERef, label: str, device: str = "cpu", assets: Path = ASSETS
         raise BackendError(f"saes: SAE {label!r} does not say which hook point it reads")
     sae.eval()
     return LoadedSAE(label=label, sae=sae, hook_name=str(hook))
+
+
+def neuronpedia_id(ref: SAERef) -> str | None:
+    """The Neuronpedia id of a SAELens release SAE, when SAELens knows one."""
+    if not isinstance(ref, PretrainedSAE):
+        return None
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    lookup = get_pretrained_saes_directory().get(ref.release)
+    found = lookup.neuronpedia_id.get(ref.sae_id) if lookup and lookup.neuronpedia_id else None
+    return str(found) if found else None
 
 
 def _load_release_sae(ref: PretrainedSAE, device: str) -> AnySAE:

@@ -323,14 +323,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.aggregate import summarise
-    from harness.report.markdown import render_report
+    from harness.report.markdown import write_report
     from harness.store import RunStore
 
     store = RunStore.open(args.run, args.runs or default_runs_root())
     summary = summarise(store, store.experiment().seed)
-    args.reports.mkdir(parents=True, exist_ok=True)
-    path = args.reports / f"{store.run_id}.md"
-    path.write_text(render_report(store, summary))
+    path = write_report(store, summary, args.reports)
     print(f"report: {path}")
     return 0
 

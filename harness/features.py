@@ -22,6 +22,7 @@ __all__ = [
     "Candidate",
     "activation_stats",
     "contrastive_candidates",
+    "prompt_activations",
     "resolve_feature",
 ]
 
@@ -37,7 +38,7 @@ class Candidate:
 
 
 @torch.no_grad()
-def _prompt_acts(
+def prompt_activations(
     model: HookedTransformer, sae: LoadedSAE, prompts: Sequence[str], position: str
 ) -> torch.Tensor:
     """Feature activations ``[n_prompts, d_sae]`` at the last token, or max over tokens."""
@@ -59,8 +60,8 @@ def contrastive_candidates(
     model: HookedTransformer, sae: LoadedSAE, ref: FeatureByContrast, top: int = 10
 ) -> list[Candidate]:
     """Features ranked by mean activation difference (positive − negative), best first."""
-    pos = _prompt_acts(model, sae, ref.positive, ref.position)
-    neg = _prompt_acts(model, sae, ref.negative, ref.position)
+    pos = prompt_activations(model, sae, ref.positive, ref.position)
+    neg = prompt_activations(model, sae, ref.negative, ref.position)
     diff = pos.mean(0) - neg.mean(0)
     scores, idx = torch.topk(diff, k=min(top, diff.shape[0]))
     return [

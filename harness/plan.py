@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.spec import (
+    RUNNABLE_STUDIES,
     Ablation,
     Attribution,
     ContrastiveSearch,
@@ -153,7 +154,7 @@ def plan(exp: Experiment, batch_size: int = 64) -> Plan:
                     gens,
                     passes,
                     judge_calls,
-                    isinstance(study, SaturationClamp),
+                    study.kind in RUNNABLE_STUDIES,
                 )
             )
             if isinstance(study, SaturationClamp):

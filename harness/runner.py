@@ -20,7 +20,15 @@ from harness.errors import HarnessError, SpecError
 from harness.judge.base import Judge
 from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import load_rubric
-from harness.spec import RUNNABLE_STUDIES, Experiment, JudgeSettings, SaturationClamp, sae_label
+from harness.spec import (
+    RUNNABLE_STUDIES,
+    ContrastiveSearch,
+    Experiment,
+    JudgeSettings,
+    SaturationClamp,
+    Specificity,
+    sae_label,
+)
 from harness.store import RunStore, default_runs_root
 from harness.validate import validate_static
 
@@ -139,11 +147,12 @@ def run_experiment(
 ) -> RunResult:
     """Run (or resume) every study of ``exp`` on every SAE, then write summary, report, MLflow."""
     # Heavy imports here, so `harness --help` and `harness validate` stay fast.
-    from harness.backend import load_model, load_sae, resolve_device
+    from harness.backend import load_model, load_sae, neuronpedia_id, resolve_device
     from harness.features import activation_stats, resolve_feature
     from harness.provenance import collect_provenance
-    from harness.report.markdown import render_report
+    from harness.report.markdown import write_report
     from harness.studies.saturation import StudyContext, run_saturation
+    from harness.studies.specificity import run_contrast, run_specificity
     from harness.toy.world import eval_documents
     from harness.tracking import log_summary, mlflow_run
     from harness.validate import validate_loaded
@@ -156,6 +165,10 @@ def run_experiment(
     store = RunStore.for_experiment(exp, options.runs_root)
     provenance = collect_provenance(device, judge.name, judge.rubric.ident)
     provenance["rubrics"] = {j.rubric.name: j.rubric.ident for j in judges}
+    spec_judge = None
+    if any(isinstance(s, Specificity) for s in exp.studies):
+        spec_judge = make_judge(exp.judge, "specificity", options)
+        provenance["specificity_rubric"] = spec_judge.rubric.ident
     store.write_json("provenance.json", provenance)
     say(f"run {store.run_id} → {store.dir}  (judge: {judge.name}, rubric {judge.rubric.ident})")
 
@@ -180,7 +193,7 @@ def run_experiment(
         by_label = {sae.label: sae for sae in saes}
         for sae in saes:  # resolve every feature before the first generation
             for i, study in enumerate(exp.studies):
-                if isinstance(study, SaturationClamp):
+                if isinstance(study, SaturationClamp | Specificity):
                     resolve_feature(model, sae, study.feature, f"studies.{i}.feature", by_label)
         docs = eval_documents()
         source = f"toy held-out corpus ({len(docs)} documents)"
@@ -204,13 +217,33 @@ def run_experiment(
             for i, study in enumerate(exp.studies):
                 if isinstance(study, SaturationClamp):
                     run_saturation(ctx, study, f"studies.{i}")
+                elif isinstance(study, Specificity):
+                    assert spec_judge is not None
+                    run_specificity(
+                        model,
+                        sae,
+                        study,
+                        f"studies.{i}",
+                        docs,
+                        spec_judge,
+                        store,
+                        exp.seed,
+                        by_label,
+                    )
+                elif isinstance(study, ContrastiveSearch):
+                    run_contrast(
+                        model,
+                        sae,
+                        study,
+                        docs,
+                        store,
+                        exp.seed,
+                        neuronpedia_id(exp.saes[saes.index(sae)]),
+                    )
         bars.close()
         summary = summarise(store, exp.seed)
         store.write_json("summary.json", summary)
-        options.reports_dir.mkdir(parents=True, exist_ok=True)
-        report_path = options.reports_dir / f"{store.run_id}.md"
-        report_path.write_text(render_report(store, summary))
-        return summary, report_path
+        return summary, write_report(store, summary, options.reports_dir)
 
     started = time.time()
     store.write_json("status.json", {"status": "running", "started": started})
@@ -245,7 +278,7 @@ def run_experiment(
 def rescore(store: RunStore, rubric: str | None, reports_dir: Path) -> tuple[int, Path]:
     """Judge a run's stored generations again (no model, no generation); returns the number of
     new judgements and the rebuilt report's path."""
-    from harness.report.markdown import render_report
+    from harness.report.markdown import write_report
     from harness.scoring import judge_generations
 
     exp = store.experiment()
@@ -263,7 +296,4 @@ def rescore(store: RunStore, rubric: str | None, reports_dir: Path) -> tuple[int
     store.write_json("provenance.json", provenance)
     summary = summarise(store, exp.seed)
     store.write_json("summary.json", summary)
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    report_path = reports_dir / f"{store.run_id}.md"
-    report_path.write_text(render_report(store, summary))
-    return made, report_path
+    return made, write_report(store, summary, reports_dir)

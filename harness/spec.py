@@ -349,7 +349,7 @@ Study = Annotated[
     SaturationClamp | Ablation | Specificity | Attribution | ContrastiveSearch,
     Field(discriminator="kind"),
 ]
-RUNNABLE_STUDIES = ("saturation",)
+RUNNABLE_STUDIES = ("saturation", "contrast", "specificity")
 
 
 # ---------------------------------------------------------------- run settings

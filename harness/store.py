@@ -133,6 +133,8 @@ class RunStore:
         with another judge or rubric switches which ones the summary and report use."""
         prov = self.read_json("provenance.json")
         active = set(prov.get("rubrics", {}).values()) | {prov["rubric"]}
+        if prov.get("specificity_rubric"):
+            active.add(prov["specificity_rubric"])
         wanted = active if rubric == "*" else {rubric or prov["rubric"]}
         for r in self.records("judgement"):
             if r["judge"] == prov["judge"] and r["rubric"] in wanted:

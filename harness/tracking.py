@@ -93,3 +93,6 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
             mlflow.log_artifact(str(path), artifact_path="run")
     if report is not None:
         mlflow.log_artifact(str(report), artifact_path="report")
+        plots = report.with_name(f"{store.run_id}-files")
+        if plots.is_dir():
+            mlflow.log_artifacts(str(plots), artifact_path=f"report/{plots.name}")

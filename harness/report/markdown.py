@@ -6,38 +6,15 @@ newlines, backticks or HTML in model output cannot break a table.
 
 from __future__ import annotations
 
-import html
-import math
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
+from harness.report.findings import contrast_section, specificity_section
+from harness.report.markdown_table import cell, fmt_estimate, table
 from harness.store import RunStore
 
-__all__ = ["cell", "fmt_estimate", "render_report"]
-
-
-_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|"})
-
-
-def cell(text: object, limit: int = 160) -> str:
-    """Make any value safe inside a Markdown table cell (escaped, one line, bounded length)."""
-    s = " ".join(str(text).split())
-    if len(s) > limit:
-        s = s[: limit - 1] + "…"
-    return html.escape(s, quote=False).translate(_MD_SPECIAL)
-
-
-def fmt_estimate(value: float, low: float, high: float, n: int) -> str:
-    """``1.23 [0.90, 1.50] (n=16)``; ``–`` when there is nothing to estimate."""
-    if n == 0 or math.isnan(value):
-        return "– (n=0)"
-    return f"{value:.2f} [{low:.2f}, {high:.2f}] (n={n})"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return out
+__all__ = ["cell", "fmt_estimate", "render_report", "write_report"]
 
 
 def _score_text(judgement: dict[str, Any] | None) -> str:
@@ -62,7 +39,7 @@ def _feature_section(feat: dict[str, Any]) -> list[str]:
         lines += [
             "Matched across checkpoints by decoder cosine similarity:",
             "",
-            *_table(["rank", "feature", "cosine"], rows),
+            *table(["rank", "feature", "cosine"], rows),
             "",
         ]
     elif feat.get("candidates"):
@@ -79,7 +56,7 @@ def _feature_section(feat: dict[str, Any]) -> list[str]:
         lines += [
             "Contrastive candidates (mean activation difference, positive − negative):",
             "",
-            *_table(["rank", "feature", "score", "mean +", "mean −"], rows),
+            *table(["rank", "feature", "score", "mean +", "mean −"], rows),
             "",
         ]
     return lines
@@ -131,13 +108,16 @@ def _dose_response(
         "rubric). The harmonic mean combines concept, instruction and fluency per item, each "
         "divided by its scale's maximum, as steering benchmarks do.",
         "",
-        *_table(header, rows),
+        *table(header, rows),
         "",
     ]
 
 
-def render_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
-    """The whole report as Markdown text."""
+def render_report(
+    store: RunStore, summary: list[dict[str, Any]], plot_dir: Path | None = None
+) -> str:
+    """The whole report as Markdown text; plots (if any) are written into ``plot_dir``, which
+    must sit next to the report file (the Markdown links to it by its name)."""
     exp = store.experiment()
     prov = store.read_json("provenance.json")
     packages = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items())
@@ -147,7 +127,7 @@ def render_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
     lines += [
         "## Provenance",
         "",
-        *_table(
+        *table(
             ["item", "value"],
             [
                 ["run", cell(store.run_id)],
@@ -170,7 +150,11 @@ def render_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
     generations = list(store.records("generation"))
     judgements = {j["of"]: j for j in store.judgements()}
 
+    kinds = {s.name: s.kind for s in exp.studies}
     for (sae, study), conds in by_group.items():
+        if kinds.get(study) == "specificity":
+            lines += specificity_section(store, sae, study, conds, plot_dir)
+            continue
         mine = [g for g in generations if g["sae"] == sae and g["study"] == study]
         lines += [f"## {cell(study)} on {cell(sae)}", ""]
         if (sae, study) in features:
@@ -189,9 +173,13 @@ def render_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
         lines += [
             "### Example continuations (first prompt)",
             "",
-            *_table(["condition", "prompt", "continuation", "score"], examples),
+            *table(["condition", "prompt", "continuation", "score"], examples),
             "",
         ]
+    for study_name, kind in kinds.items():
+        if kind == "contrast":
+            for sae_label in dict.fromkeys(r["sae"] for r in store.records("candidates")):
+                lines += contrast_section(store, sae_label, study_name)
     lines += _judge_section(store, prov)
     return "\n".join(lines)
 
@@ -203,7 +191,7 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
     lines = [
         "## Judge",
         "",
-        *_table(
+        *table(
             [
                 "judge",
                 "rubric",
@@ -235,10 +223,18 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
         lines += [
             "Unscored judgements are excluded from every mean above (never counted as 0):",
             "",
-            *_table(
+            *table(
                 ["reason", "count"],
                 [[cell(r), str(n)] for r, n in sorted(t["unscored_reasons"].items())],
             ),
             "",
         ]
     return lines
+
+
+def write_report(store: RunStore, summary: list[dict[str, Any]], reports_dir: Path) -> Path:
+    """Write ``<reports_dir>/<run id>.md`` (plots in ``<run id>-files/``); returns its path."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / f"{store.run_id}.md"
+    path.write_text(render_report(store, summary, reports_dir / f"{store.run_id}-files"))
+    return path

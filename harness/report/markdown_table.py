@@ -1,0 +1,32 @@
+"""Markdown table pieces: escaping generated text so it cannot break a table, and estimates."""
+
+from __future__ import annotations
+
+import html
+import math
+
+__all__ = ["cell", "fmt_estimate", "table"]
+
+
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|"})
+
+
+def cell(text: object, limit: int = 160) -> str:
+    """Make any value safe inside a Markdown table cell (escaped, one line, bounded length)."""
+    s = " ".join(str(text).split())
+    if len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return html.escape(s, quote=False).translate(_MD_SPECIAL)
+
+
+def fmt_estimate(value: float, low: float, high: float, n: int) -> str:
+    """``1.23 [0.90, 1.50] (n=16)``; ``–`` when there is nothing to estimate."""
+    if n == 0 or math.isnan(value):
+        return "– (n=0)"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}] (n={n})"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
