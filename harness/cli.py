@@ -260,11 +260,16 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         return 0
     print(f"{exp.name}: spec hash {exp.spec_hash()[:12]}, batch size {args.batch_size}")
     head = ["sae", "study", "kind", "conditions", "prompts", "generations", "fwd passes", "judge"]
-    print("".join(f"{h:<18}" for h in head[:3]) + "".join(f"{h:>12}" for h in head[3:]))
+    w_sae = max(len(head[0]), *(len(r.sae) for r in p.rows)) + 2
+    w_study = max(len(head[1]), *(len(r.study) for r in p.rows)) + 2
+    print(
+        f"{head[0]:<{w_sae}}{head[1]:<{w_study}}{head[2]:<14}"
+        + "".join(f"{h:>12}" for h in head[3:])
+    )
     for r in p.rows:
         kind = r.kind + ("" if r.runnable else " *")
         nums = (r.conditions, r.prompts, r.generations, r.forward_passes, r.judge_calls)
-        print(f"{r.sae:<18}{r.study:<18}{kind:<18}" + "".join(f"{n:>12}" for n in nums))
+        print(f"{r.sae:<{w_sae}}{r.study:<{w_study}}{kind:<14}" + "".join(f"{n:>12}" for n in nums))
     t = p.totals()
     print(
         f"total: {t['generations']} generations, {t['forward_passes']} forward passes, "

@@ -104,7 +104,7 @@ def resolve_prompt_files(exp: Experiment, base: Path) -> Experiment:
     data = exp.model_dump(mode="python")
     changed = False
     for i, study in enumerate(exp.studies):
-        for name in ("prompts", "control_prompts", "positive", "negative"):
+        for name in ("prompts", "control_prompts", "positive", "negative", "corpus"):
             value = getattr(study, name, None)
             if isinstance(value, PromptFile):
                 data["studies"][i][name] = read_prompt_file(value, base, f"studies.{i}.{name}")

@@ -27,6 +27,7 @@ from harness.spec import (
     JudgeSettings,
     SaturationClamp,
     Specificity,
+    prompt_list,
     sae_label,
 )
 from harness.store import RunStore, default_runs_root
@@ -224,7 +225,7 @@ def run_experiment(
                         sae,
                         study,
                         f"studies.{i}",
-                        docs,
+                        list(prompt_list(study.corpus)) if study.corpus else docs,
                         spec_judge,
                         store,
                         exp.seed,
@@ -235,7 +236,7 @@ def run_experiment(
                         model,
                         sae,
                         study,
-                        docs,
+                        list(prompt_list(study.corpus)) if study.corpus else docs,
                         store,
                         exp.seed,
                         neuronpedia_id(exp.saes[saes.index(sae)]),

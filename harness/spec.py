@@ -288,7 +288,19 @@ class Specificity(_Study):
     n_per_bin: int = Field(default=20, ge=1, le=1000)
     include_inactive: bool = True
     context_window: int = Field(default=8, ge=1, le=256)
-    description: str | None = None
+    description: str | None = Field(
+        default=None,
+        description="What the feature is said to mean; None: the feature's label, else an "
+        "auto-interpretation from its max-activating examples.",
+    )
+    corpus: PromptSet | None = Field(
+        default=None, description="Documents to sample contexts from; None: the toy corpus."
+    )
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus_set(cls, v: PromptSet | None) -> PromptSet | None:
+        return v if v is None else _check_prompts(v)
 
     @field_validator("bins")
     @classmethod
@@ -338,6 +350,14 @@ class ContrastiveSearch(_Study):
     negative: PromptSet
     position: Literal["last", "max"] = "last"
     top_k: int = Field(default=10, ge=1, le=1000)
+    corpus: PromptSet | None = Field(
+        default=None, description="Documents for max-activating examples; None: the toy corpus."
+    )
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus_set(cls, v: PromptSet | None) -> PromptSet | None:
+        return v if v is None else _check_prompts(v)
 
     @field_validator("positive", "negative")
     @classmethod

@@ -74,3 +74,30 @@ def test_specificity_rises_with_activation_and_the_top_bin_is_mostly_3s(
     n_records = len(list(store.records()))
     assert main(["run", str(SPEC), "--quiet", "--no-mlflow"]) == 0
     assert len(list(store.records())) == n_records  # a rerun redoes nothing
+
+
+def test_without_a_description_the_feature_is_auto_interpreted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.judge.fake_server import FakeAnthropic
+
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "auto.py"
+    spec.write_text(
+        "from harness import *\nfrom harness.spec import *\n"
+        "def spec():\n"
+        "    return Experiment(name='auto', saes=(ToySAE(),), judge=JudgeSettings(kind='anthropic',"
+        " extra_rubrics=()), studies=(Specificity(name='sp', feature=FeatureByIndex(index=9),"
+        " n_per_bin=3),))\n"
+    )
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    with FakeAnthropic() as fake:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
+        calls = fake.state.message_calls
+        assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
+        assert fake.state.message_calls == calls  # the description is stored, not re-asked
+    store = RunStore.open("latest", Path("runs"))
+    [desc] = list(store.records("description"))
+    assert desc["source"].startswith("anthropic:") and desc["text"] == "the word 'gate'"
+    assert {c["description"] for c in store.records("context")} == {"the word 'gate'"}

@@ -36,6 +36,12 @@ PRICES_PER_MTOK = {
     "claude-sonnet-4": (3.0, 15.0),
     "claude-haiku-4": (1.0, 5.0),
 }
+DESCRIBE = (
+    "Below are text excerpts where one feature of a language model's internal activations fires "
+    "strongly; the token where it fires is marked <<like this>>.\n\n{examples}\n\n"
+    "In a short phrase, what does the feature detect? End with one line of the form "
+    "'Description: <phrase>'."
+)
 REASK = (
     "Your reply did not end with a valid verdict. Reply with one line only: "
     "'Score: N', where N is a whole number from {low} to {high}."
@@ -224,6 +230,31 @@ class AnthropicJudge:
     def _usage(self, usage: dict[str, int]) -> dict[str, Any]:
         cost = _cost(self.model, usage["input_tokens"], usage["output_tokens"])
         return {**usage, "cost_usd": cost}
+
+    def describe(self, examples: Sequence[str]) -> str | None:
+        """Auto-interpretation: a short description of a feature from contexts where it fires
+        (the token marked ``<<token>>``); None if the reply holds no description."""
+        listing = "\n".join(f"{i + 1}. {text}" for i, text in enumerate(examples))
+        prompt = DESCRIBE.format(examples=listing)
+
+        async def go() -> str:
+            client = self._client()
+            try:
+                response = await client.messages.create(
+                    model=self.model,
+                    max_tokens=self.max_tokens,
+                    messages=[{"role": "user", "content": prompt}],
+                )
+                return "".join(b.text for b in response.content if b.type == "text")
+            finally:
+                await client.close()
+
+        try:
+            reply = asyncio.run(go())
+        except anthropic.APIError:
+            return None
+        lines = [ln for ln in reply.splitlines() if ln.lower().startswith("description:")]
+        return lines[-1].split(":", 1)[1].strip() or None if lines else None
 
     # ------------------------------------------------------------ Message Batches
 

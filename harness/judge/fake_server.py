@@ -60,7 +60,11 @@ class _State:
 
 
 def grade(prompt: str) -> str:
-    """The fake model's reply text for a rendered rubric prompt."""
+    """The fake model's reply text for a rendered rubric prompt (or a description request)."""
+    if "'Description: <phrase>'" in prompt:
+        marked = re.findall(r"<<(.+?)>>", prompt)
+        top = max(set(marked), key=marked.count) if marked else "nothing"
+        return f"It fires on one word.\nDescription: the word {top!r}"
     text_match = _TEXT.search(prompt)
     concept_match = _CONCEPT.search(prompt)
     text = text_match.group(1) if text_match else ""

@@ -21,6 +21,7 @@ from transformer_lens import HookedTransformer
 
 from harness.backend import LoadedSAE
 from harness.features import contrastive_candidates, prompt_activations, resolve_feature
+from harness.judge.anthropic_judge import AnthropicJudge
 from harness.judge.base import Judge, JudgeRequest
 from harness.metrics.stats import bootstrap_mean
 from harness.plan import content_key
@@ -108,6 +109,38 @@ def _describe(contexts: list[Context]) -> str:
     return "fires on: " + ", ".join(words)
 
 
+def _description(
+    study: Specificity, sae: LoadedSAE, contexts: list[Context], judge: Judge, store: RunStore
+) -> str:
+    """The spec's description or label; else an auto-interpretation, made once and stored."""
+    if study.description or study.feature.label:
+        return str(study.description or study.feature.label)
+    key = content_key({"sae": sae.label, "study": study.name, "what": "description"})
+    stored = store.done_keys("description").get(key)
+    if stored is not None:
+        return str(stored["text"])
+    examples = [c.text for c in max_activating_examples(contexts, 10)]
+    text, source = None, "offline: the most frequent max-activating tokens"
+    if isinstance(judge, AnthropicJudge):
+        text, source = judge.describe(examples), judge.name
+    if text is None:
+        text = _describe(contexts)
+    store.append(
+        [
+            {
+                "kind": "description",
+                "key": key,
+                "sae": sae.label,
+                "study": study.name,
+                "text": text,
+                "source": source,
+                "examples": examples,
+            }
+        ]
+    )
+    return text
+
+
 def run_specificity(
     model: HookedTransformer,
     sae: LoadedSAE,
@@ -123,7 +156,7 @@ def run_specificity(
     feature, _ = resolve_feature(model, sae, study.feature, f"{field}.feature", all_saes)
     contexts = feature_contexts(model, sae, docs, feature, study.context_window)
     max_act = max((c.activation for c in contexts), default=0.0)
-    description = study.description or study.feature.label or _describe(contexts)
+    description = _description(study, sae, contexts, judge, store)
     edges = [*study.bins, 1.0 + 1e-9]
     rng = random.Random(f"{seed}-{sae.label}-{study.name}")
     chosen: list[tuple[str, Context]] = []
