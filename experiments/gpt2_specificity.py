@@ -40,8 +40,12 @@ def spec() -> Experiment:
         saes=(PretrainedSAE(release="gpt2-small-res-jb", sae_id="blocks.3.hook_resid_pre"),),
         studies=(
             ContrastiveSearch(
-                name="bridge_search", positive=BRIDGE.positive, negative=BRIDGE.negative,
-                position="max", top_k=10, corpus=corpus,
+                name="bridge_search",
+                positive=BRIDGE.positive,
+                negative=BRIDGE.negative,
+                position="max",
+                top_k=10,
+                corpus=corpus,
             ),
             Specificity(name="bridge_specificity", feature=BRIDGE, n_per_bin=5, corpus=corpus),
         ),
