@@ -317,11 +317,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'sae':<16}{'study':<22}{'condition':<10}{'metric':<15}{'value':>8}  CI             n")
+    cols = ("sae", "study", "condition", "metric")
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) + 2 for c in cols}
+    print("".join(f"{c:<{width[c]}}" for c in cols) + f"{'value':>8}  {'95% CI':<16}n")
     for r in rows:
+        ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
         print(
-            f"{r['sae']:<16}{r['study']:<22}{r['condition']:<10}{r['metric']:<15}"
-            f"{r['value']:>8.3f}  [{r['ci_low']:.2f}, {r['ci_high']:.2f}]  {r['n']}"
+            "".join(f"{r[c]!s:<{width[c]}}" for c in cols) + f"{r['value']:>8.3f}  {ci:<16}{r['n']}"
         )
     return 0
 
