@@ -16,7 +16,7 @@ from harness.plan import content_key
 from harness.spec import Experiment, SaturationClamp
 from harness.store import RunStore
 
-__all__ = ["judge_generations"]
+__all__ = ["judge_generations", "judgement_record"]
 
 
 def _concepts(exp: Experiment) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -28,7 +28,8 @@ def _concepts(exp: Experiment) -> dict[str, tuple[str, tuple[str, ...]]]:
     return out
 
 
-def _record(g: dict[str, Any], v: Judgement) -> dict[str, Any]:
+def judgement_record(g: dict[str, Any], v: Judgement) -> dict[str, Any]:
+    """The store record of verdict ``v`` on item ``g`` (a generation or a context record)."""
     return {
         "kind": "judgement",
         "key": content_key({"of": g["key"], "judge": v.judge, "rubric": v.rubric}),
@@ -82,7 +83,7 @@ def judge_generations(
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
         verdicts = judge.judge([request(g) for g in chunk])
-        store.append(_record(g, v) for g, v in zip(chunk, verdicts, strict=True))
+        store.append(judgement_record(g, v) for g, v in zip(chunk, verdicts, strict=True))
         finished += len(chunk)
         progress(stage, finished, total)
     return len(todo)
@@ -104,8 +105,8 @@ def _judge_in_batches(
     }
     # 1. what the cache already knows costs nothing
     cached = [(g, hit) for g in todo if (hit := judge.cached(request(g))) is not None]
-    store.append(_record(g, v) for g, v in cached)
-    done = {_record(g, v)["key"] for g, v in cached}
+    store.append(judgement_record(g, v) for g, v in cached)
+    done = {judgement_record(g, v)["key"] for g, v in cached}
     # 2. batches submitted by an earlier, interrupted run are collected, not resubmitted
     closed = {r["key"] for r in store.records("judge_batch_done")}
     open_batches = [r for r in store.records("judge_batch") if r["key"] not in closed]
@@ -133,5 +134,5 @@ def _collect(
     poll_s: float,
 ) -> None:
     results = judge.collect_batch(batch_id, {cid: request(by_id[cid]) for cid in ids}, poll_s)
-    store.append(_record(by_id[cid], results[cid]) for cid in ids)
+    store.append(judgement_record(by_id[cid], results[cid]) for cid in ids)
     store.append([{"kind": "judge_batch_done", "key": batch_id}])

@@ -25,6 +25,7 @@ from harness.judge.anthropic_judge import AnthropicJudge
 from harness.judge.base import Judge, JudgeRequest
 from harness.metrics.stats import bootstrap_mean
 from harness.plan import content_key
+from harness.scoring import judgement_record
 from harness.spec import ContrastiveSearch, FeatureByContrast, Specificity, prompt_list
 from harness.store import RunStore
 
@@ -208,19 +209,7 @@ def run_specificity(
             for r in todo
         ]
     )
-    store.append(
-        {
-            "kind": "judgement",
-            "key": content_key({"of": r["key"], "judge": v.judge, "rubric": v.rubric}),
-            "of": r["key"],
-            "sae": r["sae"],
-            "study": r["study"],
-            "condition": r["condition"],
-            "prompt_index": r["prompt_index"],
-            **v.model_dump(),
-        }
-        for r, v in zip(todo, verdicts, strict=True)
-    )
+    store.append(judgement_record(r, v) for r, v in zip(todo, verdicts, strict=True))
 
 
 @torch.no_grad()
