@@ -145,4 +145,31 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
             add(group, "steering_score", hm)
     from harness.studies.specificity import specificity_rows
 
-    return rows + specificity_rows(store, seed)
+    return rows + specificity_rows(store, seed) + attribution_rows(store)
+
+
+def attribution_rows(store: RunStore) -> list[dict[str, Any]]:
+    """Agreement of attribution with true ablation, per SAE × study (bootstrap CIs over prompts)."""
+    rows = []
+    for rec in store.records("attribution"):
+        cond = f"top{len(rec['features'])}"
+        for metric, est in rec["agreement"].items():
+            rows.append(
+                dict(
+                    zip(
+                        SUMMARY_COLUMNS,
+                        (
+                            rec["sae"],
+                            rec["study"],
+                            cond,
+                            metric,
+                            est["value"],
+                            est["ci_low"],
+                            est["ci_high"],
+                            est["n"],
+                        ),
+                        strict=True,
+                    )
+                )
+            )
+    return rows

@@ -22,6 +22,7 @@ from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import load_rubric
 from harness.spec import (
     RUNNABLE_STUDIES,
+    Attribution,
     ContrastiveSearch,
     Experiment,
     JudgeSettings,
@@ -152,6 +153,7 @@ def run_experiment(
     from harness.features import activation_stats, resolve_feature
     from harness.provenance import collect_provenance
     from harness.report.markdown import write_report
+    from harness.studies.attribution import run_attribution
     from harness.studies.saturation import StudyContext, run_saturation
     from harness.studies.specificity import run_contrast, run_specificity
     from harness.toy.world import eval_documents
@@ -231,6 +233,8 @@ def run_experiment(
                         exp.seed,
                         by_label,
                     )
+                elif isinstance(study, Attribution):
+                    run_attribution(model, sae, study, f"studies.{i}", store, exp.seed)
                 elif isinstance(study, ContrastiveSearch):
                     run_contrast(
                         model,

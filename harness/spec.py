@@ -369,7 +369,7 @@ Study = Annotated[
     SaturationClamp | Ablation | Specificity | Attribution | ContrastiveSearch,
     Field(discriminator="kind"),
 ]
-RUNNABLE_STUDIES = ("saturation", "contrast", "specificity")
+RUNNABLE_STUDIES = ("saturation", "contrast", "specificity", "attribution")
 
 
 # ---------------------------------------------------------------- run settings

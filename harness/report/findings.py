@@ -10,7 +10,7 @@ from typing import Any
 from harness.report.markdown_table import cell, fmt_estimate, table
 from harness.store import RunStore
 
-__all__ = ["contrast_section", "specificity_section"]
+__all__ = ["attribution_section", "contrast_section", "specificity_section"]
 
 
 def contrast_section(store: RunStore, sae: str, study: str) -> list[str]:
@@ -133,6 +133,70 @@ def _stacked_bars(dist: dict[str, Counter[str]], path: Path, title: str) -> None
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)
     plt.setp(ax.get_xticklabels(), rotation=15, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def attribution_section(store: RunStore, sae: str, study: str, plot_dir: Path | None) -> list[str]:
+    """Agreement statistics, the top features, and a scatter of attribution vs ablation."""
+    found = [r for r in store.records("attribution") if r["sae"] == sae and r["study"] == study]
+    if not found:
+        return []
+    rec = found[0]
+    agreement = rec["agreement"]
+    lines = [
+        f"## {cell(study)} on {cell(sae)}: attribution vs ablation",
+        "",
+        f"Metric on the unablated model: {rec['metric_baseline']:.3f} (mean over "
+        f"{rec['n_prompts']} prompts). Attribution = ∂metric/∂f × (0 − f) with the SAE error term "
+        "held fixed, summed over positions; ablation = the exact change when the feature is set "
+        f"to 0 at every position. Agreement over the top {len(rec['features'])} features by "
+        "|attribution|, with 95% bootstrap CIs over prompts:",
+        "",
+        *table(
+            ["statistic", "value"],
+            [
+                [name, fmt_estimate(e["value"], e["ci_low"], e["ci_high"], e["n"])]
+                for name, e in agreement.items()
+            ],
+        ),
+        "",
+        *table(
+            ["rank", "feature", "attribution", "ablation effect"],
+            [
+                [str(i), str(f["feature"]), f"{f['attribution']:.3f}", f"{f['ablation']:.3f}"]
+                for i, f in enumerate(rec["features"], start=1)
+            ],
+        ),
+        "",
+    ]
+    if plot_dir is not None:
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{sae}-{study}") + ".png"
+        _scatter(rec["features"], plot_dir / name, f"{study} on {sae}")
+        lines += [f"![attribution vs ablation]({plot_dir.name}/{name})", ""]
+    return lines
+
+
+def _scatter(features: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xs = [f["attribution"] for f in features]
+    ys = [f["ablation"] for f in features]
+    lo, hi = min(xs + ys), max(xs + ys)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([lo, hi], [lo, hi], color="grey", linewidth=1, label="y = x")
+    ax.scatter(xs, ys, color="#b30000")
+    for f in features[:5]:
+        ax.annotate(str(f["feature"]), (f["attribution"], f["ablation"]), fontsize=8)
+    ax.set_xlabel("attribution (linear estimate)")
+    ax.set_ylabel("ablation effect (exact)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from harness.report.findings import contrast_section, specificity_section
+from harness.report.findings import attribution_section, contrast_section, specificity_section
 from harness.report.markdown_table import cell, fmt_estimate, table
 from harness.store import RunStore
 
@@ -152,6 +152,8 @@ def render_report(
 
     kinds = {s.name: s.kind for s in exp.studies}
     for (sae, study), conds in by_group.items():
+        if kinds.get(study) == "attribution":
+            continue  # its section follows, from the attribution records
         if kinds.get(study) == "specificity":
             lines += specificity_section(store, sae, study, conds, plot_dir)
             continue
@@ -177,6 +179,9 @@ def render_report(
             "",
         ]
     for study_name, kind in kinds.items():
+        if kind == "attribution":
+            for sae_label in dict.fromkeys(r["sae"] for r in store.records("attribution")):
+                lines += attribution_section(store, sae_label, study_name, plot_dir)
         if kind == "contrast":
             for sae_label in dict.fromkeys(r["sae"] for r in store.records("candidates")):
                 lines += contrast_section(store, sae_label, study_name)
