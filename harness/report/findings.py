@@ -171,6 +171,20 @@ def attribution_section(store: RunStore, sae: str, study: str, plot_dir: Path | 
         ),
         "",
     ]
+    if rec.get("by_position"):
+        lines += [
+            "Top features by |attribution| at each of the last prompt positions (mean over "
+            "prompts; position −1 is the last token):",
+            "",
+            *table(
+                ["position", "features (attribution)"],
+                [
+                    [str(p["position"]), ", ".join(f"{i} ({v:+.3f})" for i, v in p["features"])]
+                    for p in rec["by_position"]
+                ],
+            ),
+            "",
+        ]
     if plot_dir is not None:
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{sae}-{study}") + ".png"
         _scatter(rec["features"], plot_dir / name, f"{study} on {sae}")

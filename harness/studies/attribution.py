@@ -154,6 +154,12 @@ def run_attribution(
     mask = (tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)
     base, _, attribution = attribute(model, sae, tokens, metric, mask)
     per_prompt = attribution.sum(1)  # [prompts, d_sae], summed over positions
+    # per position: the prompts are left-padded, so column -j is every prompt's j-th-last token
+    by_position = []
+    for back in range(1, min(4, tokens.shape[1])):
+        mean = attribution[:, -back, :].mean(0)
+        idx = torch.topk(mean.abs(), 5).indices.tolist()
+        by_position.append({"position": -back, "features": [[i, float(mean[i])] for i in idx]})
     k = min(study.top_k, per_prompt.shape[1])
     top = torch.topk(per_prompt.mean(0).abs(), k).indices.tolist()
     ablation = torch.stack([ablate(model, sae, tokens, metric, i, mask) - base for i in top], 1)
@@ -178,6 +184,7 @@ def run_attribution(
                     for j, f in enumerate(top)
                 ],
                 "agreement": agreement,
+                "by_position": by_position,
             }
         ]
     )
