@@ -96,10 +96,10 @@ def test_toy_attribution_agrees_with_ablation(
             and spearman["ci_low"] <= spearman["value"] <= spearman["ci_high"]
         )
         assert spearman["n"] == 20
-    rows = [r for r in store.read_json("summary.json") if r["metric"] == "spearman"]
-    assert len(rows) == 2
         last = rec["by_position"][0]
         assert last["position"] == -1 and len(last["features"]) == 5
+    rows = [r for r in store.read_json("summary.json") if r["metric"] == "spearman"]
+    assert len(rows) == 2
     report = next(Path("reports").glob("*.md")).read_text()
     assert "attribution vs ablation" in report and "position −1 is the last token" in report
     assert len(list(Path("reports").glob("*-files/*.png"))) == 2
