@@ -16,6 +16,7 @@ from transformer_lens import HookedTransformer
 from harness.backend import LoadedSAE
 from harness.errors import SpecError
 from harness.spec import FeatureByContrast, FeatureByIndex, FeatureByMatch, FeatureRef
+from harness.tokens import corpus_batches, real_tokens
 
 __all__ = [
     "ActivationStats",
@@ -49,9 +50,7 @@ def prompt_activations(
         # left padding: the last position is every prompt's last token
         last: torch.Tensor = acts[:, -1, :]
         return last
-    tok = model.tokenizer
-    assert tok is not None
-    real = (tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)
+    real = real_tokens(model, tokens)
     peak: torch.Tensor = acts.masked_fill(~real[..., None], float("-inf")).max(dim=1).values
     return peak
 
@@ -137,21 +136,16 @@ def activation_stats(
     sae: LoadedSAE,
     documents: Sequence[str],
     source: str,
-    n_ctx: int = 64,
     batch_size: int = 32,
 ) -> ActivationStats:
     """Max activation and firing frequency of every feature over ``documents``."""
-    tok = model.tokenizer
-    assert tok is not None
     mx = torch.zeros(sae.d_sae)
     fired = torch.zeros(sae.d_sae)
     n = 0
-    for start in range(0, len(documents), batch_size):
-        batch = list(documents[start : start + batch_size])
-        tokens = model.to_tokens(batch, padding_side="right")[:, :n_ctx]
+    for _, tokens in corpus_batches(model, documents, batch_size):
         _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
         acts = sae.encode(cache[sae.hook_name]).cpu()
-        real = ((tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)).cpu()
+        real = real_tokens(model, tokens).cpu()
         flat = acts[real]
         mx = torch.maximum(mx, flat.max(dim=0).values)
         fired += (flat > 0).float().sum(dim=0)

@@ -16,6 +16,7 @@ from transformer_lens import HookedTransformer
 from harness.errors import HarnessError
 from harness.interventions import RowIntervention, installed_intervention
 from harness.spec import Positions
+from harness.tokens import real_tokens
 
 __all__ = ["ClampTarget", "GenRow", "auto_batch_size", "generate_rows", "position_masks"]
 
@@ -55,9 +56,7 @@ def position_masks(
     """
     tok = model.tokenizer
     assert tok is not None
-    real: torch.Tensor = tokens != tok.pad_token_id
-    if tok.bos_token_id is not None and not include_bos:
-        real &= tokens != tok.bos_token_id
+    real = real_tokens(model, tokens, include_bos)
     if positions == "all":
         return real, True
     if positions == "prompt":

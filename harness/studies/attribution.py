@@ -23,6 +23,7 @@ from harness.errors import SpecError
 from harness.plan import content_key
 from harness.spec import Attribution, LogitDiff, prompt_list
 from harness.store import RunStore
+from harness.tokens import real_tokens
 
 __all__ = ["ablate", "attribute", "metric_fn", "run_attribution"]
 
@@ -149,9 +150,7 @@ def run_attribution(
     metric = metric_fn(model, study.metric, field)
     prompts = list(prompt_list(study.prompts))
     tokens = model.to_tokens(prompts, padding_side="left")
-    tok = model.tokenizer
-    assert tok is not None
-    mask = (tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)
+    mask = real_tokens(model, tokens)
     base, _, attribution = attribute(model, sae, tokens, metric, mask)
     per_prompt = attribution.sum(1)  # [prompts, d_sae], summed over positions
     # per position: the prompts are left-padded, so column -j is every prompt's j-th-last token

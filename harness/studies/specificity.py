@@ -28,6 +28,7 @@ from harness.plan import content_key
 from harness.scoring import judgement_record
 from harness.spec import ContrastiveSearch, FeatureByContrast, Specificity, prompt_list
 from harness.store import RunStore
+from harness.tokens import corpus_batches
 
 __all__ = [
     "INACTIVE",
@@ -64,9 +65,7 @@ def feature_contexts(
     tok = model.tokenizer
     assert tok is not None
     out: list[Context] = []
-    for start in range(0, len(docs), batch_size):
-        tokens = model.to_tokens(docs[start : start + batch_size], padding_side="right")
-        tokens = tokens[:, : model.cfg.n_ctx]
+    for start, tokens in corpus_batches(model, docs, batch_size):
         _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
         acts = sae.encode(cache[sae.hook_name])[..., feature].cpu()
         for row in range(tokens.shape[0]):

@@ -14,6 +14,7 @@ from harness.backend import LoadedSAE
 from harness.features import activation_stats, contrastive_candidates
 from harness.generation import ClampTarget, GenRow, generate_rows
 from harness.spec import FeatureByContrast
+from harness.tokens import real_tokens
 from harness.toy.corpus import words
 
 __all__ = ["SAEQuality", "SteeringCheck", "sae_quality", "steering_check"]
@@ -35,9 +36,7 @@ def sae_quality(model: HookedTransformer, sae: LoadedSAE, documents: list[str]) 
     """Explained variance ``1 − ‖x − x̂‖² / ‖x − x̄‖²``, mean L0 and dead fraction (non-BOS)."""
     tokens = model.to_tokens(documents, padding_side="right")[:, : model.cfg.n_ctx]
     _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
-    tok = model.tokenizer
-    assert tok is not None
-    real = (tokens != tok.pad_token_id) & (tokens != tok.bos_token_id)
+    real = real_tokens(model, tokens)
     x = cache[sae.hook_name][real]
     f = sae.encode(x)
     recon = sae.decode(f)
