@@ -9,10 +9,35 @@ import pytest
 import torch
 
 from harness.backend import LoadedSAE, load_model, load_sae
-from harness.spec import ToyModel, ToySAE
+from harness.cli import main
+from harness.spec import Experiment, FeatureByIndex, SaturationClamp, ToyModel, ToySAE
+from harness.store import RunStore
 from harness.toy.world import toy_sae_names
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def run_spec(spec: Path, *extra: str) -> RunStore:
+    """``harness run SPEC --quiet --no-mlflow EXTRA`` in the current directory (it must succeed);
+    returns the run's store."""
+    assert main(["run", str(spec), "--quiet", "--no-mlflow", *extra]) == 0
+    return RunStore.open("latest", Path("runs"))
+
+
+def tiny_experiment(levels: tuple[float, ...] = (0, 1)) -> Experiment:
+    """A one-study toy experiment for tests that only need a valid spec."""
+    return Experiment(
+        name="t",
+        saes=(ToySAE(),),
+        studies=(
+            SaturationClamp(
+                name="s",
+                feature=FeatureByIndex(index=1, keywords=("a",)),
+                levels=levels,
+                prompts=("p",),
+            ),
+        ),
+    )
 
 
 @pytest.fixture(scope="session")

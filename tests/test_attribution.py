@@ -9,11 +9,9 @@ import torch
 from transformer_lens.hook_points import HookedRootModule, HookPoint
 
 from harness.backend import LoadedSAE
-from harness.cli import main
 from harness.spec import LogitDiff
-from harness.store import RunStore
 from harness.studies.attribution import ablate, attribute, metric_fn
-from tests.conftest import REPO
+from tests.conftest import REPO, run_spec
 
 SPEC = REPO / "experiments" / "toy_attribution.py"
 
@@ -83,8 +81,7 @@ def test_toy_attribution_agrees_with_ablation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["run", str(SPEC), "--quiet", "--no-mlflow"]) == 0
-    store = RunStore.open("latest", Path("runs"))
+    store = run_spec(SPEC)
     for rec in store.records("attribution"):
         features = rec["features"]
         strongest = max(features, key=lambda f: abs(f["ablation"]))

@@ -11,7 +11,7 @@ import pytest
 import harness.studies.saturation as saturation
 from harness.cli import main
 from harness.store import RunStore
-from tests.conftest import REPO
+from tests.conftest import REPO, run_spec
 
 DEMO = REPO / "experiments" / "toy_golden_gate.py"
 
@@ -128,8 +128,7 @@ def test_rescore_judges_only_what_is_missing_and_never_regenerates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["run", str(DEMO), "--quiet", "--no-mlflow"]) == 0
-    store = RunStore.open("latest", Path("runs"))
+    store = run_spec(DEMO)
     summary = store.read_json("summary.json")
     # drop a third of the judgements, as if the judge had been down for them
     lines = store.records_path.read_text().splitlines(keepends=True)
@@ -171,8 +170,7 @@ def test_absolute_levels_and_unrunnable_study_kinds(
         f"{header}def spec():\n    return Experiment(name='abs', saes=(ToySAE(),),"
         f" studies=({sweep},))\n"
     )
-    assert main(["run", str(good), "--quiet", "--no-mlflow"]) == 0
-    store = RunStore.open("latest", Path("runs"))
+    store = run_spec(good)
     rows = store.read_json("summary.json")
     assert _concept(rows, "v=30")["value"] >= 2 and _concept(rows, "v=0")["value"] == 0
     [feature] = list(store.records("feature"))

@@ -127,21 +127,10 @@ def test_offline_instruction_without_a_topic_is_unscored() -> None:
 
 def test_steering_score_is_the_harmonic_mean_of_normalised_scores(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from harness.aggregate import summarise
-    from harness.spec import Experiment, FeatureByIndex, SaturationClamp, ToySAE
     from harness.store import RunStore
+    from tests.conftest import tiny_experiment
 
-    exp = Experiment(
-        name="t",
-        saes=(ToySAE(),),
-        studies=(
-            SaturationClamp(
-                name="s",
-                feature=FeatureByIndex(index=1, keywords=("a",)),
-                levels=(1.0,),
-                prompts=("p",),
-            ),
-        ),
-    )
+    exp = tiny_experiment((1.0,))
     store = RunStore.for_experiment(exp, tmp_path)
     idents = {n: load_rubric(n).ident for n in ("concept_presence", "fluency", "instruction")}
     store.write_json(

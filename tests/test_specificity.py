@@ -13,7 +13,7 @@ from harness.store import RunStore
 from harness.studies.specificity import INACTIVE, feature_contexts, max_activating_examples
 from harness.toy.probes import GOLDEN_GATE
 from harness.toy.world import eval_documents
-from tests.conftest import REPO
+from tests.conftest import REPO, run_spec
 
 SPEC = REPO / "experiments" / "toy_specificity.py"
 
@@ -47,8 +47,7 @@ def test_specificity_rises_with_activation_and_the_top_bin_is_mostly_3s(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["run", str(SPEC), "--quiet", "--no-mlflow"]) == 0
-    store = RunStore.open("latest", Path("runs"))
+    store = run_spec(SPEC)
     rows = store.read_json("summary.json")
 
     def metric(sae: str, name: str) -> dict[str, dict]:  # type: ignore[type-arg]

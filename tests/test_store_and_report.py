@@ -12,37 +12,22 @@ import pytest
 from harness.errors import StoreError
 from harness.metrics.stats import bootstrap_mean
 from harness.report.markdown import cell
-from harness.spec import Experiment, FeatureByIndex, SaturationClamp, ToySAE
 from harness.store import RunStore
-
-
-def _exp(levels: tuple[float, ...] = (0, 1)) -> Experiment:
-    return Experiment(
-        name="t",
-        saes=(ToySAE(),),
-        studies=(
-            SaturationClamp(
-                name="s",
-                feature=FeatureByIndex(index=1, keywords=("a",)),
-                levels=levels,
-                prompts=("p",),
-            ),
-        ),
-    )
+from tests.conftest import tiny_experiment
 
 
 def test_append_read_and_resume_keys(tmp_path: Path) -> None:
-    store = RunStore.for_experiment(_exp(), tmp_path)
+    store = RunStore.for_experiment(tiny_experiment(), tmp_path)
     store.append([{"kind": "generation", "key": "a", "v": 1}, {"kind": "judgement", "key": "b"}])
     store.append([])
     assert [r["key"] for r in store.records()] == ["a", "b"]
     assert set(store.done_keys("generation")) == {"a"}
-    again = RunStore.for_experiment(_exp(), tmp_path)
+    again = RunStore.for_experiment(tiny_experiment(), tmp_path)
     assert again.dir == store.dir and set(again.done_keys("generation")) == {"a"}
 
 
 def test_a_torn_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
-    store = RunStore.for_experiment(_exp(), tmp_path)
+    store = RunStore.for_experiment(tiny_experiment(), tmp_path)
     store.append([{"kind": "generation", "key": "a"}])
     with open(store.records_path, "a") as fh:
         fh.write('{"kind": "generation", "key": "torn"')  # killed mid-write
@@ -53,16 +38,16 @@ def test_a_torn_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
 
 
 def test_a_different_spec_never_shares_a_run_directory(tmp_path: Path) -> None:
-    a = RunStore.for_experiment(_exp((0, 1)), tmp_path)
-    b = RunStore.for_experiment(_exp((0, 2)), tmp_path)
+    a = RunStore.for_experiment(tiny_experiment((0, 1)), tmp_path)
+    b = RunStore.for_experiment(tiny_experiment((0, 2)), tmp_path)
     assert a.dir != b.dir
     (b.dir / "spec.json").write_text(a.dir.joinpath("spec.json").read_text())
     with pytest.raises(StoreError, match="different spec"):
-        RunStore.for_experiment(_exp((0, 2)), tmp_path)
+        RunStore.for_experiment(tiny_experiment((0, 2)), tmp_path)
 
 
 def test_open_by_id_path_and_latest(tmp_path: Path) -> None:
-    a = RunStore.for_experiment(_exp((0, 1)), tmp_path)
+    a = RunStore.for_experiment(tiny_experiment((0, 1)), tmp_path)
     assert RunStore.open(a.run_id, tmp_path).dir == a.dir
     assert RunStore.open(str(a.dir), tmp_path).dir == a.dir
     with pytest.raises(StoreError):
