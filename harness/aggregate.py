@@ -10,9 +10,16 @@ import numpy as np
 from harness.metrics.stats import bootstrap_mean
 from harness.store import RunStore
 
-__all__ = ["SUMMARY_COLUMNS", "judge_totals", "summarise"]
+__all__ = ["SUMMARY_COLUMNS", "judge_totals", "summarise", "summary_row"]
 
 SUMMARY_COLUMNS = ("sae", "study", "condition", "metric", "value", "ci_low", "ci_high", "n")
+
+
+def summary_row(
+    group: tuple[str, str, str], metric: str, value: float, low: float, high: float, n: int
+) -> dict[str, Any]:
+    """One summary row: (sae, study, condition), the metric, its value, CI bounds and n."""
+    return dict(zip(SUMMARY_COLUMNS, (*group, metric, value, low, high, n), strict=True))
 
 
 def judge_totals(store: RunStore) -> dict[str, Any]:
@@ -89,15 +96,7 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
 
     def add(group: tuple[str, str, str], metric: str, data: list[float]) -> None:
         est = bootstrap_mean(data, rng)
-        rows.append(
-            dict(
-                zip(
-                    SUMMARY_COLUMNS,
-                    (*group, metric, est.value, est.ci_low, est.ci_high, est.n),
-                    strict=True,
-                )
-            )
-        )
+        rows.append(summary_row(group, metric, est.value, est.ci_low, est.ci_high, est.n))
 
     for group in sorted(order, key=order.__getitem__):
         primary_scores = list(scores[primary][group].values())
@@ -109,19 +108,13 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
         add(group, "mention_rate", [1.0 if v >= 1 else 0.0 for v in primary_scores])
         n_un = unscored.get(group, 0)
         rows.append(
-            dict(
-                zip(
-                    SUMMARY_COLUMNS,
-                    (
-                        *group,
-                        "n_unscored",
-                        float(n_un),
-                        float(n_un),
-                        float(n_un),
-                        len(primary_scores) + n_un,
-                    ),
-                    strict=True,
-                )
+            summary_row(
+                group,
+                "n_unscored",
+                float(n_un),
+                float(n_un),
+                float(n_un),
+                len(primary_scores) + n_un,
             )
         )
         for name, ident in rubrics.items():
@@ -143,9 +136,10 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
                 ]
                 hm.append(0.0 if min(parts) == 0 else len(parts) / sum(1 / p for p in parts))
             add(group, "steering_score", hm)
+    from harness.aggregate_effects import effect_rows
     from harness.studies.specificity import specificity_rows
 
-    return rows + specificity_rows(store, seed) + attribution_rows(store)
+    return rows + effect_rows(store, seed) + specificity_rows(store, seed) + attribution_rows(store)
 
 
 def attribution_rows(store: RunStore) -> list[dict[str, Any]]:
@@ -155,21 +149,13 @@ def attribution_rows(store: RunStore) -> list[dict[str, Any]]:
         cond = f"top{len(rec['features'])}"
         for metric, est in rec["agreement"].items():
             rows.append(
-                dict(
-                    zip(
-                        SUMMARY_COLUMNS,
-                        (
-                            rec["sae"],
-                            rec["study"],
-                            cond,
-                            metric,
-                            est["value"],
-                            est["ci_low"],
-                            est["ci_high"],
-                            est["n"],
-                        ),
-                        strict=True,
-                    )
+                summary_row(
+                    (rec["sae"], rec["study"], cond),
+                    metric,
+                    est["value"],
+                    est["ci_low"],
+                    est["ci_high"],
+                    est["n"],
                 )
             )
     return rows

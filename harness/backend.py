@@ -24,7 +24,14 @@ from harness.spec import LocalSAE, ModelRef, PretrainedModel, PretrainedSAE, SAE
 from harness.toy.tokenizer import load_tokenizer
 from harness.toy.world import ASSETS, toy_sae_dir, toy_sae_names
 
-__all__ = ["LoadedSAE", "load_model", "load_sae", "neuronpedia_id", "resolve_device"]
+__all__ = [
+    "LoadedSAE",
+    "load_hub_documents",
+    "load_model",
+    "load_sae",
+    "neuronpedia_id",
+    "resolve_device",
+]
 
 AnySAE: TypeAlias = SAE[Any]
 
@@ -187,3 +194,29 @@ def _load_release_sae(ref: PretrainedSAE, device: str) -> AnySAE:
             f"saes: could not load SAELens release {ref.release!r} / {ref.sae_id!r}{hint}: "
             f"{type(exc).__name__}: {exc}".splitlines()[0]
         ) from exc
+
+
+def load_hub_documents(path: str, split: str, text_field: str, n: int, field: str) -> list[str]:
+    """The first ``n`` texts of a Hugging Face dataset split, streamed; fails fast offline."""
+    if _hub_offline() or not hub_reachable():
+        raise BackendError(
+            f"{field}: cannot stream dataset {path!r}: the Hugging Face hub is unreachable "
+            "(use a local text/JSONL file: stats_corpus=PromptFile(path=...))"
+        )
+    try:
+        from datasets import load_dataset
+
+        rows = load_dataset(path, split=split, streaming=True)
+        docs = []
+        for row in rows:
+            docs.append(str(row[text_field]))
+            if len(docs) >= n:
+                break
+    except Exception as exc:
+        raise BackendError(
+            f"{field}: could not read dataset {path!r} split {split!r} field {text_field!r}: "
+            f"{type(exc).__name__}: {exc}".splitlines()[0]
+        ) from exc
+    if not docs:
+        raise BackendError(f"{field}: dataset {path!r} split {split!r} has no rows")
+    return docs

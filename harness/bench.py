@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from harness.backend import LoadedSAE, load_model, load_sae
-from harness.features import activation_stats, contrastive_candidates
+from harness.feature_stats import activation_stats
+from harness.features import contrastive_candidates
 from harness.generation import ClampTarget, GenRow, generate_rows
 from harness.spec import ToyModel, ToySAE
 from harness.toy.probes import GOLDEN_GATE

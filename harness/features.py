@@ -2,7 +2,7 @@
 
 Contrastive probing ranks features by the mean difference of their activation between prompts
 where a concept is present and prompts where it is absent; activation statistics over a corpus give
-the "max activation" that clamp levels are multiples of.
+the "max activation" that clamp levels are multiples of (:mod:`harness.feature_stats`).
 """
 
 from __future__ import annotations
@@ -16,12 +16,10 @@ from transformer_lens import HookedTransformer
 from harness.backend import LoadedSAE
 from harness.errors import SpecError
 from harness.spec import FeatureByContrast, FeatureByIndex, FeatureByMatch, FeatureRef
-from harness.tokens import corpus_batches, real_tokens
+from harness.tokens import real_tokens
 
 __all__ = [
-    "ActivationStats",
     "Candidate",
-    "activation_stats",
     "contrastive_candidates",
     "prompt_activations",
     "resolve_feature",
@@ -118,36 +116,3 @@ def resolve_feature(
         return ref.index, []
     candidates = contrastive_candidates(model, sae, ref)
     return candidates[0].index, candidates
-
-
-@dataclass(frozen=True)
-class ActivationStats:
-    """Per-feature activation statistics over a corpus (non-BOS positions)."""
-
-    max: torch.Tensor  # [d_sae]
-    frequency: torch.Tensor  # [d_sae] fraction of positions where the feature is > 0
-    n_tokens: int
-    source: str
-
-
-@torch.no_grad()
-def activation_stats(
-    model: HookedTransformer,
-    sae: LoadedSAE,
-    documents: Sequence[str],
-    source: str,
-    batch_size: int = 32,
-) -> ActivationStats:
-    """Max activation and firing frequency of every feature over ``documents``."""
-    mx = torch.zeros(sae.d_sae)
-    fired = torch.zeros(sae.d_sae)
-    n = 0
-    for _, tokens in corpus_batches(model, documents, batch_size):
-        _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
-        acts = sae.encode(cache[sae.hook_name]).cpu()
-        real = real_tokens(model, tokens).cpu()
-        flat = acts[real]
-        mx = torch.maximum(mx, flat.max(dim=0).values)
-        fired += (flat > 0).float().sum(dim=0)
-        n += flat.shape[0]
-    return ActivationStats(max=mx, frequency=fired / max(n, 1), n_tokens=n, source=source)

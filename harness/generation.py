@@ -107,6 +107,7 @@ def generate_rows(
     seed: int = 0,
     batch_size: int | None = None,
     on_batch: Callable[[int], None] | None = None,
+    out_tokens: list[list[int]] | None = None,
 ) -> list[str]:
     """Generate a continuation for every row; returns the continuation texts in row order.
 
@@ -118,6 +119,8 @@ def generate_rows(
         greedy: argmax decoding; otherwise sampling at ``temperature`` seeded by ``seed``.
         batch_size: rows per forward pass; None picks it from a 1 GiB memory budget.
         on_batch: called with the number of rows finished after each batch (progress bars).
+        out_tokens: if given, each row's generated token ids are appended to it (in row order),
+            so a continuation can be scored exactly as it was generated.
     """
     if any(r.values is not None for r in rows) and target is None:
         raise ValueError("rows carry clamp values but no clamp target was given")
@@ -164,6 +167,8 @@ def generate_rows(
             generated = model.generate(tokens, **kwargs)
         assert isinstance(generated, torch.Tensor)
         for row_tokens in generated[:, prompt_len:]:
+            if out_tokens is not None:
+                out_tokens.append([int(t) for t in row_tokens])
             text = model.to_string(row_tokens)
             assert isinstance(text, str)
             out.append(text.strip())

@@ -72,7 +72,8 @@ def load_spec(path: Path) -> Experiment:
 
 
 def read_prompt_file(ref: PromptFile, base: Path, field: str) -> tuple[str, ...]:
-    """Prompts of a ``.txt`` (one per non-empty line) or ``.jsonl`` (``{"prompt": ...}``) file."""
+    """Prompts of a ``.txt`` (one per non-empty line) or ``.jsonl`` (``{"prompt": ...}`` or
+    ``{"text": ...}`` per line) file."""
     path = (base / ref.path).resolve()
     if not path.is_file():
         raise SpecError(f"prompt file {ref.path!r} not found (looked in {base})", field=field)
@@ -84,10 +85,10 @@ def read_prompt_file(ref: PromptFile, base: Path, field: str) -> tuple[str, ...]
                 item = json.loads(line)
             except json.JSONDecodeError:
                 item = None
-            prompt = item.get("prompt") if isinstance(item, dict) else item
+            prompt = item.get("prompt", item.get("text")) if isinstance(item, dict) else item
             if not isinstance(prompt, str):
                 raise SpecError(
-                    f"{ref.path}:{n}: expected a JSON object with a 'prompt' field "
+                    f"{ref.path}:{n}: expected a JSON object with a 'prompt' or 'text' field "
                     "(or a JSON string)",
                     field=field,
                 )
@@ -104,11 +105,21 @@ def resolve_prompt_files(exp: Experiment, base: Path) -> Experiment:
     data = exp.model_dump(mode="python")
     changed = False
     for i, study in enumerate(exp.studies):
-        for name in ("prompts", "control_prompts", "positive", "negative", "corpus"):
+        for name in (
+            "prompts",
+            "control_prompts",
+            "neutral_prompts",
+            "positive",
+            "negative",
+            "corpus",
+        ):
             value = getattr(study, name, None)
             if isinstance(value, PromptFile):
                 data["studies"][i][name] = read_prompt_file(value, base, f"studies.{i}.{name}")
                 changed = True
+    if isinstance(exp.stats_corpus, PromptFile):
+        data["stats_corpus"] = read_prompt_file(exp.stats_corpus, base, "stats_corpus")
+        changed = True
     if not changed:
         return exp
     try:

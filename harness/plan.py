@@ -27,7 +27,20 @@ from harness.spec import (
     sae_label,
 )
 
-__all__ = ["BASELINE", "Plan", "PlanRow", "WorkItem", "condition_name", "content_key", "plan"]
+__all__ = [
+    "BASELINE",
+    "Plan",
+    "PlanRow",
+    "WorkItem",
+    "ablation_condition",
+    "ablation_items",
+    "condition_name",
+    "content_key",
+    "generation_items",
+    "plan",
+    "prompt_sets",
+    "split_condition",
+]
 
 BASELINE = "baseline"
 
@@ -43,9 +56,40 @@ def condition_name(level: float, unit: str) -> str:
     return f"{level:g}x" if unit == "max_activation" else f"v={level:g}"
 
 
+def ablation_condition(study: Ablation) -> str:
+    """How an ablation's intervention is named: ``zero`` or ``amplify=20``."""
+    return "zero" if study.mode == "zero" else f"amplify={study.amplify_value:g}"
+
+
+def split_condition(condition: str) -> tuple[str, str]:
+    """``neutral:10x`` → (``neutral``, ``10x``); a target-prompt condition has no prefix."""
+    if ":" in condition:
+        prompt_set, cond = condition.split(":", 1)
+        return prompt_set, cond
+    return "target", condition
+
+
+def _set_condition(prompt_set: str, condition: str) -> str:
+    return condition if prompt_set == "target" else f"{prompt_set}:{condition}"
+
+
+def prompt_sets(study: SaturationClamp | Ablation) -> list[tuple[str, tuple[str, ...]]]:
+    """The study's prompt sets by name: ``target`` first, then ``neutral`` / ``control``."""
+    sets = [("target", prompt_list(study.prompts))]
+    if isinstance(study, SaturationClamp) and study.neutral_prompts is not None:
+        sets.append(("neutral", prompt_list(study.neutral_prompts)))
+    if isinstance(study, Ablation) and study.control_prompts is not None:
+        sets.append(("control", prompt_list(study.control_prompts)))
+    return sets
+
+
 @dataclass(frozen=True)
 class WorkItem:
-    """One generation to produce (and then judge)."""
+    """One generation to produce (and then judge).
+
+    ``condition`` carries the prompt set for non-target prompts (``neutral:10x``), so summaries
+    group target and neutral prompts apart.
+    """
 
     key: str
     sae: str
@@ -54,6 +98,7 @@ class WorkItem:
     level: float | None  # None: the unclamped baseline
     prompt_index: int
     prompt: str
+    prompt_set: str = "target"
 
 
 @dataclass(frozen=True)
@@ -104,26 +149,93 @@ def saturation_items(exp: Experiment, sae: str, study: SaturationClamp) -> list[
     }
     items = []
     levels: list[float | None] = [None, *study.levels]
-    for i, prompt in enumerate(prompt_list(study.prompts)):
-        for level in levels:
-            cond = BASELINE if level is None else condition_name(level, study.level_unit)
-            key = content_key({**identity, "prompt": prompt, "level": level})
-            items.append(WorkItem(key, sae, study.name, cond, level, i, prompt))
+    for prompt_set, prompts in prompt_sets(study):
+        extra = {} if prompt_set == "target" else {"prompt_set": prompt_set}
+        for i, prompt in enumerate(prompts):
+            for level in levels:
+                cond = BASELINE if level is None else condition_name(level, study.level_unit)
+                key = content_key({**identity, **extra, "prompt": prompt, "level": level})
+                items.append(
+                    WorkItem(
+                        key,
+                        sae,
+                        study.name,
+                        _set_condition(prompt_set, cond),
+                        level,
+                        i,
+                        prompt,
+                        prompt_set,
+                    )
+                )
     return items
 
 
-def _count(study: Study, exp: Experiment, batch_size: int) -> tuple[int, int, int, int, int]:
-    """(conditions, prompts, generations, forward passes, judge calls) of a study on one SAE."""
-    new = exp.generation.max_new_tokens
+def ablation_items(exp: Experiment, sae: str, study: Ablation) -> list[WorkItem]:
+    """Baseline and intervened continuation of every target and control prompt (``level`` is
+    the clamp value: 0 for zero ablation, ``amplify_value`` for amplify)."""
+    identity = {
+        "study": study.name,
+        "kind": "ablation",
+        "model": exp.model.model_dump(mode="json", exclude={"device"}),
+        "sae": sae,
+        "features": [f.model_dump(mode="json", exclude={"label"}) for f in study.features],
+        "mode": study.mode,
+        "value": study.amplify_value if study.mode == "amplify" else 0.0,
+        "positions": study.positions,
+        "keep_error_term": study.keep_error_term,
+        "generation": exp.generation.model_dump(mode="json"),
+        "seed": exp.seed,
+    }
+    value = identity["value"]
+    items = []
+    for prompt_set, prompts in prompt_sets(study):
+        for i, prompt in enumerate(prompts):
+            for cond, level in ((BASELINE, None), (ablation_condition(study), value)):
+                key = content_key(
+                    {**identity, "set": prompt_set, "prompt": prompt, "intervened": level}
+                )
+                items.append(
+                    WorkItem(
+                        key,
+                        sae,
+                        study.name,
+                        _set_condition(prompt_set, cond),
+                        level,
+                        i,
+                        prompt,
+                        prompt_set,
+                    )
+                )
+    return items
+
+
+def generation_items(exp: Experiment, sae: str, study: Study) -> list[WorkItem]:
+    """The generations a study makes on one SAE (none for studies that do not generate)."""
     if isinstance(study, SaturationClamp):
-        prompts = len(prompt_list(study.prompts))
+        return saturation_items(exp, sae, study)
+    if isinstance(study, Ablation) and study.generate:
+        return ablation_items(exp, sae, study)
+    return []
+
+
+def _count(study: Study, exp: Experiment, batch_size: int) -> tuple[int, int, int, int, int]:
+    """(conditions, prompts, generations, forward passes, judge calls) of a study on one SAE.
+
+    Forward passes count generation steps plus the teacher-forced passes (next-token effects,
+    perplexity); judge calls count one per generation and rubric.
+    """
+    new = exp.generation.max_new_tokens
+    judges = 1 + len(exp.judge.extra_rubrics)
+    if isinstance(study, SaturationClamp):
+        prompts = sum(len(p) for _, p in prompt_sets(study))
         rows = prompts * (len(study.levels) + 1)
-        return len(study.levels) + 1, prompts, rows, math.ceil(rows / batch_size) * new, rows
+        passes = math.ceil(rows / batch_size) * new + 2 * math.ceil(rows / batch_size)
+        return len(study.levels) + 1, prompts, rows, passes, rows * judges
     if isinstance(study, Ablation):
-        prompts = len(prompt_list(study.prompts))
-        controls = len(prompt_list(study.control_prompts)) if study.control_prompts else 0
-        rows = (prompts + controls) * (len(study.features) + 1)
-        return len(study.features) + 1, prompts + controls, 0, math.ceil(rows / batch_size), 0
+        prompts = sum(len(p) for _, p in prompt_sets(study))
+        rows = 2 * prompts if study.generate else 0
+        passes = 2 * math.ceil(prompts / batch_size) + math.ceil(rows / batch_size) * (new + 1)
+        return 2, prompts, rows, passes, rows * judges
     if isinstance(study, Specificity):
         bins = len(study.bins) + int(study.include_inactive)
         return bins, 0, 0, 0, bins * study.n_per_bin
@@ -157,6 +269,5 @@ def plan(exp: Experiment, batch_size: int = 64) -> Plan:
                     study.kind in RUNNABLE_STUDIES,
                 )
             )
-            if isinstance(study, SaturationClamp):
-                items.extend(saturation_items(exp, label, study))
+            items.extend(generation_items(exp, label, study))
     return Plan(rows, items)

@@ -22,6 +22,7 @@ from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import load_rubric
 from harness.spec import (
     RUNNABLE_STUDIES,
+    Ablation,
     Attribution,
     ContrastiveSearch,
     Experiment,
@@ -150,15 +151,18 @@ def run_experiment(
     """Run (or resume) every study of ``exp`` on every SAE, then write summary, report, MLflow."""
     # Heavy imports here, so `harness --help` and `harness validate` stay fast.
     from harness.backend import load_model, load_sae, neuronpedia_id, resolve_device
-    from harness.features import activation_stats, resolve_feature
+    from harness.feature_stats import cached_activation_stats, stats_corpus
+    from harness.features import resolve_feature
     from harness.provenance import collect_provenance
     from harness.report.markdown import write_report
+    from harness.studies.ablation import run_ablation
     from harness.studies.attribution import run_attribution
-    from harness.studies.saturation import StudyContext, run_saturation
+    from harness.studies.common import StudyContext
+    from harness.studies.saturation import run_saturation
     from harness.studies.specificity import run_contrast, run_specificity
     from harness.toy.world import eval_documents
     from harness.tracking import log_summary, mlflow_run
-    from harness.validate import validate_loaded
+    from harness.validate import study_features, validate_loaded
 
     validate_static(exp)
     check_runnable(exp)
@@ -195,16 +199,22 @@ def run_experiment(
         validate_loaded(exp, model, saes)
         by_label = {sae.label: sae for sae in saes}
         for sae in saes:  # resolve every feature before the first generation
-            for i, study in enumerate(exp.studies):
-                if isinstance(study, SaturationClamp | Specificity):
-                    resolve_feature(model, sae, study.feature, f"studies.{i}.feature", by_label)
+            for path, ref in study_features(exp):
+                resolve_feature(model, sae, ref, path, by_label)
         docs = eval_documents()
-        source = f"toy held-out corpus ({len(docs)} documents)"
-        needs_stats = any(
-            isinstance(s, SaturationClamp) and s.level_unit == "max_activation" for s in exp.studies
-        )
+        needs_stats = any(isinstance(s, SaturationClamp | Ablation) for s in exp.studies)
+        stat_docs, source = stats_corpus(exp) if needs_stats else ([], "")
+        model_identity = exp.model.model_dump(mode="json", exclude={"device"})
         for sae in saes:
-            stats = activation_stats(model, sae, docs, source=source) if needs_stats else None
+            stats = None
+            if needs_stats:
+                stats, cached = cached_activation_stats(
+                    model, model_identity, sae, stat_docs, source
+                )
+                say(
+                    f"feature statistics for {sae.label}: {source}, {stats.n_tokens} tokens"
+                    + (" (cached)" if cached else "")
+                )
             ctx = StudyContext(
                 exp,
                 model,
@@ -220,6 +230,8 @@ def run_experiment(
             for i, study in enumerate(exp.studies):
                 if isinstance(study, SaturationClamp):
                     run_saturation(ctx, study, f"studies.{i}")
+                elif isinstance(study, Ablation):
+                    run_ablation(ctx, study, f"studies.{i}")
                 elif isinstance(study, Specificity):
                     assert spec_judge is not None
                     run_specificity(

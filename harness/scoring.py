@@ -13,7 +13,7 @@ from typing import Any
 from harness.judge.anthropic_judge import AnthropicJudge
 from harness.judge.base import Judge, Judgement, JudgeRequest
 from harness.plan import content_key
-from harness.spec import Experiment, SaturationClamp
+from harness.spec import Ablation, Experiment, SaturationClamp
 from harness.store import RunStore
 
 __all__ = ["judge_generations", "judgement_record"]
@@ -25,6 +25,10 @@ def _concepts(exp: Experiment) -> dict[str, tuple[str, tuple[str, ...]]]:
     for study in exp.studies:
         if isinstance(study, SaturationClamp):
             out[study.name] = (study.feature.label or study.name, study.feature.keywords)
+        elif isinstance(study, Ablation):
+            labels = [ref.label for ref in study.features if ref.label]
+            keywords = tuple(k for ref in study.features for k in ref.keywords)
+            out[study.name] = (" + ".join(labels) or study.name, keywords)
     return out
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "FeatureByMatch",
     "FeatureRef",
     "GenerationSettings",
+    "HubDataset",
     "JudgeSettings",
     "LocalSAE",
     "LogitDiff",
@@ -167,6 +168,20 @@ class PromptFile(_Frozen):
 
 
 PromptSet = tuple[str, ...] | PromptFile
+
+
+class HubDataset(_Frozen):
+    """Documents from a Hugging Face dataset, streamed (needs the hub), e.g.
+    ``HubDataset(path="NeelNanda/pile-10k")``: the first ``n_documents`` of ``split``."""
+
+    kind: Literal["hub"] = "hub"
+    path: str = Field(min_length=1)
+    split: str = Field(default="train", min_length=1)
+    text_field: str = Field(default="text", min_length=1)
+    n_documents: int = Field(default=2000, ge=1, le=1_000_000)
+
+
+Corpus = tuple[str, ...] | PromptFile | HubDataset
 Positions = Literal["all", "prompt", "generated", "last"] | tuple[int, ...]
 
 
@@ -225,11 +240,27 @@ class SaturationClamp(_Study):
     positions: Positions = "all"
     conditional: bool = False
     keep_error_term: bool = True
+    neutral_prompts: PromptSet | None = Field(
+        default=None,
+        description="Prompts the clamp should leave alone: every level also runs on them, and "
+        "their drift is reported next to the target prompts' (clamp specificity).",
+    )
+    fluency_threshold: float = Field(
+        default=1.0,
+        ge=0,
+        description="Recommended level: the best concept score whose mean judged fluency (0–2) "
+        "stays at or above this; chosen on half of the prompts, reported on the other half.",
+    )
 
     @field_validator("positions")
     @classmethod
     def _position_set(cls, v: Positions) -> Positions:
         return _check_positions(v)
+
+    @field_validator("neutral_prompts")
+    @classmethod
+    def _neutral_set(cls, v: PromptSet | None) -> PromptSet | None:
+        return v if v is None else _check_prompts(v)
 
     @field_validator("levels")
     @classmethod
@@ -247,17 +278,47 @@ class SaturationClamp(_Study):
         return _check_prompts(v)
 
 
+class LogitDiff(_Frozen):
+    """Metric: logit(positive) − logit(negative) at the last position."""
+
+    kind: Literal["logit_diff"] = "logit_diff"
+    positive: str = Field(min_length=1)
+    negative: str = Field(min_length=1)
+
+
+class TargetLogProb(_Frozen):
+    """Metric: log-probability of a target continuation."""
+
+    kind: Literal["target_logprob"] = "target_logprob"
+    continuation: str = Field(min_length=1)
+
+
 class Ablation(_Study):
-    """Zero (defence) or amplify (attack) features at chosen positions; next-token effects."""
+    """Zero (defence) or amplify (attack) features at chosen positions.
+
+    Per prompt: the next-token table (top token with and without the intervention, changed or
+    not, probability shift), logit shifts of named tokens and of an optional metric, KL of the
+    next-token distribution; then judged continuations and topic drift. ``control_prompts`` get
+    the same tables: the side effects.
+    """
 
     kind: Literal["ablation"] = "ablation"
     features: tuple[FeatureRef, ...] = Field(min_length=1)
     mode: Literal["zero", "amplify"] = "zero"
-    amplify_value: float = Field(default=20.0, gt=0)
+    amplify_value: float = Field(
+        default=20.0, gt=0, description="amplify: the value the features are clamped to."
+    )
     positions: Positions = "all"
     prompts: PromptSet
     control_prompts: PromptSet | None = None
     tokens: tuple[str, ...] = Field(default=(), description="Tokens whose logit shifts to report.")
+    metric: Annotated[LogitDiff | TargetLogProb, Field(discriminator="kind")] | None = Field(
+        default=None, description="A metric whose shift is reported with a CI and a paired test."
+    )
+    generate: bool = Field(
+        default=True, description="Also generate, judge and measure drift of continuations."
+    )
+    keep_error_term: bool = True
 
     @field_validator("prompts", "control_prompts")
     @classmethod
@@ -313,21 +374,6 @@ class Specificity(_Study):
         return bins
 
 
-class LogitDiff(_Frozen):
-    """Metric: logit(positive) − logit(negative) at the last position."""
-
-    kind: Literal["logit_diff"] = "logit_diff"
-    positive: str = Field(min_length=1)
-    negative: str = Field(min_length=1)
-
-
-class TargetLogProb(_Frozen):
-    """Metric: log-probability of a target continuation."""
-
-    kind: Literal["target_logprob"] = "target_logprob"
-    continuation: str = Field(min_length=1)
-
-
 class Attribution(_Study):
     """Attribution (grad × (0 − act)) per feature vs true ablations of the top-k features."""
 
@@ -369,7 +415,7 @@ Study = Annotated[
     SaturationClamp | Ablation | Specificity | Attribution | ContrastiveSearch,
     Field(discriminator="kind"),
 ]
-RUNNABLE_STUDIES = ("saturation", "contrast", "specificity", "attribution")
+RUNNABLE_STUDIES = ("saturation", "ablation", "contrast", "specificity", "attribution")
 
 
 # ---------------------------------------------------------------- run settings
@@ -421,6 +467,17 @@ class Experiment(_Frozen):
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     seed: int = 0
     tags: tuple[str, ...] = ()
+    stats_corpus: Corpus | None = Field(
+        default=None,
+        description="Documents for feature statistics (max activation, firing frequency, "
+        "quantiles), which clamp levels in × max activation need; None: the toy corpus "
+        "(toy model only).",
+    )
+
+    @field_validator("stats_corpus")
+    @classmethod
+    def _stats_corpus(cls, v: Corpus | None) -> Corpus | None:
+        return v if v is None or isinstance(v, HubDataset) else _check_prompts(v)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Experiment:

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from transformer_lens import HookedTransformer
 
-__all__ = ["corpus_batches", "real_tokens"]
+__all__ = ["corpus_batches", "real_tokens", "single_token_id"]
 
 
 def real_tokens(
@@ -32,3 +32,15 @@ def corpus_batches(
     for start in range(0, len(documents), batch_size):
         tokens = model.to_tokens(list(documents[start : start + batch_size]), padding_side="right")
         yield start, tokens[:, : model.cfg.n_ctx]
+
+
+def single_token_id(model: HookedTransformer, word: str, field: str) -> int:
+    """The id of ``word`` when the model's tokenizer makes it one token; a SpecError otherwise."""
+    from harness.errors import SpecError
+
+    ids = model.to_tokens(word, prepend_bos=False)[0]
+    if len(ids) != 1:
+        raise SpecError(
+            f"{word!r} is not a single token for this model ({len(ids)} tokens)", field=field
+        )
+    return int(ids[0])

@@ -16,6 +16,7 @@ from typing import Any
 from harness.errors import SpecError
 from harness.judge.rubric import available_rubrics
 from harness.spec import (
+    Ablation,
     Experiment,
     FeatureByIndex,
     FeatureByMatch,
@@ -72,17 +73,18 @@ def _check_prompt_lengths(exp: Experiment) -> None:
             field="generation.max_new_tokens",
         )
     for i, study in enumerate(exp.studies):
-        prompts = getattr(study, "prompts", ())
-        if isinstance(prompts, PromptFile):
-            continue
-        for j, prompt in enumerate(prompts):
-            length = len(tok.encode(prompt))  # includes BOS
-            if length + budget > n_ctx:
-                raise SpecError(
-                    f"prompt of {length} tokens + max_new_tokens={budget} exceeds the toy "
-                    f"model's context of {n_ctx}",
-                    field=f"studies.{i}.prompts.{j}",
-                )
+        for name in ("prompts", "neutral_prompts", "control_prompts"):
+            prompts = getattr(study, name, None) or ()
+            if isinstance(prompts, PromptFile):
+                continue
+            for j, prompt in enumerate(prompts):
+                length = len(tok.encode(prompt))  # includes BOS
+                if length + budget > n_ctx:
+                    raise SpecError(
+                        f"prompt of {length} tokens + max_new_tokens={budget} exceeds the toy "
+                        f"model's context of {n_ctx}",
+                        field=f"studies.{i}.{name}.{j}",
+                    )
 
 
 def _toy_sae_cfg(name: str) -> dict[str, Any]:
@@ -208,13 +210,26 @@ def validate_static(exp: Experiment) -> None:
             )
     for i, study in enumerate(exp.studies):
         if (
+            isinstance(study, Ablation)
+            and study.generate
+            and exp.judge.effective_kind() == "offline"
+            and not any(ref.keywords for ref in study.features)
+        ):
+            raise SpecError(
+                "the offline judge needs concept keywords to judge this ablation's "
+                "continuations (keywords=(...) on a feature, or generate=False)",
+                field=f"studies.{i}.features.0.keywords",
+            )
+        if (
             isinstance(study, SaturationClamp)
             and isinstance(exp.model, PretrainedModel)
             and study.level_unit == "max_activation"
+            and exp.stats_corpus is None
         ):
             raise SpecError(
-                "levels in multiples of max activation need activation statistics, computed on "
-                "the toy corpus only for now; use level_unit='absolute'",
+                "levels in multiples of max activation need activation statistics over a corpus "
+                "of this model's text: set stats_corpus (a PromptFile of documents, a tuple of "
+                "texts or a HubDataset), or use level_unit='absolute'",
                 field=f"studies.{i}.level_unit",
             )
 

@@ -19,11 +19,10 @@ from scipy import stats
 from transformer_lens import HookedTransformer
 
 from harness.backend import LoadedSAE
-from harness.errors import SpecError
 from harness.plan import content_key
 from harness.spec import Attribution, LogitDiff, prompt_list
 from harness.store import RunStore
-from harness.tokens import real_tokens
+from harness.tokens import real_tokens, single_token_id
 
 __all__ = ["ablate", "attribute", "metric_fn", "run_attribution"]
 
@@ -33,14 +32,10 @@ Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, tokens
 def metric_fn(model: HookedTransformer, metric: Any, field: str) -> Metric:
     """The study's metric as a function of logits: one value per prompt."""
     if isinstance(metric, LogitDiff):
-        ids = []
-        for word, name in ((metric.positive, "positive"), (metric.negative, "negative")):
-            tokens = model.to_tokens(word, prepend_bos=False)[0]
-            if len(tokens) != 1:
-                raise SpecError(
-                    f"{word!r} is not a single token for this model", field=f"{field}.metric.{name}"
-                )
-            ids.append(int(tokens[0]))
+        ids = [
+            single_token_id(model, word, f"{field}.metric.{name}")
+            for word, name in ((metric.positive, "positive"), (metric.negative, "negative"))
+        ]
         pos, neg = ids
         return lambda logits, tokens: logits[:, -1, pos] - logits[:, -1, neg]
     cont = model.to_tokens(metric.continuation, prepend_bos=False)[0]

@@ -11,7 +11,8 @@ import torch
 from transformer_lens import HookedTransformer
 
 from harness.backend import LoadedSAE
-from harness.features import activation_stats, contrastive_candidates
+from harness.feature_stats import activation_stats
+from harness.features import contrastive_candidates
 from harness.generation import ClampTarget, GenRow, generate_rows
 from harness.spec import FeatureByContrast
 from harness.tokens import real_tokens
