@@ -2,29 +2,20 @@
 
 "john says , i want to be alone right now . john feels" → logit(sad) − logit(happy). Attribution
 (gradient × activation, error term held fixed) ranks the features in one backward pass; the top 20
-are then ablated one by one to measure their true effect, and the two are compared.
+are then ablated one by one to measure their true effect, and the two are compared. Finally the
+"sad" feature found by contrastive probing (sad vs happy lines, at the "feels" token) is zeroed:
+logit(sad) − logit(happy) should fall, and the happy prompts are the controls.
 """
 
 from __future__ import annotations
 
 from harness import Experiment, ToySAE
-from harness.spec import Attribution, LogitDiff
-
-SAD_PROMPTS = tuple(
-    f"{name} says , {line} . {name} feels"
-    for name in ("john", "mary", "tom", "sarah")
-    for line in (
-        "i want to be alone right now",
-        "i lost my best friend",
-        "nobody came to my party",
-        "i miss my old home",
-        "everything went wrong today",
-    )
-)
+from harness.spec import Ablation, Attribution, LogitDiff
+from harness.toy.probes import HAPPY_PROMPTS, SAD, SAD_PROMPTS
 
 
 def spec() -> Experiment:
-    """Attribution vs ablation on both toy SAEs."""
+    """Attribution vs ablation, and the sad feature's ablation, on both toy SAEs."""
     return Experiment(
         name="toy_attribution",
         description=__doc__.strip().splitlines()[0],
@@ -35,6 +26,15 @@ def spec() -> Experiment:
                 prompts=SAD_PROMPTS,
                 metric=LogitDiff(positive="sad", negative="happy"),
                 top_k=20,
+            ),
+            Ablation(
+                name="sad_feature_ablation",
+                features=(SAD,),
+                mode="zero",
+                prompts=SAD_PROMPTS,
+                control_prompts=HAPPY_PROMPTS,
+                tokens=("sad", "happy"),
+                metric=LogitDiff(positive="sad", negative="happy"),
             ),
         ),
     )

@@ -114,5 +114,5 @@ def resolve_feature(
                 field=f"{field}.index",
             )
         return ref.index, []
-    candidates = contrastive_candidates(model, sae, ref)
-    return candidates[0].index, candidates
+    candidates = contrastive_candidates(model, sae, ref, top=max(10, ref.rank + 1))
+    return candidates[ref.rank].index, candidates

@@ -36,7 +36,11 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def load_spec(path: Path) -> Experiment:
-    """Import ``path``, call its ``spec()`` and return the validated :class:`Experiment`."""
+    """Import ``path``, call its ``spec()`` and return the validated :class:`Experiment`.
+
+    While it is imported, the file's own directory is on ``sys.path``, so a spec can import
+    probes or prompt sets from a sibling module.
+    """
     if not path.is_file():
         raise SpecError(f"spec file {str(path)!r} does not exist")
     module_name = f"_harness_spec_{abs(hash(str(path.resolve())))}"
@@ -44,6 +48,8 @@ def load_spec(path: Path) -> Experiment:
     if loader_spec is None or loader_spec.loader is None:
         raise SpecError(f"{path} is not a Python file")
     module = importlib.util.module_from_spec(loader_spec)
+    here = str(path.resolve().parent)
+    sys.path.insert(0, here)  # a spec may import helpers that sit next to it
     try:
         loader_spec.loader.exec_module(module)
     except SyntaxError as exc:
@@ -52,6 +58,8 @@ def load_spec(path: Path) -> Experiment:
         raise SpecError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from exc
     finally:
         sys.modules.pop(module_name, None)
+        if here in sys.path:
+            sys.path.remove(here)
     factory = getattr(module, "spec", None)
     if not callable(factory):
         raise SpecError(f"{path} defines no function spec() -> Experiment")

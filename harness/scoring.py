@@ -26,7 +26,7 @@ def _concepts(exp: Experiment) -> dict[str, tuple[str, tuple[str, ...]]]:
         if isinstance(study, SaturationClamp):
             out[study.name] = (study.feature.label or study.name, study.feature.keywords)
         elif isinstance(study, Ablation):
-            labels = [ref.label for ref in study.features if ref.label]
+            labels = list(dict.fromkeys(ref.label for ref in study.features if ref.label))
             keywords = tuple(k for ref in study.features for k in ref.keywords)
             out[study.name] = (" + ".join(labels) or study.name, keywords)
     return out

@@ -138,6 +138,7 @@ class FeatureByContrast(_FeatureBase):
     positive: tuple[str, ...] = Field(min_length=1)
     negative: tuple[str, ...] = Field(min_length=1)
     position: Literal["last", "max"] = "last"
+    rank: int = Field(default=0, ge=0, le=99, description="0: the top candidate, 1: the next…")
 
 
 class FeatureByMatch(_FeatureBase):

@@ -37,7 +37,7 @@ def run_ablation(ctx: StudyContext, study: Ablation, field: str) -> None:
         index, found = resolve_feature(ctx.model, sae, ref, f"{field}.features.{j}", ctx.all_saes)
         features.append(index)
         candidates = candidates or found
-    labels = [ref.label for ref in study.features if ref.label]
+    labels = list(dict.fromkeys(ref.label for ref in study.features if ref.label))
     record_feature(
         ctx,
         study.name,
