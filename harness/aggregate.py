@@ -62,6 +62,12 @@ def _scale_high(ident: str) -> int:
     return load_rubric(ident.split("@", 1)[0]).high
 
 
+def _in_key_order(by_key: dict[str, int]) -> list[int]:
+    """Values in key order: the bootstrap then does not depend on the order records landed in
+    (a resumed or rescored run gives the same CIs)."""
+    return [by_key[k] for k in sorted(by_key)]
+
+
 def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
     """Aggregate judgements per (sae, study, condition), with bootstrap CIs over prompts.
 
@@ -99,7 +105,7 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
         rows.append(summary_row(group, metric, est.value, est.ci_low, est.ci_high, est.n))
 
     for group in sorted(order, key=order.__getitem__):
-        primary_scores = list(scores[primary][group].values())
+        primary_scores = _in_key_order(scores[primary][group])
         add(
             group,
             METRIC_NAMES.get(primary.split("@", 1)[0], "concept_score"),
@@ -122,7 +128,7 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
                 add(
                     group,
                     METRIC_NAMES.get(name, f"{name}_score"),
-                    [float(v) for v in scores[ident][group].values()],
+                    [float(v) for v in _in_key_order(scores[ident][group])],
                 )
         if all(hm_parts):
             per_item = [scores[ident][group] for ident in hm_parts if ident]

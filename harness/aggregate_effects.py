@@ -61,7 +61,8 @@ def store_primary(scores: dict[str, Any]) -> str:
 
 def _measure_rows(store: RunStore, rng: np.random.Generator) -> list[dict[str, Any]]:
     data: dict[Group, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for m in store.records("measure"):
+    records = sorted(store.records("measure"), key=lambda m: (m["prompt_index"], m["key"]))
+    for m in records:
         group = (m["sae"], m["study"], m["condition"])
         is_base = split_condition(m["condition"])[1] == BASELINE
         for name in ("nll", "drift", "concept_gain"):
@@ -70,7 +71,7 @@ def _measure_rows(store: RunStore, rng: np.random.Generator) -> list[dict[str, A
                 continue
             data[group][name].append(float(value))
     rows = []
-    for group, metrics in data.items():
+    for group, metrics in sorted(data.items()):  # fixed order: CIs independent of record order
         for name in ("drift", "concept_gain", "nll"):
             if metrics.get(name):
                 est = bootstrap_mean(metrics[name], rng)
@@ -94,7 +95,7 @@ def _next_token_rows(store: RunStore, rng: np.random.Generator) -> list[dict[str
     for r in store.records("next_token"):
         data[(r["sae"], r["study"], r["condition"])].append(r)
     rows = []
-    for group, recs in data.items():
+    for group, recs in sorted(data.items(), key=lambda kv: kv[0]):
         recs.sort(key=lambda r: r["prompt_index"])
         for name, values in (
             ("top1_changed", [float(r["changed"]) for r in recs]),
@@ -203,7 +204,8 @@ def _recommended_rows(
     _, level, cond = best
 
     def held_out(table: dict[Group, dict[int, int]]) -> list[float]:
-        return [float(v) for i, v in table.get((sae, study.name, cond), {}).items() if i in report]
+        got = table.get((sae, study.name, cond), {})
+        return [float(got[i]) for i in sorted(got) if i in report]
 
     return [
         summary_row(group, "level", level, NAN, NAN, len(choose)),

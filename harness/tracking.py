@@ -77,8 +77,9 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
                 base = metric_key(r["metric"], r["condition"])
                 if r["n"] and r["value"] == r["value"]:  # skip NaN (nothing scored)
                     metrics[base] = r["value"]
-                    metrics[base + ".ci_low"] = r["ci_low"]
-                    metrics[base + ".ci_high"] = r["ci_high"]
+                    if r["ci_low"] == r["ci_low"]:  # p-values have no CI
+                        metrics[base + ".ci_low"] = r["ci_low"]
+                        metrics[base + ".ci_high"] = r["ci_high"]
                 metrics[base + ".n"] = float(r["n"])
             mlflow.log_metrics(metrics)
     from harness.aggregate import judge_totals

@@ -62,9 +62,16 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def stats_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Feature statistics shared by the tests of one session (never the developer's cache)."""
+    return tmp_path_factory.mktemp("stats-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_judge_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reaches a real API or a developer's judgement cache."""
+def _isolated_judge_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stats_cache: Path) -> None:
+    """No test reaches a real API or a developer's judgement or statistics cache."""
+    monkeypatch.setenv("HARNESS_STATS_CACHE", str(stats_cache))
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     monkeypatch.setenv("HARNESS_JUDGE_CACHE", str(tmp_path / "judge-cache.sqlite"))

@@ -8,16 +8,26 @@ from pathlib import Path
 import mlflow
 import pytest
 
-import harness.studies.saturation as saturation
+import harness.studies.common as saturation
 from harness.cli import main
+from harness.plan import plan
 from harness.store import RunStore
 from tests.conftest import REPO, run_spec
 
 DEMO = REPO / "experiments" / "toy_golden_gate.py"
 
 
-def _concept(rows: list[dict], condition: str) -> dict:  # type: ignore[type-arg]
-    [row] = [r for r in rows if r["condition"] == condition and r["metric"] == "concept_score"]
+def _row(
+    rows: list[dict],  # type: ignore[type-arg]
+    condition: str,
+    metric: str = "concept_score",
+    study: str = "golden_gate_sweep",
+) -> dict:  # type: ignore[type-arg]
+    [row] = [
+        r
+        for r in rows
+        if r["study"] == study and r["condition"] == condition and r["metric"] == metric
+    ]
     return row
 
 
@@ -35,22 +45,45 @@ def test_demo_run_writes_report_mlflow_run_and_resumes(
     assert "## Provenance" in text and "### Dose–response" in text and "offline-keyword-v1" in text
 
     rows = store.read_json("summary.json")
-    base, top = _concept(rows, "baseline"), _concept(rows, "10x")
+    base, top = _row(rows, "baseline"), _row(rows, "10x")
     assert base["n"] == top["n"] == 16
     assert base["value"] <= 0.5 and top["value"] >= 2.0
     assert top["ci_low"] <= top["value"] <= top["ci_high"]
+    # clamp specificity: clamping to 0 leaves neutral prompts alone, 10x does not
+    neutral_0, neutral_10 = _row(rows, "neutral:0x", "drift"), _row(rows, "neutral:10x", "drift")
+    assert neutral_0["n"] == neutral_10["n"] == 8
+    assert neutral_0["value"] < 0.1 * neutral_10["value"]
+    # fluency falls at the extreme levels, by the judge and by perplexity under the clean model
+    assert (
+        _row(rows, "10x", "fluency_score")["value"]
+        < _row(rows, "baseline", "fluency_score")["value"]
+    )
+    assert (
+        _row(rows, "10x", "perplexity")["ci_low"] > _row(rows, "baseline", "perplexity")["ci_high"]
+    )
+    assert _row(rows, "10x", "concept_p_holm")["value"] < 0.05
+    assert _row(rows, "trend", "trend_p")["value"] < 0.05
+    level = _row(rows, "recommended", "level")["value"]
+    assert (
+        level in (0, 1, 2, 5, 10) and _row(rows, "recommended", "concept_score_heldout")["n"] == 8
+    )
+    for r in rows:  # every aggregate carries n, and its CI brackets it
+        assert r["n"] >= 0
+        if r["ci_low"] == r["ci_low"] and r["n"] > 0:
+            assert r["ci_low"] - 1e-9 <= r["value"] <= r["ci_high"] + 1e-9, r
 
     runs = mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 1
+    assert len(parents) == 1 and len(children) == 3
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["name"] == "toy_golden_gate"
     assert parent.data.tags["harness.judge"] == "offline-keyword-v1"
     assert parent.data.tags["harness.spec_hash"] == store.experiment().spec_hash()
-    assert children[0].data.metrics["concept_score/10x"] == pytest.approx(top["value"])
-    assert children[0].data.metrics["concept_score/baseline.n"] == 16
+    [sweep] = [c for c in children if c.data.tags.get("study") == "golden_gate_sweep"]
+    assert sweep.data.metrics["concept_score/10x"] == pytest.approx(top["value"])
+    assert sweep.data.metrics["concept_score/baseline.n"] == 16
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "report")}
     assert f"report/{report.name}" in artifacts
 
@@ -100,8 +133,10 @@ def test_interrupted_run_is_killed_in_mlflow_and_resumes_without_redoing_work(
         saturation, "generate_rows", lambda *a, **k: generated.append(len(a[1])) or real(*a, **k)
     )
     assert main(["run", str(DEMO), "--quiet", "--batch-size", "32"]) == 0
-    assert sum(generated) == 96 - 32  # only the unfinished rows were generated
-    assert len(store.done_keys("generation")) == 96
+    total = len(plan(store.experiment()).items)  # sweep 24×6 + ablation 16×2 + amplify 24×2
+    assert total == 224
+    assert sum(generated) == total - 32  # only the unfinished rows were generated
+    assert len(store.done_keys("generation")) == total
     keys = [r["key"] for r in store.records("generation")]
     assert len(keys) == len(set(keys))
 
@@ -147,15 +182,17 @@ def test_rescore_judges_only_what_is_missing_and_never_regenerates(
 def test_plan_prints_the_matrix_and_counts(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(DEMO), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    [row] = data["rows"]
-    assert row["generations"] == 16 * 6 and row["judge_calls"] == 96 and row["conditions"] == 6
-    assert row["forward_passes"] == 2 * 24  # ceil(96 / 64) batches × 24 new tokens
-    assert data["totals"]["generations"] == 96 and data["judge_cost_usd"] == 0.0
+    row = data["rows"][0]
+    assert row["study"] == "golden_gate_sweep" and row["conditions"] == 6
+    assert row["generations"] == (16 + 8) * 6 and row["judge_calls"] == 144 * 3  # 3 rubrics
+    # ceil(144 / 64) batches × (24 new tokens + 2 teacher-forced passes)
+    assert row["forward_passes"] == 3 * 24 + 2 * 3
+    assert data["totals"]["generations"] == 144 + 32 + 48 and data["judge_cost_usd"] == 0.0
     assert main(["plan", str(DEMO)]) == 0
     assert "estimated judge cost $0.00" in capsys.readouterr().out
 
 
-def test_absolute_levels_and_unrunnable_study_kinds(
+def test_absolute_levels_and_ablation_without_generation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -172,19 +209,31 @@ def test_absolute_levels_and_unrunnable_study_kinds(
     )
     store = run_spec(good)
     rows = store.read_json("summary.json")
-    assert _concept(rows, "v=30")["value"] >= 2 and _concept(rows, "v=0")["value"] == 0
+    assert (
+        _row(rows, "v=30", study="s")["value"] >= 2 and _row(rows, "v=0", study="s")["value"] == 0
+    )
     [feature] = list(store.records("feature"))
-    assert feature["max_activation"] is None  # no statistics pass was needed
+    # statistics are reported for every intervened feature, but absolute levels ignore them
+    assert feature["max_activation_source"].startswith("toy held-out corpus")
+    assert {g["clamp_value"] for g in store.records("generation")} == {None, 0.0, 30.0}
     assert "Feature **9** (bridge)." in (Path("reports") / f"{store.run_id}.md").read_text()
 
-    ablation = "Ablation(name='a', features=(FeatureByIndex(index=1),), prompts=('x',))"
+    # an ablation needs concept keywords to judge its continuations offline, or generate=False
+    ablation = (
+        "Ablation(name='a', features=(FeatureByIndex(index=9),), prompts=('fans filled the',))"
+    )
     bad = tmp_path / "ablation.py"
     bad.write_text(
         f"{header}def spec():\n    return Experiment(name='abl', saes=(ToySAE(),),"
-        f" studies=({sweep}, {ablation}))\n"
+        f" studies=({ablation},))\n"
     )
     capsys.readouterr()
-    assert main(["validate", str(bad)]) == 0
-    assert main(["run", str(bad), "--quiet", "--no-mlflow"]) == 2
-    err = capsys.readouterr().err
-    assert "studies.1.kind: study kind 'ablation' validates but has no runner" in err
+    assert main(["validate", str(bad)]) == 2
+    assert "studies.0.features.0.keywords: the offline judge needs concept keywords" in (
+        capsys.readouterr().err
+    )
+    bad.write_text(bad.read_text().replace("prompts=", "generate=False, prompts="))
+    store = run_spec(bad)
+    assert not list(store.records("generation"))
+    [effect] = list(store.records("next_token"))
+    assert effect["condition"] == "zero" and effect["base_top"] == "stadium"

@@ -141,7 +141,7 @@ def _anthropic_spec(tmp_path: Path) -> Path:
         "from harness import JudgeSettings\n"
         "def spec():\n"
         "    return m.spec().model_copy(update={'judge': JudgeSettings(kind='anthropic',"
-        " max_unscored_fraction=0.5)})\n"
+        " max_unscored_fraction=0.5), 'studies': m.spec().studies[:1]})\n"
     )
     return spec
 
@@ -212,7 +212,7 @@ def test_batch_mode_survives_a_crash_while_waiting(
         assert len(fake.state.batches) == 1
         store = RunStore.open("latest", Path("runs"))
         [submitted] = list(store.records("judge_batch"))
-        assert len(submitted["custom_ids"]) == 96
+        assert len(submitted["custom_ids"]) == 144  # (16 + 8 neutral prompts) × 6 conditions
         assert main(["run", str(spec), "--quiet", "--no-mlflow", "--judge-batch"]) == 0
         # the crashed batch was collected, not resubmitted; fluency and instruction had their own
         batches = fake.state.batches
@@ -222,6 +222,6 @@ def test_batch_mode_survives_a_crash_while_waiting(
         for later in ("msgbatch_000002", "msgbatch_000003"):
             assert not first_ids & {r["custom_id"] for r in batches[later]["requests"]}
         assert fake.state.message_calls == 0  # everything went through the batches
-    assert len(list(store.judgements())) == 96
-    assert len(list(store.judgements("*"))) == 3 * 96
+    assert len(list(store.judgements())) == 144
+    assert len(list(store.judgements("*"))) == 3 * 144
     assert sum(j["cost_usd"] for j in store.judgements()) > 0

@@ -97,7 +97,7 @@ BAD: dict[str, tuple[str, str]] = {
     ),
     "bad_jsonl_prompt_file": (
         experiment(study(prompts="PromptFile(path='bad.jsonl')")),
-        "bad.jsonl:1: expected a JSON object with a 'prompt' field",
+        "bad.jsonl:1: expected a JSON object with a 'prompt' or 'text' field",
     ),
     "unknown_toy_sae": (
         experiment(saes="(ToySAE(name='huge'),)"),
