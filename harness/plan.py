@@ -173,6 +173,7 @@ def saturation_items(exp: Experiment, sae: str, study: SaturationClamp) -> list[
 def ablation_items(exp: Experiment, sae: str, study: Ablation) -> list[WorkItem]:
     """Baseline and intervened continuation of every target and control prompt (``level`` is
     the clamp value: 0 for zero ablation, ``amplify_value`` for amplify)."""
+    value = study.amplify_value if study.mode == "amplify" else 0.0
     identity = {
         "study": study.name,
         "kind": "ablation",
@@ -180,13 +181,12 @@ def ablation_items(exp: Experiment, sae: str, study: Ablation) -> list[WorkItem]
         "sae": sae,
         "features": [f.model_dump(mode="json", exclude={"label"}) for f in study.features],
         "mode": study.mode,
-        "value": study.amplify_value if study.mode == "amplify" else 0.0,
+        "value": value,
         "positions": study.positions,
         "keep_error_term": study.keep_error_term,
         "generation": exp.generation.model_dump(mode="json"),
         "seed": exp.seed,
     }
-    value = identity["value"]
     items = []
     for prompt_set, prompts in prompt_sets(study):
         for i, prompt in enumerate(prompts):

@@ -226,7 +226,9 @@ def measure_generations(ctx: StudyContext, items: Sequence[WorkItem], concept: s
         has_base = baselines[i] is not None
         drift = max(0.0, float(1.0 - np.dot(own[i], ref[i]))) if has_base else None
         sim = float(np.dot(own[i], concept_vec)) if concept_vec is not None else None
-        base_sim = float(np.dot(ref[i], concept_vec)) if concept_vec is not None else None
+        base_sim = (
+            float(np.dot(ref[i], concept_vec)) if concept_vec is not None and has_base else None
+        )
         records.append(
             {
                 "kind": "measure",
@@ -242,7 +244,7 @@ def measure_generations(ctx: StudyContext, items: Sequence[WorkItem], concept: s
                 "n_tokens": nll[i][1],
                 "drift": drift,
                 "concept_sim": sim,
-                "concept_gain": None if sim is None or not has_base else sim - base_sim,
+                "concept_gain": None if sim is None or base_sim is None else sim - base_sim,
             }
         )
     ctx.store.append(records)
