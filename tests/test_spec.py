@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -113,3 +114,18 @@ def test_item_keys_ignore_runtime_only_options() -> None:
     assert len(keys) == len(set(keys)) == 2 * 3
     c = Experiment.model_validate({**data, "seed": 7})
     assert not set(keys) & {i.key for i in plan(c).items}
+
+
+def test_every_spec_in_the_readme_validates(tmp_path: Path) -> None:
+    import re
+
+    from harness.loading import load_spec
+    from harness.validate import validate_static
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "def spec()" in b]
+    assert len(blocks) >= 2
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"readme_{i}.py"
+        path.write_text(block)
+        validate_static(load_spec(path))
