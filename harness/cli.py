@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from harness.errors import HarnessError
 from harness.store import default_runs_root
@@ -122,6 +123,49 @@ def _parser() -> argparse.ArgumentParser:
     rs.add_argument("--rubric", default=None, help="rubric name (default: the spec's)")
     rs.add_argument("--runs", type=Path, default=None, help="run store root")
     rs.add_argument("--reports", type=Path, default=Path("reports"))
+
+    rg = sub.add_parser(
+        "regress",
+        help="gate a run's headline metrics against an accepted baseline (exit 1 on regression)",
+        description="Compare RUN's headline metrics (the spec's `regression` tolerances; default: "
+        "concept and fluency scores may not fall by more than 0.5) with the baseline, paired by "
+        "prompt. A condition regresses when its mean worsens by more than the tolerance and the "
+        "95%% bootstrap CI of the paired difference excludes 0. Writes "
+        "<reports>/<run>-regression.md; exit 0 = OK, 1 = regressed.",
+    )
+    rg.add_argument("run", help="run id, run directory, or 'latest'")
+    rg.add_argument(
+        "--baseline",
+        default=None,
+        help="a tag given to `harness accept`, a run id or a run directory "
+        "(default: the tag accepted/<experiment name>)",
+    )
+    rg.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
+    rg.add_argument("--reports", type=Path, default=Path("reports"))
+
+    ac = sub.add_parser(
+        "accept",
+        help="tag a finished run as the accepted baseline",
+        description="Record RUN as the baseline under TAG (default accepted/<experiment name>) "
+        "in <runs>/baselines.json, and tag its MLflow run harness.accepted_as=TAG.",
+    )
+    ac.add_argument("run", help="run id, run directory, or 'latest'")
+    ac.add_argument("--tag", default=None, help="baseline tag (default: accepted/<name>)")
+    ac.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
+
+    ni = sub.add_parser(
+        "nightly",
+        help="run every spec tagged 'nightly' in a folder and gate each against its baseline",
+        description="For every *.py spec in FOLDER whose tags include 'nightly': run it from "
+        "scratch into <runs>/nightly/<UTC time>/ (judgements already paid for come from the "
+        "judge cache), then `regress` it against accepted/<experiment name> when that baseline "
+        "exists. Exit 1 if any spec fails or regresses.",
+    )
+    ni.add_argument("folder", type=Path, help="folder of experiment specs")
+    ni.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
+    ni.add_argument("--reports", type=Path, default=Path("reports"))
+    ni.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
+    ni.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
 
     for name, text in (
         ("show", "print a run's summary table"),
@@ -340,6 +384,102 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regress_one(store: Any, baseline_ref: str | None, runs: Path, reports: Path) -> int:
+    """Regress one run against its baseline; prints a verdict line; returns the exit code."""
+    from harness.notebook import load_run
+    from harness.regress import default_tag, regress, resolve_baseline, write_regression_report
+
+    current = load_run(store.dir, runs)
+    ref = baseline_ref or default_tag(current.experiment.name)
+    base_store = resolve_baseline(ref, runs)
+    baseline = load_run(base_store.dir, runs)
+    checks = regress(current, baseline, current.experiment.seed)
+    path = write_regression_report(
+        checks, current, baseline, reports / f"{current.run_id}-regression.md"
+    )
+    failed = [c for c in checks if c.regressed]
+    verdict = "REGRESSED" if failed else "ok"
+    print(
+        f"{current.run_id}: {verdict} vs {baseline.run_id} ({len(failed)}/{len(checks)} "
+        f"checks regressed) → {path}"
+    )
+    for c in failed:
+        print(
+            f"  {c.sae} {c.study} {c.condition} {c.metric}: {c.baseline:.3f} → {c.current:.3f}"
+            + (f" ({c.note})" if c.note else "")
+        )
+    return 1 if failed else 0
+
+
+def _cmd_regress(args: argparse.Namespace) -> int:
+    from harness.store import RunStore
+
+    runs = args.runs or default_runs_root()
+    return _regress_one(RunStore.open(args.run, runs), args.baseline, runs, args.reports)
+
+
+def _cmd_accept(args: argparse.Namespace) -> int:
+    from harness.regress import accept
+    from harness.store import RunStore
+
+    runs = args.runs or default_runs_root()
+    store = RunStore.open(args.run, runs)
+    tag = accept(store, runs, args.tag)
+    print(f"accepted {store.run_id} as {tag}")
+    return 0
+
+
+def _cmd_nightly(args: argparse.Namespace) -> int:
+    import time
+
+    from harness.loading import load_spec
+    from harness.regress import baseline_tags, default_tag
+    from harness.runner import RunOptions, run_experiment
+
+    runs = args.runs or default_runs_root()
+    if not args.folder.is_dir():
+        raise HarnessError(f"{args.folder} is not a folder of specs")
+    night = runs / "nightly" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    specs = sorted(args.folder.glob("*.py"))
+    worst, ran = 0, 0
+    for path in specs:
+        try:
+            exp = load_spec(path)
+        except HarnessError as exc:
+            print(f"{path.name}: spec error: {exc}", file=sys.stderr)
+            worst = 1
+            continue
+        if "nightly" not in exp.tags:
+            continue
+        ran += 1
+        try:
+            result = run_experiment(
+                exp,
+                RunOptions(
+                    runs_root=night,
+                    reports_dir=args.reports,
+                    device=args.device,
+                    show_progress=False,
+                    log_to_mlflow=not args.no_mlflow,
+                ),
+                say=lambda _: None,
+            )
+        except HarnessError as exc:
+            print(f"{exp.name}: run failed: {exc}", file=sys.stderr)
+            worst = 1
+            continue
+        if default_tag(exp.name) not in baseline_tags(runs):
+            print(
+                f"{result.store.run_id}: no baseline yet; accept it with "
+                f"`harness accept {result.store.dir} --runs {runs}`"
+            )
+            continue
+        worst = max(worst, _regress_one(result.store, None, runs, args.reports))
+    print(f"nightly: {ran} spec(s) tagged nightly in {args.folder}; runs in {night}")
+    return worst
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from harness.backend import resolve_device
     from harness.bench import bench_judge, bench_sweep
@@ -422,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
         "report": _cmd_report,
         "toy": _cmd_toy,
         "bench": _cmd_bench,
+        "regress": _cmd_regress,
+        "accept": _cmd_accept,
+        "nightly": _cmd_nightly,
     }
     try:
         return handlers[args.command](args)

@@ -38,6 +38,7 @@ __all__ = [
     "Specificity",
     "Study",
     "TargetLogProb",
+    "Tolerance",
     "ToyModel",
     "ToySAE",
     "sae_label",
@@ -456,6 +457,33 @@ class JudgeSettings(_Frozen):
         return "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline"
 
 
+class Tolerance(_Frozen):
+    """How much a headline metric may worsen against the accepted baseline before
+    ``harness regress`` fails (definitions: docs/metrics.md, "Regression gate")."""
+
+    metric: Literal[
+        "concept_score",
+        "fluency_score",
+        "instruction_score",
+        "drift",
+        "concept_gain",
+        "nll",
+        "kl_mean",
+        "top1_changed",
+        "metric_shift",
+    ]
+    max_change: float = Field(ge=0, description="Allowed worsening of the mean (metric units).")
+    higher_is_better: bool = True
+    study: str | None = Field(default=None, description="None: every study that has the metric.")
+    condition: str | None = Field(default=None, description="None: every non-baseline condition.")
+
+
+DEFAULT_TOLERANCES = (
+    Tolerance(metric="concept_score", max_change=0.5),
+    Tolerance(metric="fluency_score", max_change=0.5),
+)
+
+
 class Experiment(_Frozen):
     """One experiment: a model, one or more SAEs, and the studies to run on each SAE."""
 
@@ -468,6 +496,10 @@ class Experiment(_Frozen):
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     seed: int = 0
     tags: tuple[str, ...] = ()
+    regression: tuple[Tolerance, ...] = Field(
+        default=DEFAULT_TOLERANCES,
+        description="Headline metrics `harness regress` gates on, with their tolerances.",
+    )
     stats_corpus: Corpus | None = Field(
         default=None,
         description="Documents for feature statistics (max activation, firing frequency, "
@@ -497,8 +529,9 @@ class Experiment(_Frozen):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def spec_hash(self) -> str:
-        """SHA-256 of the spec without runtime-only fields (device); stable under key order."""
-        data = self.model_dump(mode="json", exclude={"model": {"device"}})
+        """SHA-256 of the spec without the fields that change no result (model device, regression
+        tolerances); stable under key order."""
+        data = self.model_dump(mode="json", exclude={"model": {"device"}, "regression": True})
         return hashlib.sha256(
             json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()

@@ -63,6 +63,10 @@ class RunStore:
             stored = Experiment.model_validate_json(spec_path.read_text())
             if stored.spec_hash() != experiment.spec_hash():
                 raise StoreError(f"{run_dir} holds a different spec; refusing to mix records")
+            if stored.canonical_json() != experiment.canonical_json():
+                # only fields that change no result differ (device, regression tolerances):
+                # the stored spec is the one last run, so `harness regress` gates on its tolerances
+                write_atomic(spec_path, experiment.canonical_json())
         else:
             write_atomic(spec_path, experiment.canonical_json())
         return store

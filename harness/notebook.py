@@ -1,0 +1,91 @@
+"""The Python API for notebooks: a stored run as pandas DataFrames.
+
+>>> import harness
+>>> run = harness.load_run("latest")          # a run id, a run directory, or "latest"
+>>> run.summary.query("metric == 'concept_score'")
+>>> run.items.groupby("condition").concept_presence.mean()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.aggregate import SUMMARY_COLUMNS, summarise
+from harness.spec import Experiment
+from harness.store import RunStore, default_runs_root
+
+__all__ = ["LoadedRun", "load_run"]
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run read back from its store.
+
+    ``summary``: one row per aggregate (``sae, study, condition, metric, value, ci_low, ci_high,
+    n``). ``items``: one row per generation with its prompt, continuation, clamp value, the score
+    of every active rubric (a column per rubric, NaN when unscored) and its measures (``drift``,
+    ``concept_gain``, ``nll``). ``next_token``: one row per prompt and intervention of the
+    next-token tables. ``records``: every stored record, as stored.
+    """
+
+    run_id: str
+    directory: Path
+    experiment: Experiment
+    provenance: dict[str, Any]
+    summary: pd.DataFrame
+    items: pd.DataFrame
+    next_token: pd.DataFrame
+    records: pd.DataFrame
+
+
+def load_run(run: str | Path = "latest", runs_root: str | Path | None = None) -> LoadedRun:
+    """Load a run by id, directory or ``latest`` (under ``runs_root``, default ``$HARNESS_RUNS``
+    or ``./runs``). The summary is recomputed from the records when ``summary.json`` is missing
+    (an interrupted run)."""
+    root = Path(runs_root) if runs_root is not None else default_runs_root()
+    store = RunStore.open(str(run), root)
+    exp = store.experiment()
+    path = store.dir / "summary.json"
+    rows = store.read_json("summary.json") if path.exists() else summarise(store, exp.seed)
+    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    prov = store.read_json("provenance.json")
+    names = {ident: name for name, ident in (prov.get("rubrics") or {}).items()}
+    names.setdefault(prov["rubric"], prov["rubric"].split("@", 1)[0])
+    scores: dict[str, dict[str, Any]] = {}
+    for j in store.judgements("*"):
+        scores.setdefault(j["of"], {})[names.get(j["rubric"], j["rubric"])] = j["score"]
+    measures = {m["of"]: m for m in store.records("measure")}
+    items = []
+    for g in store.records("generation"):
+        m = measures.get(g["key"], {})
+        items.append(
+            {
+                "key": g["key"],
+                "sae": g["sae"],
+                "study": g["study"],
+                "condition": g["condition"],
+                "prompt_set": g.get("prompt_set", "target"),
+                "prompt_index": g["prompt_index"],
+                "prompt": g["prompt"],
+                "clamp_value": g.get("clamp_value"),
+                "continuation": g["continuation"],
+                **{name: scores.get(g["key"], {}).get(name) for name in names.values()},
+                "drift": m.get("drift"),
+                "concept_gain": m.get("concept_gain"),
+                "nll": m.get("nll"),
+            }
+        )
+    return LoadedRun(
+        run_id=store.run_id,
+        directory=store.dir,
+        experiment=exp,
+        provenance=prov,
+        summary=summary,
+        items=pd.DataFrame(items),
+        next_token=pd.DataFrame(list(store.records("next_token"))),
+        records=pd.DataFrame(list(store.records())),
+    )

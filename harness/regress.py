@@ -1,0 +1,271 @@
+"""The regression gate: compare a run's headline metrics with an accepted baseline run.
+
+Items are paired across the two runs by (SAE position in the spec, study, condition, prompt set,
+prompt index), so a checkpoint under a new label is still compared with the one it replaces. For
+each tolerance in the spec (``Experiment.regression``) and each matching condition, the mean paired
+difference (current − baseline) gets a bootstrap CI over the paired items; a condition regresses
+when its mean worsens by more than the tolerance *and* the CI excludes no change.
+Baselines are named by tags kept in ``<runs root>/baselines.json`` (``harness accept``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import StoreError
+from harness.metrics.stats import Estimate, bootstrap_mean
+from harness.notebook import LoadedRun
+from harness.plan import BASELINE, split_condition
+from harness.report.markdown_table import cell, fmt_estimate, table
+from harness.spec import Tolerance, sae_label
+from harness.store import RunStore, write_atomic
+
+__all__ = [
+    "Check",
+    "accept",
+    "baseline_tags",
+    "default_tag",
+    "regress",
+    "resolve_baseline",
+    "write_regression_report",
+]
+
+Key = tuple[int, str, str, str, int]  # (sae position, study, condition, prompt set, prompt index)
+
+_ITEM_COLUMNS = {
+    "fluency_score": "fluency",
+    "instruction_score": "instruction",
+    "drift": "drift",
+    "concept_gain": "concept_gain",
+    "nll": "nll",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One tolerance applied to one condition of one study and SAE."""
+
+    sae: str
+    study: str
+    condition: str
+    metric: str
+    baseline: float
+    current: float
+    difference: Estimate  # current − baseline, paired
+    max_change: float
+    higher_is_better: bool
+    regressed: bool
+    note: str = ""
+
+
+def _values(run: LoadedRun, metric: str) -> dict[Key, float]:
+    """Per-item values of a headline metric, keyed for pairing across runs."""
+    position = {sae_label(ref): i for i, ref in enumerate(run.experiment.saes)}
+    out: dict[Key, float] = {}
+    if metric in ("kl_mean", "top1_changed", "metric_shift"):
+        for r in run.next_token.to_dict("records") if len(run.next_token) else []:
+            if metric == "metric_shift":
+                if "metric_base" not in r or r["metric_base"] != r["metric_base"]:
+                    continue
+                value = r["metric_iv"] - r["metric_base"]
+            else:
+                value = float(r["changed"] if metric == "top1_changed" else r[metric])
+            pset, cond = split_condition(r["condition"])
+            out[(position[r["sae"]], r["study"], cond, pset, int(r["prompt_index"]))] = value
+        return out
+    primary = run.provenance["rubric"].split("@", 1)[0]
+    column = primary if metric == "concept_score" else _ITEM_COLUMNS[metric]
+    if len(run.items) == 0 or column not in run.items:
+        return out
+    for r in run.items.to_dict("records"):
+        value = r[column]
+        if value is None or value != value:
+            continue  # unscored or unmeasured: never a value
+        pset, cond = split_condition(r["condition"])
+        out[(position[r["sae"]], r["study"], cond, pset, int(r["prompt_index"]))] = float(value)
+    return out
+
+
+def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Check]:
+    """Every tolerance of the current run's spec checked against the baseline."""
+    rng = np.random.default_rng(seed)
+    labels = [sae_label(ref) for ref in current.experiment.saes]
+    checks: list[Check] = []
+    for tol in current.experiment.regression:
+        now, before = _values(current, tol.metric), _values(baseline, tol.metric)
+        groups = sorted({k[:3] for k in before if _wanted(tol, k)})
+        for sae_i, study, cond in groups:
+            keys = sorted(k for k in before if k[:3] == (sae_i, study, cond) and k[3] == "target")
+            common = [k for k in keys if k in now]
+            label = labels[sae_i] if sae_i < len(labels) else f"#{sae_i}"
+            if not common:
+                checks.append(_missing(label, study, cond, tol, before, keys))
+                continue
+            a = np.array([before[k] for k in common])
+            b = np.array([now[k] for k in common])
+            diff = bootstrap_mean(b - a, rng)
+            sign = 1.0 if tol.higher_is_better else -1.0
+            worse = -sign * diff.value
+            ci_excludes_zero = (diff.ci_high < 0) if tol.higher_is_better else (diff.ci_low > 0)
+            regressed = worse > tol.max_change and ci_excludes_zero
+            note = (
+                f"{len(keys) - len(common)} baseline items missing"
+                if len(common) < len(keys)
+                else ""
+            )
+            checks.append(
+                Check(
+                    label,
+                    study,
+                    cond,
+                    tol.metric,
+                    float(a.mean()),
+                    float(b.mean()),
+                    diff,
+                    tol.max_change,
+                    tol.higher_is_better,
+                    regressed,
+                    note,
+                )
+            )
+    return checks
+
+
+def _wanted(tol: Tolerance, key: Key) -> bool:
+    _, study, cond, pset, _ = key
+    if pset != "target" or cond == BASELINE:
+        return False
+    return (tol.study is None or tol.study == study) and (
+        tol.condition is None or tol.condition == cond
+    )
+
+
+def _missing(
+    label: str, study: str, cond: str, tol: Tolerance, before: dict[Key, float], keys: list[Key]
+) -> Check:
+    nan = float("nan")
+    base = float(np.mean([before[k] for k in keys]))
+    return Check(
+        label,
+        study,
+        cond,
+        tol.metric,
+        base,
+        nan,
+        Estimate(nan, nan, nan, 0),
+        tol.max_change,
+        tol.higher_is_better,
+        True,
+        "missing from the current run",
+    )
+
+
+def write_regression_report(
+    checks: list[Check], current: LoadedRun, baseline: LoadedRun, path: Path
+) -> Path:
+    """A Markdown regression report: every check, regressions first."""
+    failed = [c for c in checks if c.regressed]
+    lines = [
+        f"# Regression check: {cell(current.run_id)}",
+        "",
+        f"Baseline: {cell(baseline.run_id)} ({cell(baseline.directory)}). "
+        f"Verdict: **{'REGRESSED' if failed else 'OK'}** — {len(failed)} of {len(checks)} checks "
+        "regressed. A check regresses when the mean paired difference worsens by more than its "
+        "tolerance and its 95% bootstrap CI excludes 0.",
+        "",
+        *table(
+            [
+                "",
+                "SAE",
+                "study",
+                "condition",
+                "metric",
+                "baseline",
+                "current",
+                "difference (paired)",
+                "tolerance",
+                "note",
+            ],
+            [
+                [
+                    "❌" if c.regressed else "✅",
+                    cell(c.sae),
+                    cell(c.study),
+                    cell(c.condition),
+                    cell(c.metric) + ("" if c.higher_is_better else " (lower is better)"),
+                    f"{c.baseline:.3f}",
+                    f"{c.current:.3f}",
+                    fmt_estimate(
+                        c.difference.value,
+                        c.difference.ci_low,
+                        c.difference.ci_high,
+                        c.difference.n,
+                    ),
+                    f"{c.max_change:g}",
+                    cell(c.note),
+                ]
+                for c in sorted(checks, key=lambda c: not c.regressed)
+            ],
+        ),
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _tags_path(runs_root: Path) -> Path:
+    return runs_root / "baselines.json"
+
+
+def baseline_tags(runs_root: Path) -> dict[str, Any]:
+    """Tag → {run, dir, accepted_at}."""
+    path = _tags_path(runs_root)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def default_tag(experiment_name: str) -> str:
+    """The tag ``harness accept`` uses when none is given: ``accepted/<experiment name>``."""
+    return f"accepted/{experiment_name}"
+
+
+def accept(store: RunStore, runs_root: Path, tag: str | None = None) -> str:
+    """Tag a finished run as the accepted baseline; returns the tag."""
+    status = store.read_json("status.json") if (store.dir / "status.json").exists() else {}
+    if status.get("status") != "finished":
+        raise StoreError(
+            f"run {store.run_id} is {status.get('status', 'unknown')}, not finished; "
+            "only a finished run can be accepted"
+        )
+    name = tag or default_tag(store.experiment().name)
+    tags = baseline_tags(runs_root)
+    tags[name] = {"run": store.run_id, "dir": str(store.dir.resolve()), "accepted_at": time.time()}
+    runs_root.mkdir(parents=True, exist_ok=True)
+    write_atomic(_tags_path(runs_root), json.dumps(tags, indent=1, sort_keys=True))
+    _tag_mlflow(status.get("mlflow_run_id"), name)
+    return name
+
+
+def _tag_mlflow(run_id: str | None, tag: str) -> None:
+    if not run_id:
+        return
+    try:
+        import mlflow
+
+        mlflow.MlflowClient().set_tag(run_id, "harness.accepted_as", tag)
+    except Exception:  # the run store is the record; MLflow is a view that may be elsewhere
+        pass
+
+
+def resolve_baseline(ref: str, runs_root: Path) -> RunStore:
+    """A baseline by tag (``accepted/<name>`` or any tag given to ``accept``), run id or dir."""
+    tags = baseline_tags(runs_root)
+    if ref in tags:
+        return RunStore.open(tags[ref]["dir"], runs_root)
+    return RunStore.open(ref, runs_root)

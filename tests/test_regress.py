@@ -1,0 +1,105 @@
+"""The regression gate: accept a baseline, gate an unchanged rerun (ok) and a checkpoint whose
+decoder was degraded with noise (flagged, exit 1), and the nightly runner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from harness.cli import main
+from harness.toy.world import toy_sae_dir
+
+
+def _checkpoint(root: Path, name: str, noise: float) -> Path:
+    """A copy of the toy ReLU SAE; ``noise`` × each decoder row's norm of Gaussian noise added."""
+    path = root / name
+    shutil.copytree(toy_sae_dir("relu-256"), path)
+    weights = load_file(str(path / "sae_weights.safetensors"))
+    w = weights["W_dec"]
+    g = torch.Generator().manual_seed(0)
+    weights["W_dec"] = (
+        w
+        + noise
+        * w.norm(dim=1, keepdim=True)
+        * torch.randn(w.shape, generator=g)
+        / w.shape[1] ** 0.5
+    )
+    save_file(weights, str(path / "sae_weights.safetensors"))
+    return path
+
+
+def _spec(folder: Path, checkpoint: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "gate.py"
+    path.write_text(
+        "from harness import Experiment, LocalSAE, SaturationClamp\n"
+        "from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS\n"
+        "def spec():\n"
+        "    return Experiment(name='ckpt_gate',\n"
+        f"        saes=(LocalSAE(path={str(checkpoint)!r}, label='ckpt'),),\n"
+        "        studies=(SaturationClamp(name='sweep', feature=GOLDEN_GATE, levels=(0, 2, 10),\n"
+        "            prompts=NEUTRAL_PROMPTS[:10]),), tags=('nightly',))\n"
+    )
+    return path
+
+
+def test_gate_flags_a_degraded_decoder_and_passes_an_unchanged_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    good = _checkpoint(tmp_path / "ckpt", "good", 0.0)
+    bad = _checkpoint(tmp_path / "ckpt", "bad", 4.0)
+    specs = tmp_path / "specs"
+    _spec(specs, good)
+    runs = ["--runs", "runs"]
+
+    # first night: nothing to compare with yet
+    assert main(["nightly", str(specs), *runs, "--no-mlflow"]) == 0
+    out = capsys.readouterr().out
+    assert "no baseline yet" in out
+    [first] = list(Path("runs/nightly").glob("*/ckpt_gate-*"))
+    # only a finished run can be accepted
+    (first / "status.json").write_text(json.dumps({"status": "killed"}))
+    assert main(["accept", str(first), *runs]) == 2
+    (first / "status.json").write_text(json.dumps({"status": "finished"}))
+    assert main(["accept", str(first), *runs]) == 0
+    tags = json.loads(Path("runs/baselines.json").read_text())
+    assert tags["accepted/ckpt_gate"]["dir"] == str(first.resolve())
+
+    # an unchanged rerun (recomputed from scratch in a new folder) is not flagged
+    import time
+
+    time.sleep(1.1)  # nightly folders are named by the second
+    capsys.readouterr()
+    assert main(["nightly", str(specs), *runs, "--no-mlflow"]) == 0
+    assert ": ok vs " in capsys.readouterr().out
+    assert len(list(Path("runs/nightly").glob("*/ckpt_gate-*"))) == 2
+
+    # the same spec on a checkpoint whose decoder got noise: flagged, exit 1
+    degraded = _spec(tmp_path / "bad_specs", bad)
+    assert main(["run", str(degraded), "--quiet", "--no-mlflow", *runs]) == 0
+    capsys.readouterr()
+    assert main(["regress", "latest", *runs, "--baseline", "accepted/ckpt_gate"]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "10x concept_score: 3.000 → " in out
+    report = Path(out.split(" → ")[1].split()[0])
+    text = report.read_text()
+    assert "❌" in text and "**REGRESSED**" in text
+
+    # a tolerance declared in the spec is what the gate uses
+    lenient = (
+        degraded.read_text()
+        .replace(
+            "tags=('nightly',))",
+            "tags=('nightly',), regression=(Tolerance(metric='concept_score', max_change=3.0),))",
+        )
+        .replace("from harness import", "from harness.spec import Tolerance\nfrom harness import")
+    )
+    degraded.write_text(lenient)
+    assert main(["run", str(degraded), "--quiet", "--no-mlflow", *runs]) == 0  # same run id
+    assert main(["regress", "latest", *runs]) == 0
