@@ -46,10 +46,35 @@ def flatten_params(data: Any, prefix: str = "") -> dict[str, str]:
 
 
 @contextmanager
+def _store_lock() -> Iterator[None]:
+    """Serialise the first touches of a local SQLite tracking store across processes.
+
+    Two runs starting at once against a new ``mlflow.db`` both try to create its tables (an
+    alembic migration) and one fails; creating the experiment races the same way. A file lock
+    next to the database makes the second process wait for the first. Servers need no lock.
+    """
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".harness-lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
 def mlflow_run(experiment: Experiment, store: RunStore, tags: dict[str, str]) -> Iterator[str]:
     """Open the parent MLflow run; yields its id and closes it with the right status."""
-    mlflow.set_experiment(experiment.name)
-    run = mlflow.start_run(run_name=store.run_id, tags=tags)
+    with _store_lock():
+        mlflow.set_experiment(experiment.name)
+        run = mlflow.start_run(run_name=store.run_id, tags=tags)
     try:
         mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
         yield run.info.run_id

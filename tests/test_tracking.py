@@ -1,0 +1,129 @@
+"""MLflow under stress: SIGTERM mid-run, two runs logging to one store at once; and reports that
+hostile generated text cannot break."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from harness.cli import main
+from harness.store import RunStore
+from tests.conftest import REPO, run_spec
+
+DEMO = REPO / "experiments" / "toy_golden_gate.py"
+
+
+def _tiny(path: Path, name: str) -> Path:
+    path.write_text(
+        "from harness import Experiment, SaturationClamp, ToySAE\n"
+        "from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS\n"
+        "def spec():\n"
+        f"    return Experiment(name={name!r}, saes=(ToySAE(),), studies=(SaturationClamp(\n"
+        "        name='s', feature=GOLDEN_GATE, levels=(0, 10), prompts=NEUTRAL_PROMPTS[:6]),))\n"
+    )
+    return path
+
+
+def _cli(args: list[str], cwd: Path, uri: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_sigterm_leaves_the_mlflow_run_killed_and_the_store_resumable(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    proc = _cli(["run", str(DEMO), "--quiet", "--batch-size", "8"], tmp_path, mlflow_uri)
+    deadline = time.monotonic() + 120
+    records = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(tmp_path.glob("runs/*/records.jsonl"))
+        if found and found[0].read_bytes().count(b"\n") >= 20:
+            records = found[0]
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert records is not None and proc.returncode == 130, err.decode()[-2000:]
+    assert b"interrupted" in err
+    store = RunStore(records.parent)
+    assert store.read_json("status.json")["status"] == "killed"
+    [run] = mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
+    assert run.info.status == "KILLED"
+
+    again = _cli(["run", str(DEMO), "--quiet"], tmp_path, mlflow_uri)
+    assert again.wait(timeout=300) == 0
+    assert store.read_json("status.json")["status"] == "finished"
+    keys = [r["key"] for r in store.records()]
+    assert len(keys) == len(set(keys))
+    statuses = {
+        r.info.status
+        for r in mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
+        if "mlflow.parentRunId" not in r.data.tags
+    }
+    assert statuses == {"KILLED", "FINISHED"}
+
+
+def test_two_runs_logging_at_once_to_one_local_store_both_succeed(
+    tmp_path: Path, mlflow_uri: str
+) -> None:
+    procs = [
+        _cli(["run", str(_tiny(tmp_path / f"{n}.py", n)), "--quiet"], tmp_path, mlflow_uri)
+        for n in ("first", "second")
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    for name in ("first", "second"):
+        runs = mlflow.search_runs(experiment_names=[name], output_format="list")
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert [r.info.status for r in parents] == ["FINISHED"]
+        assert len(runs) == 2  # parent + one nested run (SAE × study)
+
+
+HOSTILE = (
+    "| a | b |\n|---|---|\n`code` ``` <script>alert(1)</script> <b>bold</b> **x** [link](http://e) "
+    "# heading \\| escaped pipe \r\n trailing |"
+)
+
+
+def test_hostile_generated_text_cannot_break_report_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = run_spec(_tiny(tmp_path / "hostile.py", "hostile"))
+    lines = store.records_path.read_text().splitlines()
+    out = []
+    for line in lines:
+        r = json.loads(line)
+        if r["kind"] == "generation":
+            r["continuation"] = HOSTILE
+            r["prompt"] = HOSTILE
+        if r["kind"] == "next_token":
+            r["base_top"] = r["iv_top"] = "|`<i>"
+        out.append(json.dumps(r))
+    store.records_path.write_text("\n".join(out) + "\n")
+    assert main(["report", "latest", "--runs", "runs"]) == 0
+    text = (Path("reports") / f"{store.run_id}.md").read_text()
+    assert "<script>" not in text and "<b>" not in text and "<i>" not in text
+    tables = re.findall(r"(?:^\|.*\|$\n?)+", text, re.M)
+    assert tables
+    for block in tables:
+        rows = block.strip("\n").split("\n")
+        widths = {len(re.findall(r"(?<!\\)\|", row)) for row in rows}
+        assert len(widths) == 1, block  # every row has the header's number of cells
+    assert "example continuations" in text.lower()
