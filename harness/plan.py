@@ -155,19 +155,22 @@ def saturation_items(exp: Experiment, sae: str, study: SaturationClamp) -> list[
             for level in levels:
                 cond = BASELINE if level is None else condition_name(level, study.level_unit)
                 key = content_key({**identity, **extra, "prompt": prompt, "level": level})
-                items.append(
-                    WorkItem(
-                        key,
-                        sae,
-                        study.name,
-                        _set_condition(prompt_set, cond),
-                        level,
-                        i,
-                        prompt,
-                        prompt_set,
-                    )
-                )
+                items.append(_item(key, sae, study.name, prompt_set, cond, level, i, prompt))
     return items
+
+
+def _item(
+    key: str,
+    sae: str,
+    study: str,
+    prompt_set: str,
+    condition: str,
+    level: float | None,
+    index: int,
+    prompt: str,
+) -> WorkItem:
+    cond = _set_condition(prompt_set, condition)
+    return WorkItem(key, sae, study, cond, level, index, prompt, prompt_set)
 
 
 def ablation_items(exp: Experiment, sae: str, study: Ablation) -> list[WorkItem]:
@@ -194,18 +197,7 @@ def ablation_items(exp: Experiment, sae: str, study: Ablation) -> list[WorkItem]
                 key = content_key(
                     {**identity, "set": prompt_set, "prompt": prompt, "intervened": level}
                 )
-                items.append(
-                    WorkItem(
-                        key,
-                        sae,
-                        study.name,
-                        _set_condition(prompt_set, cond),
-                        level,
-                        i,
-                        prompt,
-                        prompt_set,
-                    )
-                )
+                items.append(_item(key, sae, study.name, prompt_set, cond, level, i, prompt))
     return items
 
 
