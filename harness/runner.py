@@ -139,6 +139,7 @@ class _Bars:
         bar.refresh()
         if done >= total:
             bar.close()
+            del self.bars[stage]  # the next study's stage of the same name gets a fresh bar
 
     def close(self) -> None:
         for bar in self.bars.values():
