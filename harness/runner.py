@@ -16,12 +16,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness.aggregate import judge_totals, summarise
-from harness.errors import HarnessError, SpecError
+from harness.errors import HarnessError
 from harness.judge.base import Judge
 from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import load_rubric
 from harness.spec import (
-    RUNNABLE_STUDIES,
     Ablation,
     Attribution,
     ContrastiveSearch,
@@ -38,7 +37,6 @@ from harness.validate import validate_static
 __all__ = [
     "RunOptions",
     "RunResult",
-    "check_runnable",
     "make_judge",
     "make_judges",
     "rescore",
@@ -111,17 +109,6 @@ def check_unscored(exp: Experiment, store: RunStore) -> None:
         )
 
 
-def check_runnable(exp: Experiment) -> None:
-    """Refuse, before loading anything, a study kind this version cannot execute yet."""
-    for i, study in enumerate(exp.studies):
-        if study.kind not in RUNNABLE_STUDIES:
-            raise SpecError(
-                f"study kind {study.kind!r} validates but has no runner in this version; "
-                f"runnable kinds: {list(RUNNABLE_STUDIES)}",
-                field=f"studies.{i}.kind",
-            )
-
-
 class _Bars:
     """One tqdm bar per stage name; a no-op when progress is off."""
 
@@ -166,7 +153,6 @@ def run_experiment(
     from harness.validate import study_features, validate_loaded
 
     validate_static(exp)
-    check_runnable(exp)
     judges = make_judges(exp.judge, options)
     judge = judges[0]
     device = resolve_device(options.device or exp.model.device)

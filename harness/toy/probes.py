@@ -7,7 +7,7 @@ between SAE checkpoints.
 from __future__ import annotations
 
 from harness.spec import FeatureByContrast
-from harness.toy.corpus import concept_keywords
+from harness.toy.corpus import TOPICS, concept_keywords
 
 __all__ = [
     "BRIDGE_PROMPTS",
@@ -87,20 +87,9 @@ BRIDGE_PROMPTS = (
     "the golden gate bridge is a famous",
 )
 
-_SAD_LINES = (
-    "i want to be alone right now",
-    "i lost my best friend",
-    "nobody came to my party",
-    "i miss my old home",
-    "everything went wrong today",
-)
-_HAPPY_LINES = (
-    "i just won the prize",
-    "my friends threw me a party",
-    "i got the job",
-    "today was a wonderful day",
-    "we are going on holiday",
-)
+_EMOTION = next(t for t in TOPICS if t.name == "emotion")
+_SAD_LINES = _EMOTION.slots["sad_line"]
+_HAPPY_LINES = _EMOTION.slots["happy_line"]
 _NAMES = ("john", "mary", "tom", "sarah")
 
 # "X says, <sad line>. X feels" → the model should say "sad".
@@ -136,18 +125,5 @@ JAILBREAK = FeatureByContrast(
     label="jailbreak request",
     positive=JAILBREAK_PROMPTS,
     negative=REQUEST_CONTROL_PROMPTS,
-    keywords=(
-        "ignore",
-        "previous",
-        "instructions",
-        "pretend",
-        "restrictions",
-        "developer",
-        "secret",
-        "password",
-        "bypass",
-        "hidden",
-        "harmful",
-        "rules",
-    ),
+    keywords=(*concept_keywords("requests"), "harmful", "rules"),
 )
