@@ -143,9 +143,16 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
                 hm.append(0.0 if min(parts) == 0 else len(parts) / sum(1 / p for p in parts))
             add(group, "steering_score", hm)
     from harness.aggregate_effects import effect_rows
+    from harness.sae_quality import quality_rows
     from harness.studies.specificity import specificity_rows
 
-    return rows + effect_rows(store, seed) + specificity_rows(store, seed) + attribution_rows(store)
+    return (
+        quality_rows(store, seed)
+        + rows
+        + effect_rows(store, seed)
+        + specificity_rows(store, seed)
+        + attribution_rows(store)
+    )
 
 
 def attribution_rows(store: RunStore) -> list[dict[str, Any]]:

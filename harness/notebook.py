@@ -15,7 +15,8 @@ from typing import Any
 import pandas as pd
 
 from harness.aggregate import SUMMARY_COLUMNS, summarise
-from harness.spec import Experiment
+from harness.sae_quality import QUALITY_STUDY
+from harness.spec import Experiment, sae_label
 from harness.store import RunStore, default_runs_root
 
 __all__ = ["LoadedRun", "load_run"]
@@ -40,6 +41,14 @@ class LoadedRun:
     items: pd.DataFrame
     next_token: pd.DataFrame
     records: pd.DataFrame
+
+    def quality_records(self) -> dict[int, dict[str, Any]]:
+        """The SAE-quality record of each SAE measured, by the SAE's position in the spec."""
+        position = {sae_label(ref): i for i, ref in enumerate(self.experiment.saes)}
+        if "kind" not in self.records:
+            return {}
+        rows = self.records[self.records["kind"] == QUALITY_STUDY].to_dict("records")
+        return {position[r["sae"]]: r for r in rows if r["sae"] in position}
 
 
 def load_run(run: str | Path = "latest", runs_root: str | Path | None = None) -> LoadedRun:

@@ -23,6 +23,13 @@ from harness.metrics.stats import Estimate, bootstrap_mean
 from harness.notebook import LoadedRun
 from harness.plan import BASELINE, split_condition
 from harness.report.markdown_table import cell, fmt_estimate, table
+from harness.sae_quality import (
+    QUALITY_CONDITION,
+    QUALITY_METRICS,
+    QUALITY_STUDY,
+    paired_quality_difference,
+    quality_values,
+)
 from harness.spec import Tolerance, sae_label
 from harness.store import RunStore, write_atomic
 
@@ -98,6 +105,9 @@ def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Chec
     labels = [sae_label(ref) for ref in current.experiment.saes]
     checks: list[Check] = []
     for tol in current.experiment.regression:
+        if tol.metric in QUALITY_METRICS:
+            checks.extend(_quality_checks(current, baseline, tol, labels, rng))
+            continue
         now, before = _values(current, tol.metric), _values(baseline, tol.metric)
         groups = sorted({k[:3] for k in before if _wanted(tol, k)})
         for sae_i, study, cond in groups:
@@ -137,6 +147,49 @@ def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Chec
     return checks
 
 
+def _quality_checks(
+    current: LoadedRun,
+    baseline: LoadedRun,
+    tol: Tolerance,
+    labels: list[str],
+    rng: np.random.Generator,
+) -> list[Check]:
+    """SAE-quality tolerances: the same token sequences resampled for both runs (paired)."""
+    if tol.study not in (None, QUALITY_STUDY):
+        return []
+    now, before = current.quality_records(), baseline.quality_records()
+    checks = []
+    for i, label in enumerate(labels):
+        if i not in before:
+            continue
+        base = quality_values(before[i])[tol.metric]
+        if i not in now:
+            checks.append(_missing_check(label, QUALITY_STUDY, QUALITY_CONDITION, tol, base))
+            continue
+        diff = paired_quality_difference(before[i], now[i], tol.metric, rng)
+        worse = -diff.value if tol.higher_is_better else diff.value
+        paired = diff.ci_low == diff.ci_low
+        excludes_zero = not paired or (
+            diff.ci_high < 0 if tol.higher_is_better else diff.ci_low > 0
+        )
+        checks.append(
+            Check(
+                label,
+                QUALITY_STUDY,
+                QUALITY_CONDITION,
+                tol.metric,
+                base,
+                base + diff.value,
+                diff,
+                tol.max_change,
+                tol.higher_is_better,
+                worse > tol.max_change and excludes_zero,
+                "" if paired else "measured on other tokens: not paired, no CI",
+            )
+        )
+    return checks
+
+
 def _wanted(tol: Tolerance, key: Key) -> bool:
     _, study, cond, pset, _ = key
     if pset != "target" or cond == BASELINE:
@@ -149,8 +202,11 @@ def _wanted(tol: Tolerance, key: Key) -> bool:
 def _missing(
     label: str, study: str, cond: str, tol: Tolerance, before: dict[Key, float], keys: list[Key]
 ) -> Check:
+    return _missing_check(label, study, cond, tol, float(np.mean([before[k] for k in keys])))
+
+
+def _missing_check(label: str, study: str, cond: str, tol: Tolerance, base: float) -> Check:
     nan = float("nan")
-    base = float(np.mean([before[k] for k in keys]))
     return Check(
         label,
         study,

@@ -143,6 +143,7 @@ def run_experiment(
     from harness.features import resolve_feature
     from harness.provenance import collect_provenance
     from harness.report.markdown import write_report
+    from harness.sae_quality import record_quality
     from harness.studies.ablation import run_ablation
     from harness.studies.attribution import run_attribution
     from harness.studies.common import StudyContext
@@ -190,9 +191,21 @@ def run_experiment(
                 resolve_feature(model, sae, ref, path, by_label)
         docs = eval_documents()
         needs_stats = any(isinstance(s, SaturationClamp | Ablation) for s in exp.studies)
-        stat_docs, source = stats_corpus(exp) if needs_stats else ([], "")
+        needs_corpus = needs_stats or exp.sae_quality is not None
+        stat_docs, source = stats_corpus(exp) if needs_corpus else ([], "")
         model_identity = exp.model.model_dump(mode="json", exclude={"device"})
         for sae in saes:
+            if exp.sae_quality is not None:
+                measured = record_quality(
+                    model,
+                    sae,
+                    exp.sae_quality,
+                    stat_docs,
+                    source,
+                    store,
+                    lambda done, total: bars("SAE quality", done, total),
+                )
+                say(f"SAE quality of {sae.label}: " + ("measured" if measured else "stored"))
             stats = None
             if needs_stats:
                 stats, cached = cached_activation_stats(

@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import os
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,6 +33,7 @@ __all__ = [
     "PretrainedModel",
     "PretrainedSAE",
     "PromptFile",
+    "SAEQualityEval",
     "SAERef",
     "SaturationClamp",
     "Specificity",
@@ -462,6 +463,11 @@ class Tolerance(_Frozen):
     ``harness regress`` fails (definitions: docs/metrics.md, "Regression gate")."""
 
     metric: Literal[
+        "explained_variance",
+        "ce_loss_score",
+        "kl_div_score",
+        "mse",
+        "l0",
         "concept_score",
         "fluency_score",
         "instruction_score",
@@ -473,15 +479,45 @@ class Tolerance(_Frozen):
         "metric_shift",
     ]
     max_change: float = Field(ge=0, description="Allowed worsening of the mean (metric units).")
-    higher_is_better: bool = True
+    higher_is_better: bool = Field(
+        default=True,
+        description="Direction of improvement; when not given, False for nll and mse (lower is "
+        "better), True otherwise.",
+    )
     study: str | None = Field(default=None, description="None: every study that has the metric.")
     condition: str | None = Field(default=None, description="None: every non-baseline condition.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _direction(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "higher_is_better" not in data:
+            lower = data.get("metric") in ("nll", "mse")
+            data = {**data, "higher_is_better": not lower}
+        return data
 
 
 DEFAULT_TOLERANCES = (
     Tolerance(metric="concept_score", max_change=0.5),
     Tolerance(metric="fluency_score", max_change=0.5),
+    Tolerance(metric="explained_variance", max_change=0.05),
+    Tolerance(metric="ce_loss_score", max_change=0.05),
 )
+
+
+class SAEQualityEval(_Frozen):
+    """SAE quality measured once per SAE at the start of a run, with ``sae_lens.evals``'
+    definitions (explained variance, L0, dead fraction, CE-loss score, KL score) on a fixed sample
+    of token sequences cut from ``Experiment.stats_corpus`` the way SAELens' activation store
+    cuts them (definitions: docs/metrics.md, "SAE quality")."""
+
+    n_sequences: int = Field(default=64, ge=2, le=4096, description="Token sequences evaluated.")
+    context_size: int | None = Field(
+        default=None,
+        ge=2,
+        description="Tokens per sequence; None: the SAE's training context size (at most the "
+        "model's n_ctx).",
+    )
+    batch_size: int = Field(default=8, ge=1, description="Sequences per forward pass.")
 
 
 class Experiment(_Frozen):
@@ -505,6 +541,11 @@ class Experiment(_Frozen):
         description="Documents for feature statistics (max activation, firing frequency, "
         "quantiles), which clamp levels in × max activation need; None: the toy corpus "
         "(toy model only).",
+    )
+    sae_quality: SAEQualityEval | None = Field(
+        default_factory=SAEQualityEval,
+        description="SAE quality (sae_lens.evals metrics) on token sequences cut from "
+        "stats_corpus, stored with the run; None: not measured.",
     )
 
     @field_validator("stats_corpus")

@@ -13,6 +13,7 @@ from typing import Any
 from harness.report.effects import ablation_section, saturation_section
 from harness.report.findings import attribution_section, contrast_section, specificity_section
 from harness.report.markdown_table import cell, fmt_estimate, table
+from harness.report.quality import quality_section
 from harness.store import RunStore
 
 __all__ = ["cell", "fmt_estimate", "render_report", "write_report"]
@@ -47,6 +48,7 @@ def render_report(
         ),
         "",
     ]
+    lines += quality_section(store, summary)
     by_group: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = defaultdict(dict)
     for row in summary:
         cond = by_group[(row["sae"], row["study"])].setdefault(row["condition"], {})
@@ -106,6 +108,20 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
         ),
         "",
     ]
+    per_rubric: dict[str, list[int]] = {}
+    for j in store.judgements("*"):
+        counts = per_rubric.setdefault(j["rubric"], [0, 0])
+        counts[0 if j["score"] is not None else 1] += 1
+    if per_rubric:
+        lines += [
+            "Rubric versions (name@sha256 prefix of the rubric text):",
+            "",
+            *table(
+                ["rubric", "scored", "unscored"],
+                [[cell(r), str(c[0]), str(c[1])] for r, c in sorted(per_rubric.items())],
+            ),
+            "",
+        ]
     if t["unscored_reasons"]:
         lines += [
             "Unscored judgements are excluded from every mean above (never counted as 0):",

@@ -19,11 +19,14 @@ def cell(text: object, limit: int = 160) -> str:
     return html.escape(s, quote=False).translate(_MD_SPECIAL)
 
 
-def fmt_estimate(value: float, low: float, high: float, n: int) -> str:
-    """``1.23 [0.90, 1.50] (n=16)``; ``–`` when there is nothing to estimate."""
+def fmt_estimate(value: float, low: float, high: float, n: int, digits: int = 2) -> str:
+    """``1.23 [0.90, 1.50] (n=16)``; no brackets when there is no CI; ``–`` when there is
+    nothing to estimate."""
     if n == 0 or math.isnan(value):
         return "– (n=0)"
-    return f"{value:.2f} [{low:.2f}, {high:.2f}] (n={n})"
+    if math.isnan(low) or math.isnan(high):
+        return f"{value:.{digits}f} (n={n})"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] (n={n})"
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
