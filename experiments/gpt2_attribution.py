@@ -7,7 +7,7 @@ Needs the Hugging Face hub (or a local cache) for GPT-2 small and the SAELens re
 from __future__ import annotations
 
 from harness import Experiment, PretrainedModel, PretrainedSAE
-from harness.spec import Attribution, LogitDiff
+from harness.spec import Attribution, HubDataset, LogitDiff
 
 
 def spec() -> Experiment:
@@ -17,6 +17,8 @@ def spec() -> Experiment:
         description=__doc__.strip().splitlines()[0],
         model=PretrainedModel(name="gpt2"),
         saes=(PretrainedSAE(release="gpt2-small-res-jb", sae_id="blocks.3.hook_resid_pre"),),
+        # SAE quality (explained variance, CE-loss score, ...) on the SAE's training distribution
+        stats_corpus=HubDataset(path="NeelNanda/pile-10k", n_documents=200),
         studies=(
             Attribution(
                 name="sad_vs_happy",

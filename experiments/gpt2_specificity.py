@@ -9,7 +9,7 @@ With ANTHROPIC_API_KEY set the judge is Claude; otherwise the offline keyword ju
 from __future__ import annotations
 
 from harness import Experiment, FeatureByContrast, PretrainedModel, PretrainedSAE
-from harness.spec import ContrastiveSearch, PromptFile, Specificity
+from harness.spec import ContrastiveSearch, HubDataset, PromptFile, Specificity
 
 BRIDGE = FeatureByContrast(
     label="bridges (the Golden Gate Bridge in particular)",
@@ -38,6 +38,8 @@ def spec() -> Experiment:
         description=__doc__.strip().splitlines()[0],
         model=PretrainedModel(name="gpt2"),
         saes=(PretrainedSAE(release="gpt2-small-res-jb", sae_id="blocks.3.hook_resid_pre"),),
+        # SAE quality (explained variance, CE-loss score, ...) on the SAE's training distribution
+        stats_corpus=HubDataset(path="NeelNanda/pile-10k", n_documents=200),
         studies=(
             ContrastiveSearch(
                 name="bridge_search",

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, SpecError
 from harness.store import default_runs_root
 
 __all__ = ["main"]
@@ -166,6 +166,31 @@ def _parser() -> argparse.ArgumentParser:
     ni.add_argument("--reports", type=Path, default=Path("reports"))
     ni.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
     ni.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+
+    cp = sub.add_parser(
+        "compare",
+        help="compare SAE checkpoints side by side (SAE quality and every study's headlines)",
+        description="Each TARGET is a spec file (run, or resumed, first) or a stored run (id, "
+        "directory or 'latest'). Every SAE of every target is a checkpoint; the first is the "
+        "reference. Writes <reports>/compare-<hash>.md: SAE quality (sae_lens.evals metrics: "
+        "explained variance, L0, dead fraction, CE-loss score, KL score), each study's headline "
+        "metrics per checkpoint with 95%% bootstrap CIs, the difference from the reference with "
+        "a paired bootstrap CI, and features matched by decoder cosine.",
+    )
+    cp.add_argument("targets", nargs="+", help="spec files and/or runs")
+    cp.add_argument(
+        "--sae",
+        action="append",
+        default=None,
+        metavar="CHECKPOINT",
+        help="run the spec(s) over these SAEs instead of the spec's own (repeat for each): "
+        "toy:NAME, local:PATH (a SAELens checkpoint folder) or release:RELEASE:SAE_ID",
+    )
+    cp.add_argument("--runs", type=Path, default=None, help="run store root")
+    cp.add_argument("--reports", type=Path, default=Path("reports"))
+    cp.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view of new runs")
+    cp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+    cp.add_argument("--quiet", action="store_true", help="no progress bars")
 
     for name, text in (
         ("show", "print a run's summary table"),
@@ -480,6 +505,69 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
     return worst
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import (
+        checkpoints_of,
+        compare,
+        comparison_name,
+        excludes_zero,
+        match_features,
+        sae_from_arg,
+    )
+    from harness.loading import load_spec
+    from harness.notebook import load_run
+    from harness.report.compare import write_comparison
+    from harness.runner import RunOptions, run_experiment
+    from harness.spec import Experiment
+
+    runs_root = args.runs or default_runs_root()
+    saes = tuple(sae_from_arg(a) for a in args.sae) if args.sae else None
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    targets: list[Any] = []  # an Experiment to run, or a stored run
+    for target in args.targets:
+        path = Path(target)
+        if path.suffix == ".py" and path.is_file():
+            exp = load_spec(path)
+            targets.append(exp.with_saes(saes) if saes is not None else exp)
+        elif saes is not None:
+            raise HarnessError(f"--sae applies to spec files; {target!r} is a stored run")
+        else:
+            targets.append(load_run(target, runs_root))
+    n_saes = sum(len(t.saes if isinstance(t, Experiment) else t.experiment.saes) for t in targets)
+    if n_saes < 2:
+        raise SpecError(
+            "a comparison needs at least two SAE checkpoints (a spec with several SAEs, "
+            "several runs, or --sae given twice or more)"
+        )
+    loaded = []
+    for t in targets:
+        if isinstance(t, Experiment):
+            options = RunOptions(
+                runs_root=runs_root,
+                reports_dir=args.reports,
+                device=args.device,
+                show_progress=not args.quiet,
+                log_to_mlflow=not args.no_mlflow,
+            )
+            t = load_run(run_experiment(t, options).store.dir, runs_root)
+        loaded.append(t)
+    checkpoints = checkpoints_of(loaded)
+    rows = compare(checkpoints, loaded[0].experiment.seed)
+    matches, note = match_features(checkpoints)
+    path = write_comparison(
+        checkpoints, rows, matches, note, args.reports / f"{comparison_name(checkpoints)}.md"
+    )
+    print(f"comparison of {len(checkpoints)} checkpoints (reference {checkpoints[0].name}): {path}")
+    for row in rows:
+        for c, d in zip(checkpoints[1:], row.differences, strict=True):
+            if excludes_zero(d):
+                print(
+                    f"  {c.name} {row.study} {row.condition} {row.metric}: "
+                    f"{d.value:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] vs reference"
+                )
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from harness.backend import resolve_device
     from harness.bench import bench_judge, bench_sweep
@@ -565,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         "regress": _cmd_regress,
         "accept": _cmd_accept,
         "nightly": _cmd_nightly,
+        "compare": _cmd_compare,
     }
     try:
         return handlers[args.command](args)

@@ -15,11 +15,28 @@ from typing import Any
 import pandas as pd
 
 from harness.aggregate import SUMMARY_COLUMNS, summarise
+from harness.plan import split_condition
 from harness.sae_quality import QUALITY_STUDY
 from harness.spec import Experiment, sae_label
 from harness.store import RunStore, default_runs_root
 
-__all__ = ["LoadedRun", "load_run"]
+__all__ = ["ITEM_METRICS", "ItemKey", "LoadedRun", "load_run"]
+
+ItemKey = tuple[int, str, str, str, int]  # (sae position, study, condition, prompt set, index)
+_ITEM_COLUMNS = {
+    "fluency_score": "fluency",
+    "instruction_score": "instruction",
+    "drift": "drift",
+    "concept_gain": "concept_gain",
+    "nll": "nll",
+}
+ITEM_METRICS = (
+    "concept_score",
+    *_ITEM_COLUMNS,
+    "kl_mean",
+    "top1_changed",
+    "metric_shift",
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,36 @@ class LoadedRun:
     items: pd.DataFrame
     next_token: pd.DataFrame
     records: pd.DataFrame
+
+    def item_values(self, metric: str) -> dict[ItemKey, float]:
+        """Per-item values of an item-level metric (``ITEM_METRICS``), keyed by (SAE position
+        in the spec, study, condition, prompt set, prompt index) for pairing across runs and
+        checkpoints. Unscored or unmeasured items have no value (never a 0)."""
+        position = {sae_label(ref): i for i, ref in enumerate(self.experiment.saes)}
+        out: dict[ItemKey, float] = {}
+        if metric in ("kl_mean", "top1_changed", "metric_shift"):
+            for r in self.next_token.to_dict("records") if len(self.next_token) else []:
+                if metric == "metric_shift":
+                    if "metric_base" not in r or r["metric_base"] != r["metric_base"]:
+                        continue
+                    value = r["metric_iv"] - r["metric_base"]
+                else:
+                    value = float(r["changed"] if metric == "top1_changed" else r[metric])
+                pset, cond = split_condition(r["condition"])
+                out[(position[r["sae"]], r["study"], cond, pset, int(r["prompt_index"]))] = value
+            return out
+        primary = self.provenance["rubric"].split("@", 1)[0]
+        column = primary if metric == "concept_score" else _ITEM_COLUMNS[metric]
+        if len(self.items) == 0 or column not in self.items:
+            return out
+        for r in self.items.to_dict("records"):
+            value = r[column]
+            if value is None or value != value:
+                continue
+            pset, cond = split_condition(r["condition"])
+            key = (position[r["sae"]], r["study"], cond, pset, int(r["prompt_index"]))
+            out[key] = float(value)
+        return out
 
     def quality_records(self) -> dict[int, dict[str, Any]]:
         """The SAE-quality record of each SAE measured, by the SAE's position in the spec."""

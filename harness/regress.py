@@ -20,8 +20,9 @@ import numpy as np
 
 from harness.errors import StoreError
 from harness.metrics.stats import Estimate, bootstrap_mean
+from harness.notebook import ItemKey as Key
 from harness.notebook import LoadedRun
-from harness.plan import BASELINE, split_condition
+from harness.plan import BASELINE
 from harness.report.markdown_table import cell, fmt_estimate, table
 from harness.sae_quality import (
     QUALITY_CONDITION,
@@ -43,16 +44,6 @@ __all__ = [
     "write_regression_report",
 ]
 
-Key = tuple[int, str, str, str, int]  # (sae position, study, condition, prompt set, prompt index)
-
-_ITEM_COLUMNS = {
-    "fluency_score": "fluency",
-    "instruction_score": "instruction",
-    "drift": "drift",
-    "concept_gain": "concept_gain",
-    "nll": "nll",
-}
-
 
 @dataclass(frozen=True)
 class Check:
@@ -71,34 +62,6 @@ class Check:
     note: str = ""
 
 
-def _values(run: LoadedRun, metric: str) -> dict[Key, float]:
-    """Per-item values of a headline metric, keyed for pairing across runs."""
-    position = {sae_label(ref): i for i, ref in enumerate(run.experiment.saes)}
-    out: dict[Key, float] = {}
-    if metric in ("kl_mean", "top1_changed", "metric_shift"):
-        for r in run.next_token.to_dict("records") if len(run.next_token) else []:
-            if metric == "metric_shift":
-                if "metric_base" not in r or r["metric_base"] != r["metric_base"]:
-                    continue
-                value = r["metric_iv"] - r["metric_base"]
-            else:
-                value = float(r["changed"] if metric == "top1_changed" else r[metric])
-            pset, cond = split_condition(r["condition"])
-            out[(position[r["sae"]], r["study"], cond, pset, int(r["prompt_index"]))] = value
-        return out
-    primary = run.provenance["rubric"].split("@", 1)[0]
-    column = primary if metric == "concept_score" else _ITEM_COLUMNS[metric]
-    if len(run.items) == 0 or column not in run.items:
-        return out
-    for r in run.items.to_dict("records"):
-        value = r[column]
-        if value is None or value != value:
-            continue  # unscored or unmeasured: never a value
-        pset, cond = split_condition(r["condition"])
-        out[(position[r["sae"]], r["study"], cond, pset, int(r["prompt_index"]))] = float(value)
-    return out
-
-
 def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Check]:
     """Every tolerance of the current run's spec checked against the baseline."""
     rng = np.random.default_rng(seed)
@@ -108,7 +71,7 @@ def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Chec
         if tol.metric in QUALITY_METRICS:
             checks.extend(_quality_checks(current, baseline, tol, labels, rng))
             continue
-        now, before = _values(current, tol.metric), _values(baseline, tol.metric)
+        now, before = current.item_values(tol.metric), baseline.item_values(tol.metric)
         groups = sorted({k[:3] for k in before if _wanted(tol, k)})
         for sae_i, study, cond in groups:
             keys = sorted(k for k in before if k[:3] == (sae_i, study, cond) and k[3] == "target")

@@ -565,6 +565,10 @@ class Experiment(_Frozen):
             raise ValueError(f"SAE {dupes} listed more than once")
         return self
 
+    def with_saes(self, saes: tuple[SAERef, ...]) -> Experiment:
+        """The same experiment over other SAE checkpoints (validated again)."""
+        return Experiment.model_validate({**self.model_dump(), "saes": saes})
+
     def canonical_json(self) -> str:
         """The spec as JSON with sorted keys: what is stored with a run."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -103,3 +103,28 @@ def test_gate_flags_a_degraded_decoder_and_passes_an_unchanged_rerun(
     degraded.write_text(lenient)
     assert main(["run", str(degraded), "--quiet", "--no-mlflow", *runs]) == 0  # same run id
     assert main(["regress", "latest", *runs]) == 0
+
+
+def test_gate_flags_a_decoder_whose_steering_survives_by_its_sae_quality(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Noise of 1× the row norm leaves steering intact (the behavioural checks pass) but costs
+    explained variance and CE-loss score: the default SAE-quality tolerances flag it; noise of
+    0.25× stays within them."""
+    monkeypatch.chdir(tmp_path)
+    runs = ["--runs", "runs"]
+    good = _spec(tmp_path / "good", _checkpoint(tmp_path / "ckpt", "good", 0.0))
+    assert main(["run", str(good), "--quiet", "--no-mlflow", *runs]) == 0
+    assert main(["accept", "latest", *runs]) == 0
+    for noise, expected in ((1.0, 1), (0.25, 0)):
+        spec = _spec(tmp_path / f"n{noise}", _checkpoint(tmp_path / "ckpt", f"n{noise}", noise))
+        assert main(["run", str(spec), "--quiet", "--no-mlflow", *runs]) == 0
+        capsys.readouterr()
+        assert main(["regress", "latest", *runs]) == expected, noise
+        out = capsys.readouterr().out
+        failing = [line for line in out.splitlines() if line.startswith("  ")]
+        if expected:
+            assert any("sae_quality all explained_variance: 0.9" in line for line in failing)
+            assert not any("concept_score" in line for line in failing)
+        else:
+            assert failing == []
