@@ -203,6 +203,15 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--json", action="store_true", help="print the rows as JSON")
         else:
             cmd.add_argument("--reports", type=Path, default=Path("reports"))
+            cmd.add_argument(
+                "--template",
+                choices=["full", "lab"],
+                default="full",
+                help="full: every table and plot (<run>.md, the default); lab: the tables a "
+                "steering lab report asks for — SAE quality, top features per prompt, top-5 "
+                "contrastive candidates, defence and attack tables, side effects on control "
+                "prompts (<run>-lab.md)",
+            )
 
     bench = sub.add_parser("bench", help="benchmarks (ratios measured in one process)")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
@@ -404,7 +413,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     store = RunStore.open(args.run, args.runs or default_runs_root())
     summary = summarise(store, store.experiment().seed)
-    path = write_report(store, summary, args.reports)
+    path = write_report(store, summary, args.reports, args.template)
     print(f"report: {path}")
     return 0
 

@@ -114,16 +114,24 @@ def test_hostile_generated_text_cannot_break_report_tables(
             r["continuation"] = HOSTILE
             r["prompt"] = HOSTILE
         if r["kind"] == "next_token":
-            r["base_top"] = r["iv_top"] = "|`<i>"
+            r["base_top"] = r["iv_top"] = r["prompt"] = "|`<i>"
+        if r["kind"] == "top_features":
+            r["prompt"] = HOSTILE
+            for f in r["features"]:
+                f["token"] = "|`<i>"
         out.append(json.dumps(r))
     store.records_path.write_text("\n".join(out) + "\n")
     assert main(["report", "latest", "--runs", "runs"]) == 0
-    text = (Path("reports") / f"{store.run_id}.md").read_text()
-    assert "<script>" not in text and "<b>" not in text and "<i>" not in text
-    tables = re.findall(r"(?:^\|.*\|$\n?)+", text, re.M)
-    assert tables
-    for block in tables:
-        rows = block.strip("\n").split("\n")
-        widths = {len(re.findall(r"(?<!\\)\|", row)) for row in rows}
-        assert len(widths) == 1, block  # every row has the header's number of cells
-    assert "example continuations" in text.lower()
+    assert main(["report", "latest", "--runs", "runs", "--template", "lab"]) == 0
+    full = (Path("reports") / f"{store.run_id}.md").read_text()
+    lab = (Path("reports") / f"{store.run_id}-lab.md").read_text()
+    for text in (full, lab):
+        assert "<script>" not in text and "<b>" not in text and "<i>" not in text
+        tables = re.findall(r"(?:^\|.*\|$\n?)+", text, re.M)
+        assert len(tables) >= 3
+        for block in tables:
+            rows = block.strip("\n").split("\n")
+            widths = {len(re.findall(r"(?<!\\)\|", row)) for row in rows}
+            assert len(widths) == 1, block  # every row has the header's number of cells
+    assert "example continuations" in full.lower()
+    assert "## Top features per prompt" in lab and "## Attack" in lab

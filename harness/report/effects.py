@@ -15,7 +15,12 @@ from harness.plan import BASELINE, split_condition
 from harness.report.markdown_table import cell, fmt_estimate, table
 from harness.store import RunStore
 
-__all__ = ["ablation_section", "feature_section", "saturation_section"]
+__all__ = [
+    "ablation_section",
+    "feature_section",
+    "next_token_table",
+    "saturation_section",
+]
 
 Conds = dict[str, dict[str, dict[str, Any]]]  # condition → metric → summary row
 
@@ -339,20 +344,8 @@ def _specificity_table(conds: Conds, target: list[str], other: str) -> list[str]
     ]
 
 
-def ablation_section(
-    store: RunStore, sae: str, study: str, conds: Conds, plot_dir: Path | None
-) -> list[str]:
-    """Next-token tables (target and control prompts), shifts with CIs and paired tests, judged
-    continuations and drift, side effects on control prompts."""
-    features = {(f["sae"], f["study"]): f for f in store.records("feature")}
-    records = [r for r in store.records("next_token") if r["sae"] == sae and r["study"] == study]
-    generations = [
-        g for g in store.records("generation") if g["sae"] == sae and g["study"] == study
-    ]
-    judgements = {j["of"]: j for j in store.judgements()}
-    lines = [f"## {cell(study)} on {cell(sae)}", ""]
-    if (sae, study) in features:
-        lines += feature_section(features[(sae, study)])
+def next_token_table(records: list[dict[str, Any]]) -> list[str]:
+    """The changed/unchanged next-token table: one row per prompt and intervention."""
     words = list(records[0]["logit_shift"]) if records else []
     has_metric = bool(records) and "metric_base" in records[0]
     rows = []
@@ -381,6 +374,25 @@ def ablation_section(
         *(f"logit shift {cell(w)}" for w in words),
         *(["metric shift"] if has_metric else []),
     ]
+    return table(header, rows)
+
+
+def ablation_section(
+    store: RunStore, sae: str, study: str, conds: Conds, plot_dir: Path | None
+) -> list[str]:
+    """Next-token tables (target and control prompts), shifts with CIs and paired tests, judged
+    continuations and drift, side effects on control prompts."""
+    features = {(f["sae"], f["study"]): f for f in store.records("feature")}
+    records = [r for r in store.records("next_token") if r["sae"] == sae and r["study"] == study]
+    generations = [
+        g for g in store.records("generation") if g["sae"] == sae and g["study"] == study
+    ]
+    judgements = {j["of"]: j for j in store.judgements()}
+    lines = [f"## {cell(study)} on {cell(sae)}", ""]
+    if (sae, study) in features:
+        lines += feature_section(features[(sae, study)])
+    words = list(records[0]["logit_shift"]) if records else []
+    has_metric = bool(records) and "metric_base" in records[0]
     lines += [
         "### Next-token table",
         "",
@@ -388,7 +400,7 @@ def ablation_section(
         "probability), whether it changed, the shift in the baseline top token's probability, "
         "and KL(baseline ‖ intervened) of the next-token distribution.",
         "",
-        *table(header, rows),
+        *next_token_table(records),
         "",
     ]
     summary = []

@@ -135,9 +135,18 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_report(store: RunStore, summary: list[dict[str, Any]], reports_dir: Path) -> Path:
-    """Write ``<reports_dir>/<run id>.md`` (plots in ``<run id>-files/``); returns its path."""
+def write_report(
+    store: RunStore, summary: list[dict[str, Any]], reports_dir: Path, template: str = "full"
+) -> Path:
+    """Write ``<reports_dir>/<run id>.md`` (plots in ``<run id>-files/``), or with
+    ``template="lab"`` the lab-report tables to ``<run id>-lab.md``; returns its path."""
     reports_dir.mkdir(parents=True, exist_ok=True)
+    if template == "lab":
+        from harness.report.lab import render_lab_report
+
+        path = reports_dir / f"{store.run_id}-lab.md"
+        path.write_text(render_lab_report(store, summary))
+        return path
     path = reports_dir / f"{store.run_id}.md"
     path.write_text(render_report(store, summary, reports_dir / f"{store.run_id}-files"))
     return path

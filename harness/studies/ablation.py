@@ -21,6 +21,7 @@ from harness.studies.common import (
     measure_generations,
     record_feature,
     record_next_token,
+    record_top_features,
 )
 from harness.studies.saturation import concept_text
 from harness.tokens import single_token_id
@@ -71,6 +72,7 @@ def run_ablation(ctx: StudyContext, study: Ablation, field: str) -> None:
         "tokens": list(study.tokens),
         "metric": study.metric.model_dump(mode="json") if study.metric else None,
     }
+    record_top_features(ctx, study.name, prompt_sets(study))
     for prompt_set, prompts in prompt_sets(study):
         record_next_token(
             ctx,

@@ -33,7 +33,10 @@ __all__ = [
     "measure_generations",
     "record_feature",
     "record_next_token",
+    "record_top_features",
 ]
+
+TOP_FEATURES = 5
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -52,6 +55,69 @@ class StudyContext:
     progress: Progress
     all_saes: dict[str, LoadedSAE]
     judge_batch: bool = False
+
+
+def record_top_features(
+    ctx: StudyContext, study: str, prompt_sets: Sequence[tuple[str, Sequence[str]]]
+) -> None:
+    """The most active features on each prompt, without any intervention (one ``top_features``
+    record per prompt): each feature's largest activation over the prompt's tokens (BOS
+    excluded) and the token where it peaks. The lab report's "top features per prompt"."""
+    import torch
+
+    from harness.tokens import corpus_batches, real_tokens
+
+    done = ctx.store.done_keys("top_features")
+    for prompt_set, prompts in prompt_sets:
+        keys = [
+            content_key(
+                {
+                    "sae": ctx.sae.label,
+                    "study": study,
+                    "what": "top_features",
+                    "set": prompt_set,
+                    "prompt": p,
+                }
+            )
+            for p in prompts
+        ]
+        todo = [i for i, k in enumerate(keys) if k not in done]
+        if not todo:
+            continue
+        records = []
+        batch = [prompts[i] for i in todo]
+        for start, tokens in corpus_batches(ctx.model, batch, ctx.batch_size or 32):
+            with torch.no_grad():
+                _, cache = ctx.model.run_with_cache(tokens, names_filter=ctx.sae.hook_name)
+                acts = ctx.sae.encode(cache[ctx.sae.hook_name])
+            acts = acts.masked_fill(~real_tokens(ctx.model, tokens)[..., None], float("-inf"))
+            peak, where = acts.max(dim=1)  # [batch, d_sae]
+            top, idx = torch.topk(peak, k=min(TOP_FEATURES, peak.shape[-1]), dim=-1)
+            for r in range(tokens.shape[0]):
+                i = todo[start + r]
+                records.append(
+                    {
+                        "kind": "top_features",
+                        "key": keys[i],
+                        "sae": ctx.sae.label,
+                        "study": study,
+                        "prompt_set": prompt_set,
+                        "prompt_index": i,
+                        "prompt": prompts[i],
+                        "features": [
+                            {
+                                "feature": int(f),
+                                "activation": float(a),
+                                "token": ctx.model.tokenizer.decode(  # type: ignore[union-attr]
+                                    [int(tokens[r, where[r, f]])]
+                                ),
+                            }
+                            for a, f in zip(top[r].tolist(), idx[r].tolist(), strict=True)
+                            if a > 0
+                        ],
+                    }
+                )
+        ctx.store.append(records)
 
 
 def record_feature(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from harness.features import resolve_feature
 from harness.generation import ClampTarget
-from harness.plan import WorkItem, condition_name, saturation_items
+from harness.plan import WorkItem, condition_name, prompt_sets, saturation_items
 from harness.spec import SaturationClamp
 from harness.studies.common import (
     StudyContext,
@@ -21,6 +21,7 @@ from harness.studies.common import (
     measure_generations,
     record_feature,
     record_next_token,
+    record_top_features,
 )
 
 __all__ = ["concept_text", "run_saturation"]
@@ -73,6 +74,7 @@ def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> Non
     for it in items:
         if it.level is None:
             by_set.setdefault(it.prompt_set, []).append(it.prompt)
+    record_top_features(ctx, study.name, prompt_sets(study))
     for level in study.levels:
         for prompt_set, prompts in by_set.items():
             record_next_token(
