@@ -143,7 +143,7 @@ def run_experiment(
     from harness.features import resolve_feature
     from harness.provenance import collect_provenance
     from harness.report.markdown import write_report
-    from harness.sae_quality import record_quality
+    from harness.sae_quality import QUALITY_NEEDS_CORPUS, quality_measurable, record_quality
     from harness.studies.ablation import run_ablation
     from harness.studies.attribution import run_attribution
     from harness.studies.common import StudyContext
@@ -191,15 +191,17 @@ def run_experiment(
                 resolve_feature(model, sae, ref, path, by_label)
         docs = eval_documents()
         needs_stats = any(isinstance(s, SaturationClamp | Ablation) for s in exp.studies)
-        needs_corpus = needs_stats or exp.sae_quality is not None
-        stat_docs, source = stats_corpus(exp) if needs_corpus else ([], "")
+        quality = exp.sae_quality if quality_measurable(exp) else None
+        if exp.sae_quality is not None and quality is None:
+            say(f"SAE quality not measured: {QUALITY_NEEDS_CORPUS}")
+        stat_docs, source = stats_corpus(exp) if needs_stats or quality else ([], "")
         model_identity = exp.model.model_dump(mode="json", exclude={"device"})
         for sae in saes:
-            if exp.sae_quality is not None:
+            if quality is not None:
                 measured = record_quality(
                     model,
                     sae,
-                    exp.sae_quality,
+                    quality,
                     stat_docs,
                     source,
                     store,

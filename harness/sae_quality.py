@@ -22,7 +22,7 @@ import numpy as np
 from harness.aggregate import summary_row
 from harness.metrics.stats import Estimate
 from harness.plan import content_key
-from harness.spec import SAEQualityEval
+from harness.spec import Experiment, SAEQualityEval, ToyModel
 from harness.store import RunStore
 
 if TYPE_CHECKING:
@@ -34,10 +34,12 @@ if TYPE_CHECKING:
 __all__ = [
     "HIGHER_IS_BETTER",
     "QUALITY_METRICS",
+    "QUALITY_NEEDS_CORPUS",
     "QUALITY_STUDY",
     "measure_quality",
     "paired_quality_difference",
     "quality_estimates",
+    "quality_measurable",
     "quality_rows",
     "quality_tokens",
     "quality_values",
@@ -46,6 +48,19 @@ __all__ = [
 
 QUALITY_STUDY = "sae_quality"  # the study name SAE-quality rows carry (reserved)
 QUALITY_CONDITION = "all"
+QUALITY_NEEDS_CORPUS = (
+    "a real model's SAE quality is measured on its own text; set stats_corpus (a PromptFile of "
+    "documents, a tuple of texts or a HubDataset)"
+)
+
+
+def quality_measurable(exp: Experiment) -> bool:
+    """Whether a run of ``exp`` measures SAE quality: asked for, and a corpus to measure it on
+    (the toy corpus for the toy model; ``stats_corpus`` otherwise)."""
+    return exp.sae_quality is not None and (
+        isinstance(exp.model, ToyModel) or exp.stats_corpus is not None
+    )
+
 
 # metric → higher is better (None: neither, e.g. L0 is a sparsity setting, not a score)
 HIGHER_IS_BETTER: dict[str, bool | None] = {

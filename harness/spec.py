@@ -545,7 +545,8 @@ class Experiment(_Frozen):
     sae_quality: SAEQualityEval | None = Field(
         default_factory=SAEQualityEval,
         description="SAE quality (sae_lens.evals metrics) on token sequences cut from "
-        "stats_corpus, stored with the run; None: not measured.",
+        "stats_corpus (the toy corpus for the toy model; a real model without stats_corpus is "
+        "not measured, and the report says so), stored with the run; None: not measured.",
     )
 
     @field_validator("stats_corpus")

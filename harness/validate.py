@@ -240,16 +240,6 @@ def validate_static(exp: Experiment) -> None:
                 f"the study name {QUALITY_STUDY!r} is reserved for the SAE-quality rows",
                 field=f"studies.{i}.name",
             )
-    if (
-        exp.sae_quality is not None
-        and isinstance(exp.model, PretrainedModel)
-        and (exp.stats_corpus is None)
-    ):
-        raise SpecError(
-            "SAE quality is measured on a corpus of this model's text: set stats_corpus (a "
-            "PromptFile of documents, a tuple of texts or a HubDataset), or sae_quality=None",
-            field="sae_quality",
-        )
 
 
 def validate_loaded(exp: Experiment, model: Any, saes: Sequence[Any]) -> None:

@@ -75,7 +75,7 @@ def test_demo_run_writes_report_mlflow_run_and_resumes(
     runs = mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 3
+    assert len(parents) == 1 and len(children) == 4  # 3 studies + SAE quality
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["name"] == "toy_golden_gate"
@@ -84,6 +84,10 @@ def test_demo_run_writes_report_mlflow_run_and_resumes(
     [sweep] = [c for c in children if c.data.tags.get("study") == "golden_gate_sweep"]
     assert sweep.data.metrics["concept_score/10x"] == pytest.approx(top["value"])
     assert sweep.data.metrics["concept_score/baseline.n"] == 16
+    [quality] = [c for c in children if c.data.tags.get("study") == "sae_quality"]
+    ev = quality.data.metrics
+    assert ev["explained_variance/all.ci_low"] < ev["explained_variance/all"] < 1
+    assert ev["explained_variance/all.n"] == 64
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "report")}
     assert f"report/{report.name}" in artifacts
 

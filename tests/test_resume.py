@@ -54,8 +54,15 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     exp = load_spec(DEMO)
     rubrics = 1 + len(exp.judge.extra_rubrics)
     # per generation: itself, one judgement per rubric, one measure record; next-token records
-    # (sweep: 5 levels × 24 prompts; ablation 16 prompts; amplify 24); one feature record a study
-    total = len(plan(exp).items) * (2 + rubrics) + (5 * 24 + 16 + 24) + len(exp.studies)
+    # (sweep: 5 levels × 24 prompts; ablation 16 prompts; amplify 24); one feature record a study;
+    # one top-features record per prompt of each study (24 + 16 + 24); SAE quality once per SAE
+    total = (
+        len(plan(exp).items) * (2 + rubrics)
+        + (5 * 24 + 16 + 24)
+        + len(exp.studies)
+        + (24 + 16 + 24)
+        + len(exp.saes)
+    )
     kill_after = random.Random(os.getpid()).randint(2, total - 10)
     killed = tmp_path / "killed"
     killed.mkdir()

@@ -92,7 +92,7 @@ def test_two_runs_logging_at_once_to_one_local_store_both_succeed(
         runs = mlflow.search_runs(experiment_names=[name], output_format="list")
         parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
         assert [r.info.status for r in parents] == ["FINISHED"]
-        assert len(runs) == 2  # parent + one nested run (SAE × study)
+        assert len(runs) == 3  # parent + nested runs (SAE × study, SAE × sae_quality)
 
 
 HOSTILE = (

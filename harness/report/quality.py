@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.report.markdown_table import cell, fmt_estimate, table
-from harness.sae_quality import QUALITY_STUDY
+from harness.sae_quality import QUALITY_NEEDS_CORPUS, QUALITY_STUDY, quality_measurable
 from harness.store import RunStore
 
 __all__ = ["QUALITY_COLUMNS", "quality_section"]
@@ -30,7 +30,10 @@ def quality_section(store: RunStore, summary: list[dict[str, Any]]) -> list[str]
         if row["study"] == QUALITY_STUDY:
             by_sae.setdefault(row["sae"], {})[row["metric"]] = row
     if not by_sae:
-        return []
+        exp = store.experiment()
+        if exp.sae_quality is None or quality_measurable(exp):
+            return []
+        return ["## SAE quality", "", f"Not measured: {QUALITY_NEEDS_CORPUS}.", ""]
     records = {r["sae"]: r for r in store.records(QUALITY_STUDY)}
     rows = []
     for sae, metrics in by_sae.items():
