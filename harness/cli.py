@@ -625,24 +625,35 @@ def _cmd_toy(args: argparse.Namespace) -> int:
 
 def _toy_check() -> int:
     from harness.backend import load_model, load_sae
-    from harness.spec import ToyModel, ToySAE
+    from harness.sae_quality import measure_quality, quality_values
+    from harness.spec import SAEQualityEval, ToyModel, ToySAE
     from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS
-    from harness.toy.quality import sae_quality, steering_check
+    from harness.toy.quality import steering_check
     from harness.toy.world import eval_documents, toy_sae_names
 
     model = load_model(ToyModel())
     docs = eval_documents()
-    print("| SAE | explained variance | L0 | dead | GG feature | mentions unclamped | at 10x max |")
-    print("|---|---|---|---|---|---|---|")
+    every = SAEQualityEval(n_sequences=4096)  # every sequence the held-out corpus gives
+    print(
+        "| SAE | explained variance | L0 | dead | CE-loss score | GG feature "
+        "| mentions unclamped | at 10x max |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name in toy_sae_names():
         sae = load_sae(ToySAE(name=name), name)
-        q = sae_quality(model, sae, docs)
+        record = measure_quality(model, sae, docs, every)
+        q = quality_values(record)
         s = steering_check(model, sae, GOLDEN_GATE, list(NEUTRAL_PROMPTS), docs)
         print(
-            f"| {name} | {q.explained_variance:.3f} | {q.l0:.1f} | {q.dead_fraction:.1%} "
-            f"| {s.feature} | {s.baseline_mention_rate:.0%} | {s.clamped_mention_rate:.0%} |"
+            f"| {name} | {q['explained_variance']:.3f} | {q['l0']:.1f} | "
+            f"{q['dead_fraction']:.1%} | {q['ce_loss_score']:.3f} | {s.feature} "
+            f"| {s.baseline_mention_rate:.0%} | {s.clamped_mention_rate:.0%} |"
         )
-    print(f"({q.n_tokens} held-out tokens; {s.n_prompts} neutral prompts, 20 new tokens each)")
+    print(
+        f"(sae_lens.evals metrics on all {record['n_sequences']} sequences of "
+        f"{record['context_size']} tokens of the held-out corpus; {s.n_prompts} neutral prompts, "
+        "20 new tokens each)"
+    )
     return 0
 
 

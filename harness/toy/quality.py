@@ -1,4 +1,4 @@
-"""Measure the shipped toy world: SAE reconstruction quality and the planted Golden Gate feature.
+"""Measure the shipped toy world's planted Golden Gate feature (SAE quality: harness.sae_quality).
 
 ``harness toy check`` prints these figures; the README quotes them and the tests hold them.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from transformer_lens import HookedTransformer
 
 from harness.backend import LoadedSAE
@@ -15,40 +14,9 @@ from harness.feature_stats import activation_stats
 from harness.features import contrastive_candidates
 from harness.generation import ClampTarget, GenRow, generate_rows
 from harness.spec import FeatureByContrast
-from harness.tokens import real_tokens
 from harness.toy.corpus import words
 
-__all__ = ["SAEQuality", "SteeringCheck", "sae_quality", "steering_check"]
-
-
-@dataclass(frozen=True)
-class SAEQuality:
-    """Reconstruction quality of one SAE on held-out toy text."""
-
-    name: str
-    explained_variance: float
-    l0: float
-    dead_fraction: float
-    n_tokens: int
-
-
-@torch.no_grad()
-def sae_quality(model: HookedTransformer, sae: LoadedSAE, documents: list[str]) -> SAEQuality:
-    """Explained variance ``1 − ‖x − x̂‖² / ‖x − x̄‖²``, mean L0 and dead fraction (non-BOS)."""
-    tokens = model.to_tokens(documents, padding_side="right")[:, : model.cfg.n_ctx]
-    _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
-    real = real_tokens(model, tokens)
-    x = cache[sae.hook_name][real]
-    f = sae.encode(x)
-    recon = sae.decode(f)
-    ev = 1 - ((x - recon) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
-    return SAEQuality(
-        name=sae.label,
-        explained_variance=float(ev),
-        l0=float((f > 0).float().sum(-1).mean()),
-        dead_fraction=float(((f > 0).sum(0) == 0).float().mean()),
-        n_tokens=int(x.shape[0]),
-    )
+__all__ = ["SteeringCheck", "steering_check"]
 
 
 @dataclass(frozen=True)
