@@ -128,9 +128,10 @@ def _parser() -> argparse.ArgumentParser:
         "regress",
         help="gate a run's headline metrics against an accepted baseline (exit 1 on regression)",
         description="Compare RUN's headline metrics (the spec's `regression` tolerances; default: "
-        "concept and fluency scores may not fall by more than 0.5) with the baseline, paired by "
-        "prompt. A condition regresses when its mean worsens by more than the tolerance and the "
-        "95%% bootstrap CI of the paired difference excludes 0. Writes "
+        "concept and fluency scores may not fall by more than 0.5, explained variance and "
+        "CE-loss score by more than 0.05) with the baseline, paired by prompt (by token "
+        "sequence for SAE quality). A check regresses when its mean worsens by more than "
+        "the tolerance and the 95% bootstrap CI of the paired difference excludes 0. Writes "
         "<reports>/<run>-regression.md; exit 0 = OK, 1 = regressed.",
     )
     rg.add_argument("run", help="run id, run directory, or 'latest'")
@@ -174,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         "directory or 'latest'). Every SAE of every target is a checkpoint; the first is the "
         "reference. Writes <reports>/compare-<hash>.md: SAE quality (sae_lens.evals metrics: "
         "explained variance, L0, dead fraction, CE-loss score, KL score), each study's headline "
-        "metrics per checkpoint with 95%% bootstrap CIs, the difference from the reference with "
+        "metrics per checkpoint with 95% bootstrap CIs, the difference from the reference with "
         "a paired bootstrap CI, and features matched by decoder cosine.",
     )
     cp.add_argument("targets", nargs="+", help="spec files and/or runs")

@@ -55,30 +55,17 @@ def sae_lens_metrics(
     model: Any, sae: LoadedSAE, docs: list[str], n_batches: int = N_BATCHES
 ) -> dict[str, float]:
     """run_evals twice on fresh stores (so both passes read the first sequences, as ours do)."""
-    recon, _ = run_evals(
-        sae.sae,
-        _store(model, sae, docs),
-        model,
-        ActivationScaler(),
-        EvalConfig(
-            batch_size_prompts=BATCH,
-            n_eval_reconstruction_batches=n_batches,
-            compute_kl=True,
-            compute_ce_loss=True,
-        ),
-    )
-    sparse, features = run_evals(
-        sae.sae,
-        _store(model, sae, docs),
-        model,
-        ActivationScaler(),
-        EvalConfig(
-            batch_size_prompts=BATCH,
-            n_eval_sparsity_variance_batches=n_batches,
-            compute_sparsity_metrics=True,
-            compute_variance_metrics=True,
-            compute_featurewise_density_statistics=True,
-        ),
+
+    def evals(**what: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        config = EvalConfig(batch_size_prompts=BATCH, **what)
+        return run_evals(sae.sae, _store(model, sae, docs), model, ActivationScaler(), config)
+
+    recon, _ = evals(n_eval_reconstruction_batches=n_batches, compute_kl=True, compute_ce_loss=True)
+    sparse, features = evals(
+        n_eval_sparsity_variance_batches=n_batches,
+        compute_sparsity_metrics=True,
+        compute_variance_metrics=True,
+        compute_featurewise_density_statistics=True,
     )
     flat = {k: v for group in (*recon.values(), *sparse.values()) for k, v in group.items()}
     flat["dead_fraction"] = float(np.mean(np.asarray(features["feature_density"]) == 0))
