@@ -114,7 +114,7 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
         counts[0 if j["score"] is not None else 1] += 1
     if per_rubric:
         lines += [
-            "Rubric versions (name@sha256 prefix of the rubric text):",
+            "Rubric versions (name@version#hash of the rubric text):",
             "",
             *table(
                 ["rubric", "scored", "unscored"],
