@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.plan import BASELINE, split_condition
-from harness.report.markdown_table import cell, fmt_estimate, table
+from harness.report.markdown_table import cell, fmt_row, table
 from harness.store import RunStore
 
 __all__ = [
@@ -23,12 +23,6 @@ __all__ = [
 ]
 
 Conds = dict[str, dict[str, dict[str, Any]]]  # condition → metric → summary row
-
-
-def _est(row: dict[str, Any] | None) -> str:
-    if row is None:
-        return "–"
-    return fmt_estimate(row["value"], row["ci_low"], row["ci_high"], row["n"])
 
 
 def _p(row: dict[str, Any] | None) -> str:
@@ -136,8 +130,8 @@ def _effects_table(
             [
                 cell(split_condition(cond)[1]),
                 "–" if value is None else f"{value:.3f}",
-                *(_est(metrics.get(m)) for m, _ in judged),
-                *(_est(metrics.get(m)) for m, _ in measured),
+                *(fmt_row(metrics.get(m)) for m, _ in judged),
+                *(fmt_row(metrics.get(m)) for m, _ in measured),
                 "–" if unscored is None else str(int(unscored["value"])),
             ]
         )
@@ -252,7 +246,7 @@ def saturation_section(
                 [
                     [
                         cell(c),
-                        _est(conds[c].get("concept_diff")),
+                        fmt_row(conds[c].get("concept_diff")),
                         _p(conds[c].get("concept_p")),
                         _p(conds[c].get("concept_p_holm")),
                     ]
@@ -283,8 +277,8 @@ def saturation_section(
             lines += [
                 f"Recommended level: **{level:g}** (best concept score with mean judged fluency "
                 f"≥ {threshold:g}, chosen on a seeded half of the prompts, n={rec['level']['n']}); "
-                f"on the other half: concept {_est(rec.get('concept_score_heldout'))}, fluency "
-                f"{_est(rec.get('fluency_score_heldout'))}.",
+                f"on the other half: concept {fmt_row(rec.get('concept_score_heldout'))}, fluency "
+                f"{fmt_row(rec.get('fluency_score_heldout'))}.",
                 "",
             ]
     neutral = _conditions(conds, "neutral")
@@ -317,10 +311,10 @@ def _specificity_table(conds: Conds, target: list[str], other: str) -> list[str]
         rows.append(
             [
                 cell(cond),
-                _est(t.get("drift")),
-                _est(t.get("concept_gain")),
-                _est(o.get("drift")),
-                _est(o.get("kl_mean")),
+                fmt_row(t.get("drift")),
+                fmt_row(t.get("concept_gain")),
+                fmt_row(o.get("drift")),
+                fmt_row(o.get("kl_mean")),
             ]
         )
     return [
@@ -413,12 +407,12 @@ def ablation_section(
             [
                 cell(pset),
                 cell(c),
-                _est(metrics.get("top1_changed")),
-                _est(metrics.get("p_shift")),
-                _est(metrics.get("kl_mean")),
-                *(_est(metrics.get(f"logit_shift[{w}]")) for w in words),
+                fmt_row(metrics.get("top1_changed")),
+                fmt_row(metrics.get("p_shift")),
+                fmt_row(metrics.get("kl_mean")),
+                *(fmt_row(metrics.get(f"logit_shift[{w}]")) for w in words),
                 *(
-                    [_est(metrics.get("metric_shift")), _p(metrics.get("metric_shift_p"))]
+                    [fmt_row(metrics.get("metric_shift")), _p(metrics.get("metric_shift_p"))]
                     if has_metric
                     else []
                 ),
@@ -457,7 +451,7 @@ def ablation_section(
         for c in tested:
             lines += [
                 f"Concept score {cell(c)} vs baseline (paired): "
-                f"{_est(conds[c].get('concept_diff'))}, "
+                f"{fmt_row(conds[c].get('concept_diff'))}, "
                 f"Wilcoxon p = {_p(conds[c].get('concept_p'))}.",
                 "",
             ]

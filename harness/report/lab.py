@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.plan import split_condition
 from harness.report.effects import next_token_table
-from harness.report.markdown_table import cell, fmt_estimate, table
+from harness.report.markdown_table import cell, fmt_estimate, fmt_row, table
 from harness.report.quality import quality_section
 from harness.spec import Ablation, SaturationClamp
 from harness.store import RunStore
@@ -21,12 +21,6 @@ from harness.store import RunStore
 __all__ = ["render_lab_report"]
 
 Rows = dict[tuple[str, str, str], dict[str, dict[str, Any]]]  # (sae, study, cond) → metric → row
-
-
-def _est(row: dict[str, Any] | None) -> str:
-    return (
-        "–" if row is None else fmt_estimate(row["value"], row["ci_low"], row["ci_high"], row["n"])
-    )
 
 
 def render_lab_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
@@ -174,9 +168,9 @@ def _intervention_tables(store: RunStore, rows: Rows, title: str, studies: list[
             f"### {cell(study)} on {cell(sae)}: {cell(cond)}",
             "",
             f"Top token changed on {changed} of {len(recs)} prompts"
-            + (f"; metric shift {_est(shift)}" if shift else "")
+            + (f"; metric shift {fmt_row(shift)}" if shift else "")
             + (
-                f"; concept score {_est(metrics.get('concept_score'))}"
+                f"; concept score {fmt_row(metrics.get('concept_score'))}"
                 if "concept_score" in metrics
                 else ""
             )
@@ -200,10 +194,10 @@ def _side_effects(store: RunStore, rows: Rows, studies: list[str]) -> list[str]:
                 cell(sae),
                 cell(prompt_set),
                 cell(intervention),
-                _est(metrics.get("top1_changed")),
-                _est(metrics.get("kl_mean")),
-                _est(metrics.get("drift")),
-                _est(metrics.get("concept_score")),
+                fmt_row(metrics.get("top1_changed")),
+                fmt_row(metrics.get("kl_mean")),
+                fmt_row(metrics.get("drift")),
+                fmt_row(metrics.get("concept_score")),
             ]
         )
     if not body:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import html
 import math
+from typing import Any
 
-__all__ = ["cell", "fmt_estimate", "table"]
+__all__ = ["cell", "fmt_estimate", "fmt_row", "table"]
 
 
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|"})
@@ -27,6 +28,13 @@ def fmt_estimate(value: float, low: float, high: float, n: int, digits: int = 2)
     if math.isnan(low) or math.isnan(high):
         return f"{value:.{digits}f} (n={n})"
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] (n={n})"
+
+
+def fmt_row(row: dict[str, Any] | None) -> str:
+    """A summary row (value, ci_low, ci_high, n) as :func:`fmt_estimate`; ``–`` when missing."""
+    if row is None:
+        return "–"
+    return fmt_estimate(row["value"], row["ci_low"], row["ci_high"], row["n"])
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
