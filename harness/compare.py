@@ -195,7 +195,9 @@ def _item_rows(
     conditions: dict[str, None] = {}
     cache: dict[int, dict[ItemKey, float]] = {}
     for c in checkpoints:
-        values = cache.setdefault(id(c.run), c.run.item_values(metric))
+        if id(c.run) not in cache:
+            cache[id(c.run)] = c.run.item_values(metric)
+        values = cache[id(c.run)]
         mine = {
             (k[2], k[4]): v
             for k, v in values.items()
