@@ -1,7 +1,8 @@
 """Deterministic build of the toy world: corpus → tokenizer → TransformerLens model → SAELens SAEs.
 
 `harness toy build` calls :func:`build`. Everything is derived from one seed and runs on one CPU
-thread, so a rebuild on the same kind of machine reproduces the shipped files bit for bit.
+thread, so two builds on one machine are bit-for-bit identical; on another processor the float
+kernels differ in their low bits, and :mod:`harness.toy.verify` states how close a rebuild is.
 """
 
 from __future__ import annotations
