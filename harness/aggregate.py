@@ -7,19 +7,15 @@ from typing import Any
 
 import numpy as np
 
+from harness.aggregate_effects import measure_rows, next_token_rows, scores_by_rubric
+from harness.metrics.rows import SUMMARY_COLUMNS, summary_row
 from harness.metrics.stats import bootstrap_mean
+from harness.quality_stats import quality_rows
 from harness.store import RunStore
+from harness.studies.contract import RowContext
+from harness.studies.registry import kind_of
 
 __all__ = ["SUMMARY_COLUMNS", "judge_totals", "summarise", "summary_row"]
-
-SUMMARY_COLUMNS = ("sae", "study", "condition", "metric", "value", "ci_low", "ci_high", "n")
-
-
-def summary_row(
-    group: tuple[str, str, str], metric: str, value: float, low: float, high: float, n: int
-) -> dict[str, Any]:
-    """One summary row: (sae, study, condition), the metric, its value, CI bounds and n."""
-    return dict(zip(SUMMARY_COLUMNS, (*group, metric, value, low, high, n), strict=True))
 
 
 def judge_totals(store: RunStore) -> dict[str, Any]:
@@ -142,33 +138,16 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
                 ]
                 hm.append(0.0 if min(parts) == 0 else len(parts) / sum(1 / p for p in parts))
             add(group, "steering_score", hm)
-    from harness.aggregate_effects import effect_rows
-    from harness.sae_quality import quality_rows
-    from harness.studies.specificity import specificity_rows
-
-    return (
-        quality_rows(store, seed)
-        + rows
-        + effect_rows(store, seed)
-        + specificity_rows(store, seed)
-        + attribution_rows(store)
-    )
+    return quality_rows(store, seed) + rows + _study_rows(store, seed)
 
 
-def attribution_rows(store: RunStore) -> list[dict[str, Any]]:
-    """Agreement of attribution with true ablation, per SAE × study (bootstrap CIs over prompts)."""
-    rows = []
-    for rec in store.records("attribution"):
-        cond = f"top{len(rec['features'])}"
-        for metric, est in rec["agreement"].items():
-            rows.append(
-                summary_row(
-                    (rec["sae"], rec["study"], cond),
-                    metric,
-                    est["value"],
-                    est["ci_low"],
-                    est["ci_high"],
-                    est["n"],
-                )
-            )
+def _study_rows(store: RunStore, seed: int) -> list[dict[str, Any]]:
+    """Measures and next-token effects of every stored record, then each study's own rows
+    (its kind's ``rows``), in spec order; one seeded stream for the intervention statistics."""
+    rng = np.random.default_rng(seed + 1)
+    rows = measure_rows(store, rng) + next_token_rows(store, rng)
+    scores = scores_by_rubric(store)
+    rc = RowContext(store, seed, rng, str(scores["primary"]), scores)
+    for study in store.experiment().studies:
+        rows += kind_of(study).rows(rc, study)
     return rows

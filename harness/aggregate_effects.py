@@ -1,5 +1,7 @@
-"""Summary rows of the intervention studies (saturation clamp, ablation): effects, side effects,
-paired tests, trend and the recommended level. Definitions: docs/metrics.md.
+"""Summary rows the intervention kinds share: measures and next-token effects of every stored
+record, paired tests, trend and the recommended level. Definitions: docs/metrics.md.
+
+The helpers take plain data; which kind uses which is decided in the kind's module.
 
 Every estimate is a mean over prompts with a seeded percentile-bootstrap 95% CI and its n;
 p-values carry their n and NaN CI bounds.
@@ -12,34 +14,33 @@ from typing import Any
 
 import numpy as np
 
-from harness.aggregate import summary_row
+from harness.metrics.rows import estimate_row as _est_row
+from harness.metrics.rows import p_row as _p_row
+from harness.metrics.rows import summary_row
 from harness.metrics.stats import (
-    Estimate,
     bootstrap_mean,
     holm,
     paired_difference,
     split_halves,
     trend_test,
 )
-from harness.plan import BASELINE, ablation_condition, condition_name, split_condition
-from harness.spec import Ablation, SaturationClamp
-from harness.store import RunStore
+from harness.studies.contract import RunStore
+from harness.studies.items import BASELINE, split_condition
 
-__all__ = ["effect_rows"]
+__all__ = [
+    "measure_rows",
+    "next_token_rows",
+    "paired_rows",
+    "recommended_rows",
+    "scores_by_rubric",
+    "trend_rows",
+]
 
 Group = tuple[str, str, str]
 NAN = float("nan")
 
 
-def _est_row(group: Group, metric: str, est: Estimate) -> dict[str, Any]:
-    return summary_row(group, metric, est.value, est.ci_low, est.ci_high, est.n)
-
-
-def _p_row(group: Group, metric: str, p: float, n: int) -> dict[str, Any]:
-    return summary_row(group, metric, p, NAN, NAN, n)
-
-
-def _scores(store: RunStore) -> dict[str, Any]:
+def scores_by_rubric(store: RunStore) -> dict[str, Any]:
     """rubric name → (sae, study, condition) → prompt index → score (scored judgements only);
     under ``"primary"``: the primary rubric's name."""
     prov = store.read_json("provenance.json")
@@ -54,12 +55,7 @@ def _scores(store: RunStore) -> dict[str, Any]:
     return out
 
 
-def store_primary(scores: dict[str, Any]) -> str:
-    """The primary rubric's name (``_scores`` files it under the key ``"primary"``)."""
-    return str(scores["primary"])
-
-
-def _measure_rows(store: RunStore, rng: np.random.Generator) -> list[dict[str, Any]]:
+def measure_rows(store: RunStore, rng: np.random.Generator) -> list[dict[str, Any]]:
     data: dict[Group, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     records = sorted(store.records("measure"), key=lambda m: (m["prompt_index"], m["key"]))
     for m in records:
@@ -90,7 +86,7 @@ def _measure_rows(store: RunStore, rng: np.random.Generator) -> list[dict[str, A
     return rows
 
 
-def _next_token_rows(store: RunStore, rng: np.random.Generator) -> list[dict[str, Any]]:
+def next_token_rows(store: RunStore, rng: np.random.Generator) -> list[dict[str, Any]]:
     data: dict[Group, list[dict[str, Any]]] = defaultdict(list)
     for r in store.records("next_token"):
         data[(r["sae"], r["study"], r["condition"])].append(r)
@@ -118,7 +114,7 @@ def _next_token_rows(store: RunStore, rng: np.random.Generator) -> list[dict[str
     return rows
 
 
-def _paired_rows(
+def paired_rows(
     sae: str,
     study: str,
     conditions: list[str],
@@ -153,7 +149,7 @@ def _paired_rows(
     return rows
 
 
-def _trend_rows(
+def trend_rows(
     sae: str, study: str, conditions: list[str], concept: dict[Group, dict[int, int]]
 ) -> list[dict[str, Any]]:
     """Page's L trend test of the concept score across increasing levels (prompts = blocks)."""
@@ -165,21 +161,21 @@ def _trend_rows(
     return [_p_row(group, "page_L", stat, len(common)), _p_row(group, "trend_p", p, len(common))]
 
 
-def _recommended_rows(
+def recommended_rows(
     sae: str,
-    study: SaturationClamp,
+    study: str,
+    levels: tuple[float, ...],
+    fluency_threshold: float,
     conditions: list[str],
-    scores: dict[str, Any],
+    concept: dict[Group, dict[int, int]],
+    fluency: dict[Group, dict[int, int]],
     seed: int,
 ) -> list[dict[str, Any]]:
     """The best concept score whose judged fluency stays ≥ the threshold, chosen on one half of
     the prompts (seeded split) and reported, with CIs, on the other half."""
-    primary = store_primary(scores)
-    concept = scores.get(primary, {})
-    fluency = scores.get("fluency", {})
     if not fluency:
         return []
-    prompts = sorted({i for c in conditions for i in concept.get((sae, study.name, c), {})})
+    prompts = sorted({i for c in conditions for i in concept.get((sae, study, c), {})})
     if len(prompts) < 2:
         return []
     rng = np.random.default_rng(seed)
@@ -188,23 +184,23 @@ def _recommended_rows(
     report = {prompts[i] for i in held}
 
     def mean(table: dict[Group, dict[int, int]], cond: str, which: set[int]) -> float:
-        vals = [v for i, v in table.get((sae, study.name, cond), {}).items() if i in which]
+        vals = [v for i, v in table.get((sae, study, cond), {}).items() if i in which]
         return float(np.mean(vals)) if vals else NAN
 
     best: tuple[float, float, str] | None = None
-    for level, cond in zip(study.levels, conditions, strict=True):
+    for level, cond in zip(levels, conditions, strict=True):
         c, f = mean(concept, cond, choose), mean(fluency, cond, choose)
-        if np.isnan(c) or np.isnan(f) or f < study.fluency_threshold:
+        if np.isnan(c) or np.isnan(f) or f < fluency_threshold:
             continue
         if best is None or c > best[0] or (c == best[0] and level < best[1]):
             best = (c, level, cond)
-    group = (sae, study.name, "recommended")
+    group = (sae, study, "recommended")
     if best is None:
         return [summary_row(group, "level", NAN, NAN, NAN, len(choose))]
     _, level, cond = best
 
     def held_out(table: dict[Group, dict[int, int]]) -> list[float]:
-        got = table.get((sae, study.name, cond), {})
+        got = table.get((sae, study, cond), {})
         return [float(got[i]) for i in sorted(got) if i in report]
 
     return [
@@ -212,28 +208,3 @@ def _recommended_rows(
         _est_row(group, "concept_score_heldout", bootstrap_mean(held_out(concept), rng)),
         _est_row(group, "fluency_score_heldout", bootstrap_mean(held_out(fluency), rng)),
     ]
-
-
-def effect_rows(store: RunStore, seed: int) -> list[dict[str, Any]]:
-    """All effect rows of a run's saturation and ablation studies."""
-    rng = np.random.default_rng(seed + 1)
-    exp = store.experiment()
-    rows = _measure_rows(store, rng) + _next_token_rows(store, rng)
-    scores = _scores(store)
-    concept = scores.get(store_primary(scores), {})
-    saes = list(dict.fromkeys(g["sae"] for g in store.records("generation")))
-    for study in exp.studies:
-        if isinstance(study, SaturationClamp):
-            conditions = [condition_name(lv, study.level_unit) for lv in study.levels]
-            for sae in saes:
-                if not any(g[:2] == (sae, study.name) for g in concept):
-                    continue
-                rows += _paired_rows(sae, study.name, conditions, concept, rng)
-                ordered = [c for _, c in sorted(zip(study.levels, conditions, strict=True))]
-                rows += _trend_rows(sae, study.name, ordered, concept)
-                rows += _recommended_rows(sae, study, conditions, scores, seed)
-        elif isinstance(study, Ablation) and study.generate:
-            for sae in saes:
-                if any(g[:2] == (sae, study.name) for g in concept):
-                    rows += _paired_rows(sae, study.name, [ablation_condition(study)], concept, rng)
-    return rows

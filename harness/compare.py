@@ -19,18 +19,19 @@ from typing import Any
 
 import numpy as np
 
+from harness.compare_rows import NAN_ESTIMATE as _NAN
+from harness.compare_rows import ComparisonRow, excludes_zero
 from harness.errors import SpecError
-from harness.metrics.stats import Estimate, bootstrap_mean
-from harness.notebook import ItemKey, LoadedRun
-from harness.plan import BASELINE
-from harness.sae_quality import (
+from harness.notebook import LoadedRun
+from harness.quality_stats import (
     HIGHER_IS_BETTER,
     QUALITY_METRICS,
     QUALITY_STUDY,
     paired_quality_difference,
     quality_estimates,
 )
-from harness.spec import LocalSAE, PretrainedSAE, ToySAE, sae_label
+from harness.spec.refs import LocalSAE, PretrainedSAE, ToySAE, sae_label
+from harness.studies.registry import kind_of
 
 __all__ = [
     "Checkpoint",
@@ -40,22 +41,8 @@ __all__ = [
     "compare",
     "comparison_name",
     "excludes_zero",
-    "match_features",
     "sae_from_arg",
 ]
-
-# Headline item metrics per study kind: (metric, higher is better)
-HEADLINES: dict[str, tuple[tuple[str, bool | None], ...]] = {
-    "saturation": (("concept_score", True), ("fluency_score", True), ("drift", None)),
-    "ablation": (
-        ("metric_shift", None),
-        ("top1_changed", None),
-        ("kl_mean", None),
-        ("concept_score", None),
-    ),
-}
-_NAN = Estimate(float("nan"), float("nan"), float("nan"), 0)
-
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -71,19 +58,6 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class ComparisonRow:
-    """One metric of one study and condition, for every checkpoint."""
-
-    study: str
-    condition: str
-    metric: str
-    values: list[Estimate]  # per checkpoint
-    differences: list[Estimate]  # per non-reference checkpoint: it − reference
-    pairing: str  # "sequences", "prompts", "unpaired" or "none"
-    higher_is_better: bool | None = None
-
-
-@dataclass(frozen=True)
 class FeatureMatch:
     """Which feature each checkpoint uses in a study, and how it matches the reference's."""
 
@@ -92,11 +66,6 @@ class FeatureMatch:
     labels: list[str | None]
     cosine_to_reference: list[float | None]  # decoder cosine of each checkpoint's feature
     best_match: list[tuple[int, float] | None] = field(default_factory=list)
-
-
-def excludes_zero(d: Estimate, eps: float = 1e-9) -> bool:
-    """Whether a difference's CI lies clear of 0 (float noise below ``eps`` is 0)."""
-    return d.n > 0 and not math.isnan(d.ci_low) and (d.ci_low > eps or d.ci_high < -eps)
 
 
 def sae_from_arg(text: str) -> ToySAE | LocalSAE | PretrainedSAE:
@@ -142,17 +111,12 @@ def compare(checkpoints: list[Checkpoint], seed: int = 0) -> list[ComparisonRow]
     """Every headline metric of every checkpoint, with differences from the first."""
     rng = np.random.default_rng(seed)
     rows = _quality_rows(checkpoints, rng)
-    kinds: dict[str, str] = {}
+    studies: dict[str, Any] = {}
     for c in checkpoints:
         for s in c.run.experiment.studies:
-            kinds.setdefault(s.name, s.kind)
-    for study, kind in kinds.items():
-        for metric, better in HEADLINES.get(kind, ()):
-            rows += _item_rows(checkpoints, study, metric, better, rng)
-        if kind == "specificity":
-            rows += _specificity_rows(checkpoints, study, rng)
-        if kind == "attribution":
-            rows += _summary_rows(checkpoints, study, ("spearman", "precision_at_5"))
+            studies.setdefault(s.name, s)
+    for study in studies.values():
+        rows += kind_of(study).compare_rows(checkpoints, study, rng)
     return rows
 
 
@@ -181,171 +145,3 @@ def _quality_rows(checkpoints: list[Checkpoint], rng: np.random.Generator) -> li
             )
         )
     return rows
-
-
-def _item_rows(
-    checkpoints: list[Checkpoint],
-    study: str,
-    metric: str,
-    better: bool | None,
-    rng: np.random.Generator,
-) -> list[ComparisonRow]:
-    """One row per condition of ``study`` (target prompts, baseline excluded)."""
-    per: list[dict[tuple[str, int], float]] = []
-    conditions: dict[str, None] = {}
-    cache: dict[int, dict[ItemKey, float]] = {}
-    for c in checkpoints:
-        if id(c.run) not in cache:
-            cache[id(c.run)] = c.run.item_values(metric)
-        values = cache[id(c.run)]
-        mine = {
-            (k[2], k[4]): v
-            for k, v in values.items()
-            if k[0] == c.position and k[1] == study and k[3] == "target" and k[2] != BASELINE
-        }
-        per.append(mine)
-        conditions.update(dict.fromkeys(cond for cond, _ in mine))  # generation order
-    rows = []
-    for cond in conditions:
-        vals = [[v for (cd, _), v in sorted(p.items()) if cd == cond] for p in per]
-        if not any(vals):
-            continue
-        ests = [bootstrap_mean(v, rng) for v in vals]
-        diffs = []
-        for p in per[1:]:
-            common = sorted(k for k in per[0] if k[0] == cond and k in p)
-            diffs.append(bootstrap_mean([p[k] - per[0][k] for k in common], rng))
-        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "prompts", better))
-    return rows
-
-
-def _specificity_rows(
-    checkpoints: list[Checkpoint], study: str, rng: np.random.Generator
-) -> list[ComparisonRow]:
-    per: list[dict[str, list[float]]] = []
-    for c in checkpoints:
-        groups: dict[str, list[float]] = {}
-        prov = c.run.provenance
-        rubric = prov.get("specificity_rubric")
-        recs = c.run.records
-        if rubric and "kind" in recs:
-            js = recs[(recs["kind"] == "judgement") & (recs["rubric"] == rubric)]
-            for j in js.to_dict("records"):
-                if j["sae"] == c.sae and j["study"] == study and j["judge"] == prov["judge"]:
-                    if j["score"] is not None and j["score"] == j["score"]:
-                        groups.setdefault(j["condition"], []).append(float(j["score"]))
-        per.append(groups)
-    conditions = dict.fromkeys(cond for g in per for cond in g)
-    rows = []
-    for cond in conditions:
-        vals = [g.get(cond, []) for g in per]
-        diffs = [_unpaired_difference(vals[0], v, rng) for v in vals[1:]]
-        ests = [bootstrap_mean(v, rng) for v in vals]
-        rows.append(ComparisonRow(study, cond, "specificity_score", ests, diffs, "unpaired", True))
-    return rows
-
-
-def _unpaired_difference(
-    a: list[float], b: list[float], rng: np.random.Generator, n_resamples: int = 2000
-) -> Estimate:
-    """mean(b) − mean(a) with an independent percentile bootstrap (a, b resampled apart)."""
-    if not a or not b:
-        return _NAN
-    x, y = np.asarray(a), np.asarray(b)
-    draws = y[rng.integers(0, y.size, (n_resamples, y.size))].mean(1) - x[
-        rng.integers(0, x.size, (n_resamples, x.size))
-    ].mean(1)
-    low, high = np.quantile(draws, [0.025, 0.975])
-    return Estimate(float(y.mean() - x.mean()), float(low), float(high), min(x.size, y.size))
-
-
-def _summary_rows(
-    checkpoints: list[Checkpoint], study: str, metrics: tuple[str, ...]
-) -> list[ComparisonRow]:
-    """Statistics that exist only as summary rows (own CIs, difference without a CI)."""
-    rows = []
-    for metric in metrics:
-        ests: list[Estimate] = []
-        condition = ""
-        for c in checkpoints:
-            s = c.run.summary
-            hit = s[(s["sae"] == c.sae) & (s["study"] == study) & (s["metric"] == metric)]
-            if len(hit):
-                r = hit.iloc[0]
-                condition = str(r["condition"])
-                ests.append(Estimate(r["value"], r["ci_low"], r["ci_high"], int(r["n"])))
-            else:
-                ests.append(_NAN)
-        if all(e.n == 0 for e in ests):
-            continue
-        diffs = [
-            Estimate(e.value - ests[0].value, float("nan"), float("nan"), min(e.n, ests[0].n))
-            for e in ests[1:]
-        ]
-        rows.append(ComparisonRow(study, condition, metric, ests, diffs, "none", True))
-    return rows
-
-
-def match_features(checkpoints: list[Checkpoint]) -> tuple[list[FeatureMatch], str]:
-    """Per study, each checkpoint's feature and its decoder cosine to the reference's feature,
-    plus the reference feature's best decoder match in each checkpoint. Loads the SAEs (not the
-    model); when they cannot be loaded, the features are listed without cosines and the second
-    value says why."""
-    studies: dict[str, list[dict[str, Any] | None]] = {}
-    for i, c in enumerate(checkpoints):
-        recs = c.run.records
-        if "kind" not in recs:
-            continue
-        # interventions store a feature record; specificity studies name it in each context
-        chosen = recs[recs["kind"].isin(["feature", "context"]) & (recs["sae"] == c.sae)]
-        for r in chosen.to_dict("records"):
-            slots = studies.setdefault(r["study"], [None] * len(checkpoints))
-            if slots[i] is None:
-                if r["kind"] == "context":
-                    r = {**r, "label": _study_label(c, r["study"])}
-                slots[i] = r
-    if not studies:
-        return [], ""
-    saes, note = _load_saes(checkpoints)
-    out = []
-    for study, recs in studies.items():
-        feats = [int(r["feature"]) if r else None for r in recs]
-        labels = [r.get("label") if r else None for r in recs]
-        cos: list[float | None] = [None] * len(checkpoints)
-        best: list[tuple[int, float] | None] = [None] * len(checkpoints)
-        ref_feature = feats[0]
-        if saes is not None and ref_feature is not None:
-            for i, f in enumerate(feats):
-                if f is None or saes[i].sae.cfg.d_in != saes[0].sae.cfg.d_in:
-                    continue
-                cos[i] = _cosine(saes[0], ref_feature, saes[i], f)
-                from harness.features import match_by_decoder
-
-                top = match_by_decoder(saes[0], ref_feature, saes[i], top=1)[0]
-                best[i] = (top.index, top.score)
-        out.append(FeatureMatch(study, feats, labels, cos, best))
-    return out, note
-
-
-def _study_label(c: Checkpoint, study: str) -> str | None:
-    for s in c.run.experiment.studies:
-        if s.name == study:
-            ref = getattr(s, "feature", None)
-            return getattr(ref, "label", None)
-    return None
-
-
-def _cosine(a: Any, i: int, b: Any, j: int) -> float:
-    u = a.sae.W_dec[i].detach().float()
-    v = b.sae.W_dec[j].detach().float()
-    return float((u @ v) / (u.norm() * v.norm() + 1e-12))
-
-
-def _load_saes(checkpoints: list[Checkpoint]) -> tuple[list[Any] | None, str]:
-    from harness.backend import load_sae
-    from harness.errors import HarnessError
-
-    try:
-        return [load_sae(c.ref(), c.sae) for c in checkpoints], ""
-    except HarnessError as exc:
-        return None, f"decoder cosines unavailable: {exc}"

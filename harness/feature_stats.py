@@ -21,8 +21,8 @@ import torch
 from transformer_lens import HookedTransformer
 
 from harness.backend import LoadedSAE, load_hub_documents
-from harness.plan import content_key
 from harness.spec import Experiment, HubDataset, prompt_list
+from harness.studies.items import content_key
 from harness.tokens import corpus_batches, real_tokens
 
 __all__ = [

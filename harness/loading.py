@@ -113,15 +113,7 @@ def resolve_prompt_files(exp: Experiment, base: Path) -> Experiment:
     data = exp.model_dump(mode="python")
     changed = False
     for i, study in enumerate(exp.studies):
-        for name in (
-            "prompts",
-            "control_prompts",
-            "neutral_prompts",
-            "positive",
-            "negative",
-            "corpus",
-        ):
-            value = getattr(study, name, None)
+        for name, value in study:
             if isinstance(value, PromptFile):
                 data["studies"][i][name] = read_prompt_file(value, base, f"studies.{i}.{name}")
                 changed = True

@@ -15,14 +15,15 @@ from typing import Any
 import pandas as pd
 
 from harness.aggregate import SUMMARY_COLUMNS, summarise
-from harness.plan import split_condition
-from harness.sae_quality import QUALITY_STUDY
+from harness.quality_stats import QUALITY_STUDY
 from harness.spec import Experiment, sae_label
 from harness.store import RunStore, default_runs_root
+from harness.studies.contract import ItemKey
+from harness.studies.items import split_condition
+from harness.studies.registry import kind_of
 
 __all__ = ["ITEM_METRICS", "ItemKey", "LoadedRun", "load_run"]
 
-ItemKey = tuple[int, str, str, str, int]  # (sae position, study, condition, prompt set, index)
 _ITEM_COLUMNS = {
     "fluency_score": "fluency",
     "instruction_score": "instruction",
@@ -60,9 +61,26 @@ class LoadedRun:
     records: pd.DataFrame
 
     def item_values(self, metric: str) -> dict[ItemKey, float]:
-        """Per-item values of an item-level metric (``ITEM_METRICS``), keyed by (SAE position
-        in the spec, study, condition, prompt set, prompt index) for pairing across runs and
-        checkpoints. Unscored or unmeasured items have no value (never a 0)."""
+        """Per-item values of an item-level metric, keyed by (SAE position in the spec, study,
+        condition, prompt set, prompt index) for pairing across runs and checkpoints, from
+        every study whose kind offers the metric. Unscored or unmeasured items have no value
+        (never a 0)."""
+        out: dict[ItemKey, float] = {}
+        for study in self.experiment.studies:
+            kind = kind_of(study)
+            if any(h.metric == metric for h in kind.metrics):
+                out.update(kind.item_values(self, study, metric))
+        return out
+
+    def record_item_values(self, metric: str, study: str | None = None) -> dict[ItemKey, float]:
+        """Per-item values of a metric of generations (judged scores, drift, concept gain, nll)
+        or of next-token records (kl_mean, top1_changed, metric_shift), of one study or all."""
+        out = {
+            k: v for k, v in self._record_item_values(metric).items() if study in (None, k[1])
+        }
+        return out
+
+    def _record_item_values(self, metric: str) -> dict[ItemKey, float]:
         position = {sae_label(ref): i for i, ref in enumerate(self.experiment.saes)}
         out: dict[ItemKey, float] = {}
         if metric in ("kl_mean", "top1_changed", "metric_shift"):
@@ -77,7 +95,9 @@ class LoadedRun:
                 out[(position[r["sae"]], r["study"], cond, pset, int(r["prompt_index"]))] = value
             return out
         primary = self.provenance["rubric"].split("@", 1)[0]
-        column = primary if metric == "concept_score" else _ITEM_COLUMNS[metric]
+        column = primary if metric == "concept_score" else _ITEM_COLUMNS.get(metric)
+        if column is None:
+            return out
         if len(self.items) == 0 or column not in self.items:
             return out
         for r in self.items.to_dict("records"):

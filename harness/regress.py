@@ -20,19 +20,19 @@ import numpy as np
 
 from harness.errors import StoreError
 from harness.metrics.stats import Estimate, bootstrap_mean
-from harness.notebook import ItemKey as Key
 from harness.notebook import LoadedRun
-from harness.plan import BASELINE
-from harness.report.markdown_table import cell, fmt_estimate, table
-from harness.sae_quality import (
+from harness.quality_stats import (
     QUALITY_CONDITION,
     QUALITY_METRICS,
     QUALITY_STUDY,
     paired_quality_difference,
     quality_values,
 )
+from harness.report.markdown_table import cell, fmt_estimate, table
 from harness.spec import Tolerance, sae_label
 from harness.store import RunStore, write_atomic
+from harness.studies.contract import ItemKey as Key
+from harness.studies.items import BASELINE
 
 __all__ = [
     "Check",

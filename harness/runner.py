@@ -20,18 +20,9 @@ from harness.errors import HarnessError
 from harness.judge.base import Judge
 from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import load_rubric
-from harness.spec import (
-    Ablation,
-    Attribution,
-    ContrastiveSearch,
-    Experiment,
-    JudgeSettings,
-    SaturationClamp,
-    Specificity,
-    prompt_list,
-    sae_label,
-)
+from harness.spec import Experiment, JudgeSettings, sae_label
 from harness.store import RunStore, default_runs_root
+from harness.studies.registry import kind_of
 from harness.validate import validate_static
 
 __all__ = [
@@ -144,11 +135,7 @@ def run_experiment(
     from harness.provenance import collect_provenance
     from harness.report.markdown import write_report
     from harness.sae_quality import QUALITY_NEEDS_CORPUS, quality_measurable, record_quality
-    from harness.studies.ablation import run_ablation
-    from harness.studies.attribution import run_attribution
-    from harness.studies.common import StudyContext
-    from harness.studies.saturation import run_saturation
-    from harness.studies.specificity import run_contrast, run_specificity
+    from harness.studies.contract import StudyContext
     from harness.toy.world import eval_documents
     from harness.tracking import log_summary, mlflow_run
     from harness.validate import study_features, validate_loaded
@@ -160,10 +147,13 @@ def run_experiment(
     store = RunStore.for_experiment(exp, options.runs_root)
     provenance = collect_provenance(device, judge.name, judge.rubric.ident)
     provenance["rubrics"] = {j.rubric.name: j.rubric.ident for j in judges}
-    spec_judge = None
-    if any(isinstance(s, Specificity) for s in exp.studies):
-        spec_judge = make_judge(exp.judge, "specificity", options)
-        provenance["specificity_rubric"] = spec_judge.rubric.ident
+    study_judges = {
+        name: make_judge(exp.judge, name, options)
+        for study in exp.studies
+        for name in kind_of(study).rubrics
+    }
+    if study_judges:
+        provenance["study_rubrics"] = {n: j.rubric.ident for n, j in study_judges.items()}
     store.write_json("provenance.json", provenance)
     say(f"run {store.run_id} → {store.dir}  (judge: {judge.name}, rubric {judge.rubric.ident})")
 
@@ -190,7 +180,7 @@ def run_experiment(
             for path, ref in study_features(exp):
                 resolve_feature(model, sae, ref, path, by_label)
         docs = eval_documents()
-        needs_stats = any(isinstance(s, SaturationClamp | Ablation) for s in exp.studies)
+        needs_stats = any(kind_of(s).needs_stats for s in exp.studies)
         quality = exp.sae_quality if quality_measurable(exp) else None
         if exp.sae_quality is not None and quality is None:
             say(f"SAE quality not measured: {QUALITY_NEEDS_CORPUS}")
@@ -227,38 +217,13 @@ def run_experiment(
                 options.batch_size,
                 bars,
                 by_label,
+                documents=docs,
+                study_judges=study_judges,
+                neuronpedia=neuronpedia_id(exp.saes[saes.index(sae)]),
                 judge_batch=options.judge_batch,
             )
             for i, study in enumerate(exp.studies):
-                if isinstance(study, SaturationClamp):
-                    run_saturation(ctx, study, f"studies.{i}")
-                elif isinstance(study, Ablation):
-                    run_ablation(ctx, study, f"studies.{i}")
-                elif isinstance(study, Specificity):
-                    assert spec_judge is not None
-                    run_specificity(
-                        model,
-                        sae,
-                        study,
-                        f"studies.{i}",
-                        list(prompt_list(study.corpus)) if study.corpus else docs,
-                        spec_judge,
-                        store,
-                        exp.seed,
-                        by_label,
-                    )
-                elif isinstance(study, Attribution):
-                    run_attribution(model, sae, study, f"studies.{i}", store, exp.seed)
-                elif isinstance(study, ContrastiveSearch):
-                    run_contrast(
-                        model,
-                        sae,
-                        study,
-                        list(prompt_list(study.corpus)) if study.corpus else docs,
-                        store,
-                        exp.seed,
-                        neuronpedia_id(exp.saes[saes.index(sae)]),
-                    )
+                kind_of(study).run(ctx, study, f"studies.{i}")
         bars.close()
         summary = summarise(store, exp.seed)
         store.write_json("summary.json", summary)

@@ -1,4 +1,5 @@
-"""SAE quality with ``sae_lens.evals``' definitions, kept per token sequence for error bars.
+"""Measuring SAE quality with ``sae_lens.evals``' definitions, kept per token sequence for error
+bars (the statistics over the stored sums: :mod:`harness.quality_stats`).
 
 The token sequences are cut from the corpus exactly as SAELens' ``ActivationsStore`` cuts raw
 text (``concat_and_batch_sequences``: documents tokenized without BOS, concatenated with a BOS
@@ -19,11 +20,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.aggregate import summary_row
-from harness.metrics.stats import Estimate
-from harness.plan import content_key
-from harness.spec import Experiment, SAEQualityEval, ToyModel
+from harness.quality_stats import (
+    HIGHER_IS_BETTER,
+    QUALITY_CONDITION,
+    QUALITY_METRICS,
+    QUALITY_NEEDS_CORPUS,
+    QUALITY_STUDY,
+    SUMS,
+    paired_quality_difference,
+    quality_estimates,
+    quality_measurable,
+    quality_rows,
+    quality_values,
+)
+from harness.spec.experiment import SAEQualityEval
 from harness.store import RunStore
+from harness.studies.items import content_key
 
 if TYPE_CHECKING:
     import torch
@@ -33,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HIGHER_IS_BETTER",
+    "QUALITY_CONDITION",
     "QUALITY_METRICS",
     "QUALITY_NEEDS_CORPUS",
     "QUALITY_STUDY",
@@ -45,53 +58,6 @@ __all__ = [
     "quality_values",
     "record_quality",
 ]
-
-QUALITY_STUDY = "sae_quality"  # the study name SAE-quality rows carry (reserved)
-QUALITY_CONDITION = "all"
-QUALITY_NEEDS_CORPUS = (
-    "a real model's SAE quality is measured on its own text; set stats_corpus (a PromptFile of "
-    "documents, a tuple of texts or a HubDataset)"
-)
-
-
-def quality_measurable(exp: Experiment) -> bool:
-    """Whether a run of ``exp`` measures SAE quality: asked for, and a corpus to measure it on
-    (the toy corpus for the toy model; ``stats_corpus`` otherwise)."""
-    return exp.sae_quality is not None and (
-        isinstance(exp.model, ToyModel) or exp.stats_corpus is not None
-    )
-
-
-# metric → higher is better (None: neither, e.g. L0 is a sparsity setting, not a score)
-HIGHER_IS_BETTER: dict[str, bool | None] = {
-    "explained_variance": True,
-    "mse": False,
-    "l0": None,
-    "l1": None,
-    "dead_fraction": False,
-    "ce_loss_score": True,
-    "ce_loss_with_sae": False,
-    "ce_loss_without_sae": None,
-    "ce_loss_with_ablation": None,
-    "kl_div_score": True,
-    "kl_div_with_sae": False,
-    "kl_div_with_ablation": None,
-}
-QUALITY_METRICS = tuple(HIGHER_IS_BETTER)
-_SUMS = (
-    "tokens",
-    "resid",
-    "var",
-    "l0",
-    "l1",
-    "ce_tokens",
-    "ce_sae",
-    "ce_clean",
-    "ce_abl",
-    "kl_tokens",
-    "kl_sae",
-    "kl_abl",
-)
 
 
 def quality_tokens(
@@ -164,7 +130,7 @@ def _measure(
     assert model.tokenizer is not None
     ignore = list(get_special_token_ids(model.tokenizer))
     scaler = ActivationScaler()
-    sums: dict[str, list[float]] = {k: [] for k in _SUMS}
+    sums: dict[str, list[float]] = {k: [] for k in SUMS}
     x_sums: list[torch.Tensor] = []
     sq_norms: list[float] = []
     fired = torch.zeros(sae.d_sae, dtype=torch.bool)
@@ -223,7 +189,7 @@ def _measure(
         "tokens_sha256": hashlib.sha256(tokens.cpu().numpy().tobytes()).hexdigest()[:16],
         "d_sae": sae.d_sae,
         "alive": int(fired.sum()),
-        "per_sequence": {k: sums[k] for k in _SUMS},
+        "per_sequence": {k: sums[k] for k in SUMS},
     }
 
 
@@ -249,94 +215,3 @@ def record_quality(
     return True
 
 
-def quality_rows(store: RunStore, seed: int) -> list[dict[str, Any]]:
-    """Summary rows (study ``sae_quality``, condition ``all``) for every measured SAE."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for rec in sorted(store.records(QUALITY_STUDY), key=lambda r: str(r["sae"])):
-        for metric, est in quality_estimates(rec, rng).items():
-            group = (rec["sae"], QUALITY_STUDY, QUALITY_CONDITION)
-            rows.append(summary_row(group, metric, est.value, est.ci_low, est.ci_high, est.n))
-    return rows
-
-
-def _ratios(s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every metric from (possibly resampled, last axis summed) per-sequence sums."""
-    t = {k: v.sum(-1) for k, v in s.items()}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {
-            "explained_variance": 1 - t["resid"] / t["var"],
-            "mse": t["resid"] / t["tokens"],
-            "l0": t["l0"] / t["tokens"],
-            "l1": t["l1"] / t["tokens"],
-            "ce_loss_score": (t["ce_abl"] - t["ce_sae"]) / (t["ce_abl"] - t["ce_clean"]),
-            "ce_loss_with_sae": t["ce_sae"] / t["ce_tokens"],
-            "ce_loss_without_sae": t["ce_clean"] / t["ce_tokens"],
-            "ce_loss_with_ablation": t["ce_abl"] / t["ce_tokens"],
-            "kl_div_score": (t["kl_abl"] - t["kl_sae"]) / t["kl_abl"],
-            "kl_div_with_sae": t["kl_sae"] / t["kl_tokens"],
-            "kl_div_with_ablation": t["kl_abl"] / t["kl_tokens"],
-        }
-
-
-def _arrays(record: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {k: np.asarray(record["per_sequence"][k], dtype=float) for k in _SUMS}
-
-
-def quality_values(record: dict[str, Any]) -> dict[str, float]:
-    """The headline value of every metric (what ``sae_lens.evals`` reports on these tokens)."""
-    values = {k: float(v) for k, v in _ratios(_arrays(record)).items()}
-    values["dead_fraction"] = 1.0 - record["alive"] / record["d_sae"]
-    return values
-
-
-def _resample_indices(n: int, rng: np.random.Generator, n_resamples: int) -> np.ndarray:
-    return rng.integers(0, n, size=(n_resamples, n))
-
-
-def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
-    alpha = (1.0 - confidence) / 2.0
-    draws = draws[np.isfinite(draws)]
-    if draws.size == 0:
-        return float("nan"), float("nan")
-    low, high = np.quantile(draws, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
-def quality_estimates(
-    record: dict[str, Any],
-    rng: np.random.Generator,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-) -> dict[str, Estimate]:
-    """Each metric with a bootstrap CI over sequences (n = sequences). The dead fraction is a
-    count over the whole sample and gets no CI."""
-    arrays = _arrays(record)
-    n = len(arrays["tokens"])
-    idx = _resample_indices(n, rng, n_resamples)
-    draws = _ratios({k: v[idx] for k, v in arrays.items()})
-    values = quality_values(record)
-    out = {k: Estimate(values[k], *_interval(draws[k], confidence), n) for k in draws}
-    out["dead_fraction"] = Estimate(values["dead_fraction"], float("nan"), float("nan"), n)
-    return {k: out[k] for k in QUALITY_METRICS}
-
-
-def paired_quality_difference(
-    before: dict[str, Any],
-    after: dict[str, Any],
-    metric: str,
-    rng: np.random.Generator,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-) -> Estimate:
-    """``after − before`` for one metric, resampling the same sequences for both; the CI is NaN
-    when the two were measured on different tokens (then nothing pairs) or for the dead fraction."""
-    diff = quality_values(after)[metric] - quality_values(before)[metric]
-    n = int(before["n_sequences"])
-    paired = before["tokens_sha256"] == after["tokens_sha256"]
-    if not paired or metric == "dead_fraction":
-        return Estimate(diff, float("nan"), float("nan"), n if paired else 0)
-    idx = _resample_indices(n, rng, n_resamples)
-    a = _ratios({k: v[idx] for k, v in _arrays(before).items()})[metric]
-    b = _ratios({k: v[idx] for k, v in _arrays(after).items()})[metric]
-    return Estimate(diff, *_interval(b - a, confidence), n)

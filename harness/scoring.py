@@ -12,24 +12,16 @@ from typing import Any
 
 from harness.judge.anthropic_judge import AnthropicJudge
 from harness.judge.base import Judge, Judgement, JudgeRequest
-from harness.plan import content_key
-from harness.spec import Ablation, Experiment, SaturationClamp
-from harness.store import RunStore
+from harness.studies.contract import Experiment, RunStore
+from harness.studies.items import content_key
+from harness.studies.registry import kind_of
 
 __all__ = ["judge_generations", "judgement_record"]
 
 
 def _concepts(exp: Experiment) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Study name → (concept description, keywords) for the studies whose outputs are judged."""
-    out = {}
-    for study in exp.studies:
-        if isinstance(study, SaturationClamp):
-            out[study.name] = (study.feature.label or study.name, study.feature.keywords)
-        elif isinstance(study, Ablation):
-            labels = list(dict.fromkeys(ref.label for ref in study.features if ref.label))
-            keywords = tuple(k for ref in study.features for k in ref.keywords)
-            out[study.name] = (" + ".join(labels) or study.name, keywords)
-    return out
+    """Study name → (concept description, keywords) its generations are judged against."""
+    return {study.name: kind_of(study).concept(study) for study in exp.studies}
 
 
 def judgement_record(g: dict[str, Any], v: Judgement) -> dict[str, Any]:

@@ -9,10 +9,17 @@ Layout of ``<root>/<run_id>/``:
 
 The run id is the experiment name plus the spec hash, so running the same spec again finds the
 same directory and skips every record whose key is already there (resume).
+
+Appending costs O(records appended): nothing is read before a write. Reading parses the file once
+per :class:`RunStore` and then only the bytes appended since (by this or another process), into an
+index of records by kind and by key; every reader (aggregation, reports, compare, regress, the
+notebook API) shares it. A key can be stored once per kind: appending a record whose key is
+already there is a no-op, so nothing can count twice.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -46,6 +53,11 @@ class RunStore:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.records_path = directory / "records.jsonl"
+        self._offset = 0  # bytes of records.jsonl parsed so far (always at a line end)
+        self._lines = 0
+        self._ordered: list[dict[str, Any]] = []
+        self._by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+        self._json_cache: dict[str, tuple[float, int, Any]] = {}
 
     @property
     def run_id(self) -> str:
@@ -87,49 +99,98 @@ class RunStore:
 
     def experiment(self) -> Experiment:
         """The stored spec."""
-        return Experiment.model_validate_json((self.dir / "spec.json").read_text())
+        return Experiment.model_validate(self.read_json("spec.json"))
 
     def write_json(self, name: str, data: Any) -> Path:
         """Write ``name`` (e.g. provenance.json) atomically; returns its path."""
         path = self.dir / name
         write_atomic(path, json.dumps(data, indent=1, sort_keys=True, default=str))
+        self._json_cache.pop(name, None)
         return path
 
     def read_json(self, name: str) -> Any:
-        """Read a JSON file of the run."""
-        return json.loads((self.dir / name).read_text())
+        """Read a JSON file of the run (parsed again only when the file has changed)."""
+        path = self.dir / name
+        st = path.stat()
+        hit = self._json_cache.get(name)
+        if hit is None or hit[:2] != (st.st_mtime, st.st_size):
+            hit = (st.st_mtime, st.st_size, json.loads(path.read_text()))
+            self._json_cache[name] = hit
+        return copy.deepcopy(hit[2])
 
-    def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Append records, one line each, in a single write, then fsync."""
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
-        if not text:
-            return
+    def append(self, records: Iterable[dict[str, Any]]) -> int:
+        """Append records whose key is not stored yet, one line each, in a single write, then
+        fsync; returns how many were written."""
+        self._refresh()
+        fresh: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for r in records:
+            ident = (str(r.get("kind")), str(r.get("key")))
+            if ident in seen or r.get("key") in self._by_kind.get(ident[0], {}):
+                continue
+            seen.add(ident)
+            fresh.append(r)
+        if not fresh:
+            return 0
+        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in fresh).encode()
         self._drop_torn_tail()
-        with open(self.records_path, "a", encoding="utf-8") as fh:
-            fh.write(text)
+        with open(self.records_path, "ab") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        self._refresh()
+        return len(fresh)
 
     def _drop_torn_tail(self) -> None:
-        """Cut a partial last line left by a crash mid-write, so new records start clean."""
+        """Cut a partial last line left by a crash mid-write, so new records start clean. After
+        :meth:`_refresh` everything up to ``_offset`` is complete lines; bytes past it without a
+        newline are a torn line (reads only those bytes)."""
         if not self.records_path.exists():
             return
-        data = self.records_path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(self.records_path, "r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
+        with open(self.records_path, "r+b") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size <= self._offset:
+                return
+            fh.seek(self._offset)
+            if b"\n" not in fh.read(size - self._offset):
+                fh.truncate(self._offset)
+
+    def _refresh(self) -> None:
+        """Parse the complete lines appended since the last look (by anyone) into the index."""
+        try:
+            size = self.records_path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size < self._offset:  # the file was cut (a torn tail dropped): parse it again
+            self._offset, self._lines, self._ordered, self._by_kind = 0, 0, [], {}
+        if size == self._offset:
+            return
+        with open(self.records_path, "rb") as fh:
+            fh.seek(self._offset)
+            data = fh.read(size - self._offset)
+        end = data.rfind(b"\n") + 1  # a torn last line: the process died mid-write
+        for raw in data[:end].splitlines():
+            self._lines += 1
+            try:
+                record = json.loads(raw)
+            except ValueError as exc:
+                raise StoreError(
+                    f"{self.records_path}:{self._lines}: damaged record line ({exc})"
+                ) from None
+            by_key = self._by_kind.setdefault(str(record.get("kind")), {})
+            if record.get("key") in by_key:
+                continue  # a duplicate (two writers without a lock): it never counts twice
+            by_key[record.get("key")] = record
+            self._ordered.append(record)
+        self._offset += end
 
     def records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every complete record (a torn last line from a crash is skipped), optionally by kind."""
-        if not self.records_path.exists():
-            return
-        with open(self.records_path, encoding="utf-8") as fh:
-            for line in fh:
-                if not line.endswith("\n"):
-                    break  # the process died mid-write; that item was never completed
-                record = json.loads(line)
-                if kind is None or record.get("kind") == kind:
-                    yield record
+        """Every complete record in the order stored (a torn last line from a crash is skipped),
+        optionally of one kind; each key once per kind."""
+        self._refresh()
+        if kind is None:
+            return iter(list(self._ordered))
+        return iter(list(self._by_kind.get(kind, {}).values()))
 
     def judgements(self, rubric: str | None = None) -> Iterator[dict[str, Any]]:
         """Judgements by the run's active judge (``provenance.json``) on one rubric (an ident;
@@ -137,7 +198,8 @@ class RunStore:
         with another judge or rubric switches which ones the summary and report use."""
         prov = self.read_json("provenance.json")
         active = set(prov.get("rubrics", {}).values()) | {prov["rubric"]}
-        if prov.get("specificity_rubric"):
+        active |= set((prov.get("study_rubrics") or {}).values())
+        if prov.get("specificity_rubric"):  # runs stored before study rubrics had a registry
             active.add(prov["specificity_rubric"])
         wanted = active if rubric == "*" else {rubric or prov["rubric"]}
         for r in self.records("judgement"):
@@ -146,4 +208,5 @@ class RunStore:
 
     def done_keys(self, kind: str) -> dict[str, dict[str, Any]]:
         """Records of one kind by key: what a resumed run does not redo."""
-        return {r["key"]: r for r in self.records(kind)}
+        self._refresh()
+        return dict(self._by_kind.get(kind, {}))

@@ -16,7 +16,6 @@ from typing import Any
 from harness.errors import SpecError
 from harness.judge.rubric import available_rubrics
 from harness.spec import (
-    Ablation,
     Experiment,
     FeatureByIndex,
     FeatureByMatch,
@@ -25,12 +24,11 @@ from harness.spec import (
     PretrainedModel,
     PretrainedSAE,
     PromptFile,
-    SaturationClamp,
-    Specificity,
     ToyModel,
     ToySAE,
     sae_label,
 )
+from harness.studies.registry import kind_of
 from harness.toy.world import ASSETS, toy_sae_dir, toy_sae_names
 
 __all__ = ["study_features", "toy_hook_names", "validate_loaded", "validate_static"]
@@ -53,11 +51,8 @@ def toy_hook_names() -> list[str]:
 def study_features(exp: Experiment) -> Iterator[tuple[str, FeatureRef]]:
     """Every feature reference in the spec with its field path."""
     for i, study in enumerate(exp.studies):
-        if isinstance(study, SaturationClamp | Specificity):
-            yield f"studies.{i}.feature", study.feature
-        elif study.kind == "ablation":
-            for j, ref in enumerate(study.features):
-                yield f"studies.{i}.features.{j}", ref
+        for sub, ref in kind_of(study).features(study):
+            yield f"studies.{i}.{sub}", ref
 
 
 def _check_prompt_lengths(exp: Experiment) -> None:
@@ -73,8 +68,7 @@ def _check_prompt_lengths(exp: Experiment) -> None:
             field="generation.max_new_tokens",
         )
     for i, study in enumerate(exp.studies):
-        for name in ("prompts", "neutral_prompts", "control_prompts"):
-            prompts = getattr(study, name, None) or ()
+        for name, prompts in kind_of(study).prompt_sets(study):
             if isinstance(prompts, PromptFile):
                 continue
             for j, prompt in enumerate(prompts):
@@ -202,37 +196,17 @@ def validate_static(exp: Experiment) -> None:
                     f"reference_index {ref.reference_index} is out of range (d_sae={ref_width})",
                     field=f"{path}.reference_index",
                 )
-        offline = exp.judge.effective_kind() == "offline"
-        if offline and not ref.keywords and path.endswith(".feature"):
+    offline = exp.judge.effective_kind() == "offline"
+    for i, study in enumerate(exp.studies):
+        kind = kind_of(study)
+        judged = kind.judged_feature(study)
+        if offline and judged is not None and not judged[1].keywords:
             raise SpecError(
                 "the offline judge needs concept keywords for this feature (keywords=(...))",
-                field=f"{path}.keywords",
+                field=f"studies.{i}.{judged[0]}.keywords",
             )
-    for i, study in enumerate(exp.studies):
-        if (
-            isinstance(study, Ablation)
-            and study.generate
-            and exp.judge.effective_kind() == "offline"
-            and not any(ref.keywords for ref in study.features)
-        ):
-            raise SpecError(
-                "the offline judge needs concept keywords to judge this ablation's "
-                "continuations (keywords=(...) on a feature, or generate=False)",
-                field=f"studies.{i}.features.0.keywords",
-            )
-        if (
-            isinstance(study, SaturationClamp)
-            and isinstance(exp.model, PretrainedModel)
-            and study.level_unit == "max_activation"
-            and exp.stats_corpus is None
-        ):
-            raise SpecError(
-                "levels in multiples of max activation need activation statistics over a corpus "
-                "of this model's text: set stats_corpus (a PromptFile of documents, a tuple of "
-                "texts or a HubDataset), or use level_unit='absolute'",
-                field=f"studies.{i}.level_unit",
-            )
-    from harness.sae_quality import QUALITY_STUDY
+        kind.validate(exp, study, f"studies.{i}")
+    from harness.quality_stats import QUALITY_STUDY
 
     for i, study in enumerate(exp.studies):
         if study.name == QUALITY_STUDY:

@@ -10,7 +10,7 @@ from transformer_lens.hook_points import HookedRootModule, HookPoint
 
 from harness.backend import LoadedSAE
 from harness.spec import LogitDiff
-from harness.studies.attribution import ablate, attribute, metric_fn
+from harness.studies.attribution_run import ablate, attribute, metric_fn
 from tests.conftest import REPO, run_spec
 
 SPEC = REPO / "experiments" / "toy_attribution.py"

@@ -10,7 +10,8 @@ import torch
 from harness.cli import main
 from harness.features import contrastive_candidates
 from harness.store import RunStore
-from harness.studies.specificity import INACTIVE, feature_contexts, max_activating_examples
+from harness.studies.specificity import INACTIVE
+from harness.studies.specificity_run import feature_contexts, max_activating_examples
 from harness.toy.probes import GOLDEN_GATE
 from harness.toy.world import eval_documents
 from tests.conftest import REPO, run_spec

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from harness.compare import Checkpoint, ComparisonRow, FeatureMatch, excludes_zero
 from harness.metrics.stats import Estimate
+from harness.quality_stats import QUALITY_STUDY
 from harness.report.markdown_table import cell, fmt_estimate, table
 from harness.report.quality import QUALITY_COLUMNS
-from harness.sae_quality import QUALITY_STUDY
 
 __all__ = ["render_comparison", "write_comparison"]
 

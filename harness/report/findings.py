@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.markdown_table import cell, fmt_estimate, table
-from harness.store import RunStore
+from harness.studies.contract import RunStore
 
 __all__ = ["attribution_section", "contrast_section", "specificity_section"]
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from harness.plan import split_condition
 from harness.report.effects import next_token_table
 from harness.report.markdown_table import cell, fmt_estimate, fmt_row, table
 from harness.report.quality import quality_section
-from harness.spec import Ablation, SaturationClamp
 from harness.store import RunStore
+from harness.studies.items import split_condition
+from harness.studies.registry import kind_of
 
 __all__ = ["render_lab_report"]
 
@@ -44,12 +44,8 @@ def render_lab_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
     lines += quality_section(store, summary)
     lines += _top_features(store, chosen)
     lines += _candidates(store)
-    zeroed = [s for s in exp.studies if isinstance(s, Ablation) and s.mode == "zero"]
-    amplified = [
-        s
-        for s in exp.studies
-        if (isinstance(s, Ablation) and s.mode == "amplify") or isinstance(s, SaturationClamp)
-    ]
+    zeroed = [s for s in exp.studies if kind_of(s).lab_role_of(s) == "defence"]
+    amplified = [s for s in exp.studies if kind_of(s).lab_role_of(s) == "attack"]
     lines += _intervention_tables(store, rows, "Defence: features zeroed", [s.name for s in zeroed])
     lines += _intervention_tables(
         store, rows, "Attack: features amplified or clamped", [s.name for s in amplified]

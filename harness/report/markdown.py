@@ -10,11 +10,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from harness.report.effects import ablation_section, saturation_section
-from harness.report.findings import attribution_section, contrast_section, specificity_section
 from harness.report.markdown_table import cell, fmt_estimate, table
 from harness.report.quality import quality_section
+from harness.spec import sae_label
 from harness.store import RunStore
+from harness.studies.registry import kind_of
 
 __all__ = ["cell", "fmt_estimate", "render_report", "write_report"]
 
@@ -53,22 +53,10 @@ def render_report(
     for row in summary:
         cond = by_group[(row["sae"], row["study"])].setdefault(row["condition"], {})
         cond[row["metric"]] = row
-    kinds = {s.name: s.kind for s in exp.studies}
-    for (sae, study), conds in by_group.items():
-        kind = kinds.get(study)
-        if kind == "specificity":
-            lines += specificity_section(store, sae, study, conds, plot_dir)
-        elif kind == "saturation":
-            lines += saturation_section(store, sae, study, conds, plot_dir)
-        elif kind == "ablation":
-            lines += ablation_section(store, sae, study, conds, plot_dir)
-    for study_name, kind in kinds.items():
-        if kind == "attribution":
-            for sae_label in dict.fromkeys(r["sae"] for r in store.records("attribution")):
-                lines += attribution_section(store, sae_label, study_name, plot_dir)
-        if kind == "contrast":
-            for sae_label in dict.fromkeys(r["sae"] for r in store.records("candidates")):
-                lines += contrast_section(store, sae_label, study_name)
+    for sae in [sae_label(ref) for ref in exp.saes]:
+        for study in exp.studies:
+            conds = by_group.get((sae, study.name), {})
+            lines += kind_of(study).section(store, sae, study, conds, plot_dir)
     lines += _judge_section(store, prov)
     return "\n".join(lines)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.quality_stats import QUALITY_NEEDS_CORPUS, QUALITY_STUDY, quality_measurable
 from harness.report.markdown_table import cell, fmt_estimate, table
-from harness.sae_quality import QUALITY_NEEDS_CORPUS, QUALITY_STUDY, quality_measurable
 from harness.store import RunStore
 
 __all__ = ["QUALITY_COLUMNS", "quality_section"]

@@ -1,105 +1,215 @@
-"""Ablation study: zero (defence) or amplify (attack) one or several features at chosen positions.
+"""Ablation (defence) and amplification (attack): features zeroed or clamped at chosen positions.
 
-Per prompt, on the target prompts and on the control prompts: the next-token table (baseline
-top token, intervened top token, changed or not, probability shift), logit shifts of named
-tokens and of the study's metric, and the KL divergence of the next-token distribution. With
-``generate``: baseline and intervened continuations, judged and measured (perplexity, topic
-drift) like a saturation level. Everything is stored as it is made, keyed by content hash.
+Per prompt, on the target prompts and on the control prompts: the next-token table, logit shifts
+of named tokens and of the study's metric, KL of the next-token distribution; with ``generate``,
+baseline and intervened continuations judged and measured like a saturation level
+(``ablation_run``).
 """
 
 from __future__ import annotations
 
-from harness.features import Candidate, resolve_feature
-from harness.generation import ClampTarget
-from harness.plan import WorkItem, ablation_condition, ablation_items, prompt_sets
-from harness.spec import Ablation
-from harness.studies.attribution import metric_fn
-from harness.studies.common import (
-    StudyContext,
-    generate_items,
-    judge_items,
-    measure_generations,
-    record_feature,
-    record_next_token,
-    record_top_features,
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from harness.spec.refs import (
+    FeatureRef,
+    Metric,
+    Positions,
+    PromptSet,
+    StudySpec,
+    check_positions,
+    check_prompts,
+    finite,
+    prompt_list,
 )
-from harness.studies.saturation import concept_text
-from harness.tokens import single_token_id
+from harness.studies.contract import (
+    Conds,
+    Cost,
+    Experiment,
+    Headline,
+    RowContext,
+    RunStore,
+    StudyKind,
+    prompts_of,
+)
+from harness.studies.items import BASELINE, WorkItem, content_key, make_item
+from harness.studies.saturation import INTERVENTION_METRICS
 
-__all__ = ["run_ablation"]
+__all__ = ["KIND", "Ablation", "ablation_condition", "concept_of", "prompt_sets"]
 
 
-def run_ablation(ctx: StudyContext, study: Ablation, field: str) -> None:
-    """Run (or resume) one ablation study on one SAE."""
-    sae = ctx.sae
-    features: list[int] = []
-    candidates: list[Candidate] = []
-    for j, ref in enumerate(study.features):
-        index, found = resolve_feature(ctx.model, sae, ref, f"{field}.features.{j}", ctx.all_saes)
-        features.append(index)
-        candidates = candidates or found
+class Ablation(StudySpec):
+    """Zero (defence) or amplify (attack) features at chosen positions.
+
+    Per prompt: the next-token table (top token with and without the intervention, changed or
+    not, probability shift), logit shifts of named tokens and of an optional metric, KL of the
+    next-token distribution; then judged continuations and topic drift. ``control_prompts`` get
+    the same tables: the side effects.
+    """
+
+    kind: Literal["ablation"] = "ablation"
+    features: tuple[FeatureRef, ...] = Field(min_length=1)
+    mode: Literal["zero", "amplify"] = "zero"
+    amplify_value: float = Field(
+        default=20.0, gt=0, description="amplify: the value the features are clamped to."
+    )
+    positions: Positions = "all"
+    prompts: PromptSet
+    control_prompts: PromptSet | None = None
+    tokens: tuple[str, ...] = Field(default=(), description="Tokens whose logit shifts to report.")
+    metric: Metric | None = Field(
+        default=None, description="A metric whose shift is reported with a CI and a paired test."
+    )
+    generate: bool = Field(
+        default=True, description="Also generate, judge and measure drift of continuations."
+    )
+    keep_error_term: bool = True
+
+    @field_validator("prompts", "control_prompts")
+    @classmethod
+    def _prompt_set(cls, v: PromptSet | None) -> PromptSet | None:
+        return v if v is None else check_prompts(v)
+
+    @field_validator("positions")
+    @classmethod
+    def _position_set(cls, v: Positions) -> Positions:
+        return check_positions(v)
+
+    @field_validator("amplify_value")
+    @classmethod
+    def _finite_amplify(cls, v: float) -> float:
+        return finite(v, "amplify_value")
+
+
+def ablation_condition(study: Ablation) -> str:
+    """How an ablation's intervention is named: ``zero`` or ``amplify=20``."""
+    return "zero" if study.mode == "zero" else f"amplify={study.amplify_value:g}"
+
+
+def prompt_sets(study: Ablation) -> list[tuple[str, tuple[str, ...]]]:
+    """The study's prompt sets by name: ``target`` first, then ``control``."""
+    sets = [("target", prompt_list(study.prompts))]
+    if study.control_prompts is not None:
+        sets.append(("control", prompt_list(study.control_prompts)))
+    return sets
+
+
+def concept_of(study: Ablation) -> tuple[str | None, tuple[str, ...]]:
+    """The intervened features' labels joined (None when unlabelled) and all their keywords."""
     labels = list(dict.fromkeys(ref.label for ref in study.features if ref.label))
-    record_feature(
-        ctx,
-        study.name,
-        features,
-        " + ".join(labels) or None,
-        study.features[0].kind,
-        candidates,
-    )
-    value = study.amplify_value if study.mode == "amplify" else 0.0
-    values = (value,) * len(features)
-    target = ClampTarget(
-        sae=sae.sae,
-        hook_name=sae.hook_name,
-        features=tuple(features),
-        keep_error_term=study.keep_error_term,
-        positions=study.positions,
-    )
-    named = {
-        word: single_token_id(ctx.model, word, f"{field}.tokens.{k}")
-        for k, word in enumerate(study.tokens)
-    }
-    metric = metric_fn(ctx.model, study.metric, field) if study.metric is not None else None
-    identity = {
-        "study": study.name,
-        "sae": sae.label,
-        "model": ctx.experiment.model.model_dump(mode="json", exclude={"device"}),
-        "features": features,
-        "value": value,
-        "positions": study.positions,
-        "keep_error_term": study.keep_error_term,
-        "tokens": list(study.tokens),
-        "metric": study.metric.model_dump(mode="json") if study.metric else None,
-    }
-    record_top_features(ctx, study.name, prompt_sets(study))
-    for prompt_set, prompts in prompt_sets(study):
-        record_next_token(
-            ctx,
-            study.name,
-            ablation_condition(study),
-            prompt_set,
-            list(prompts),
-            target,
-            values,
-            identity,
-            named,
-            metric,
-        )
-    if not study.generate:
-        return
-
-    def row_values(item: WorkItem) -> tuple[float, ...] | None:
-        return None if item.level is None else values
-
-    items = ablation_items(ctx.experiment, sae.label, study)
-    generate_items(
-        ctx,
-        items,
-        target,
-        row_values,
-        lambda it: {"clamp_value": it.level, "feature": features[0], "features": features},
-    )
     keywords = tuple(k for ref in study.features for k in ref.keywords)
-    measure_generations(ctx, items, concept_text(" + ".join(labels) or None, keywords))
-    judge_items(ctx, items)
+    return " + ".join(labels) or None, keywords
+
+
+class AblationKind(StudyKind[Ablation]):
+    """Zero or amplify features; next-token tables, shifts and (optionally) continuations."""
+
+    kind = "ablation"
+    spec = Ablation
+    engine = "harness.studies.ablation_run"
+    needs_stats = True
+    metrics = (
+        Headline("metric_shift", None),
+        Headline("top1_changed", None),
+        Headline("kl_mean", None),
+        Headline("concept_score", None),
+        *(
+            replace(h, headline=False)
+            for h in INTERVENTION_METRICS
+            if h.metric not in ("concept_score", "top1_changed", "kl_mean")
+        ),
+    )
+
+    def features(self, study: Ablation) -> list[tuple[str, FeatureRef]]:
+        return [(f"features.{j}", ref) for j, ref in enumerate(study.features)]
+
+    def prompt_sets(self, study: Ablation) -> list[tuple[str, PromptSet]]:
+        return prompts_of(study, "prompts", "control_prompts")
+
+    def lab_role_of(self, study: Ablation) -> Literal["defence", "attack"]:
+        return "defence" if study.mode == "zero" else "attack"
+
+    def validate(self, exp: Experiment, study: Ablation, path: str) -> None:
+        from harness.errors import SpecError
+
+        if (
+            study.generate
+            and exp.judge.effective_kind() == "offline"
+            and not any(ref.keywords for ref in study.features)
+        ):
+            raise SpecError(
+                "the offline judge needs concept keywords to judge this ablation's "
+                "continuations (keywords=(...) on a feature, or generate=False)",
+                field=f"{path}.features.0.keywords",
+            )
+
+    def cost(self, exp: Experiment, study: Ablation, batch_size: int) -> Cost:
+        new = exp.generation.max_new_tokens
+        judges = 1 + len(exp.judge.extra_rubrics)
+        prompts = sum(len(p) for _, p in prompt_sets(study))
+        rows = 2 * prompts if study.generate else 0
+        passes = 2 * math.ceil(prompts / batch_size) + math.ceil(rows / batch_size) * (new + 1)
+        return Cost(2, prompts, rows, passes, rows * judges)
+
+    def items(self, exp: Experiment, sae: str, study: Ablation) -> list[WorkItem]:
+        """Baseline and intervened continuation of every target and control prompt (``level``
+        is the clamp value: 0 for zero ablation, ``amplify_value`` for amplify)."""
+        if not study.generate:
+            return []
+        value = study.amplify_value if study.mode == "amplify" else 0.0
+        identity = {
+            "study": study.name,
+            "kind": "ablation",
+            "model": exp.model.model_dump(mode="json", exclude={"device"}),
+            "sae": sae,
+            "features": [f.model_dump(mode="json", exclude={"label"}) for f in study.features],
+            "mode": study.mode,
+            "value": value,
+            "positions": study.positions,
+            "keep_error_term": study.keep_error_term,
+            "generation": exp.generation.model_dump(mode="json"),
+            "seed": exp.seed,
+        }
+        items = []
+        for prompt_set, prompts in prompt_sets(study):
+            for i, prompt in enumerate(prompts):
+                for cond, level in ((BASELINE, None), (ablation_condition(study), value)):
+                    key = content_key(
+                        {**identity, "set": prompt_set, "prompt": prompt, "intervened": level}
+                    )
+                    items.append(
+                        make_item(key, sae, study.name, prompt_set, cond, level, i, prompt)
+                    )
+        return items
+
+    def concept(self, study: Ablation) -> tuple[str, tuple[str, ...]]:
+        label, keywords = concept_of(study)
+        return label or study.name, keywords
+
+    def rows(self, rc: RowContext, study: Ablation) -> list[dict[str, Any]]:
+        from harness.aggregate_effects import paired_rows
+
+        if not study.generate:
+            return []
+        concept = rc.scores.get(rc.primary_rubric, {})
+        rows: list[dict[str, Any]] = []
+        for sae in dict.fromkeys(g["sae"] for g in rc.store.records("generation")):
+            if any(g[:2] == (sae, study.name) for g in concept):
+                rows += paired_rows(sae, study.name, [ablation_condition(study)], concept, rc.rng)
+        return rows
+
+    def section(
+        self, store: RunStore, sae: str, study: Ablation, conds: Conds, plot_dir: Path | None
+    ) -> list[str]:
+        from harness.studies.ablation_report import ablation_section
+
+        if not conds:
+            return []
+        return ablation_section(store, sae, study.name, conds, plot_dir)
+
+
+KIND = AblationKind()

@@ -1,4 +1,4 @@
-"""What the intervention studies (saturation clamp, ablation) share.
+"""What running the intervention studies (saturation clamp, ablation) shares (engine side).
 
 Each step appends its records to the run store as soon as they exist, keyed by content hash, so a
 rerun skips what is stored: the feature record, the batched generations, the next-token effects,
@@ -8,26 +8,18 @@ the measurements of every continuation (perplexity, topic drift) and the judgeme
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from transformer_lens import HookedTransformer
 
-from harness.backend import LoadedSAE
-from harness.feature_stats import ActivationStats
 from harness.features import Candidate
 from harness.generation import ClampTarget, GenRow, generate_rows
-from harness.judge.base import Judge
 from harness.metrics.effects import MetricFn, continuation_nll, next_token_effects
-from harness.plan import BASELINE, WorkItem, content_key, split_condition
 from harness.scoring import judge_generations
-from harness.spec import Experiment
-from harness.store import RunStore
+from harness.studies.contract import StudyContext
+from harness.studies.items import BASELINE, WorkItem, content_key, set_condition, split_condition
 
 __all__ = [
-    "Progress",
-    "StudyContext",
     "generate_items",
     "judge_items",
     "measure_generations",
@@ -37,24 +29,6 @@ __all__ = [
 ]
 
 TOP_FEATURES = 5
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-@dataclass
-class StudyContext:
-    """What a study needs at run time (runtime-only options stay out of the item keys)."""
-
-    experiment: Experiment
-    model: HookedTransformer
-    sae: LoadedSAE
-    stats: ActivationStats | None  # None when no study needs max activations
-    judges: list[Judge]  # the primary rubric's first
-    store: RunStore
-    batch_size: int | None  # None: generation picks it from a memory budget
-    progress: Progress
-    all_saes: dict[str, LoadedSAE]
-    judge_batch: bool = False
 
 
 def record_top_features(
@@ -108,9 +82,7 @@ def record_top_features(
                             {
                                 "feature": int(f),
                                 "activation": float(a),
-                                "token": ctx.model.tokenizer.decode(  # type: ignore[union-attr]
-                                    [int(tokens[r, where[r, f]])]
-                                ),
+                                "token": ctx.model.tokenizer.decode([int(tokens[r, where[r, f]])]),
                             }
                             for a, f in zip(top[r].tolist(), idx[r].tolist(), strict=True)
                             if a > 0
@@ -231,7 +203,7 @@ def record_next_token(
     effects = next_token_effects(
         ctx.model, [prompts[i] for i in todo], target, values, named_tokens, metric
     )
-    full = condition if prompt_set == "target" else f"{prompt_set}:{condition}"
+    full = set_condition(prompt_set, condition)
     ctx.store.append(
         {
             "kind": "next_token",

@@ -1,30 +1,107 @@
-"""Saturation clamp study: one feature clamped to a sweep of levels while generating.
+"""Saturation clamp: one feature clamped to a sweep of levels while generating.
 
 All rows of the sweep (levels × prompts, plus one unclamped baseline row per prompt; on the
-target prompts and, when given, the neutral prompts) go through one batched generation. Then, per
-level and prompt set, the next-token effects (KL of the next-token distribution: the side effect
-on text the clamp should leave alone); per continuation its perplexity under the unclamped model
-and its topic drift; and the judgements on every rubric. Each result is stored as soon as it
-exists, keyed by content hash, so a rerun redoes nothing that is already stored.
+target prompts and, when given, the neutral prompts) go through one batched generation
+(``saturation_run``). Summary rows: judged scores and measures per level, each level vs the
+baseline (paired, Holm), Page's trend test, and the recommended level chosen on half the prompts.
 """
 
 from __future__ import annotations
 
-from harness.features import resolve_feature
-from harness.generation import ClampTarget
-from harness.plan import WorkItem, condition_name, prompt_sets, saturation_items
-from harness.spec import SaturationClamp
-from harness.studies.common import (
-    StudyContext,
-    generate_items,
-    judge_items,
-    measure_generations,
-    record_feature,
-    record_next_token,
-    record_top_features,
-)
+import math
+from pathlib import Path
+from typing import Any, Literal
 
-__all__ = ["concept_text", "run_saturation"]
+from pydantic import Field, field_validator
+
+from harness.spec.refs import (
+    FeatureRef,
+    Positions,
+    PromptSet,
+    StudySpec,
+    check_positions,
+    check_prompts,
+    prompt_list,
+)
+from harness.studies.contract import (
+    Conds,
+    Cost,
+    Experiment,
+    Headline,
+    RowContext,
+    RunStore,
+    StudyKind,
+    prompts_of,
+)
+from harness.studies.items import BASELINE, WorkItem, condition_name, content_key, make_item
+
+__all__ = ["INTERVENTION_METRICS", "KIND", "SaturationClamp", "concept_text", "prompt_sets"]
+
+
+class SaturationClamp(StudySpec):
+    """Clamp one feature to a sweep of levels while generating; baselines are unclamped rows."""
+
+    kind: Literal["saturation"] = "saturation"
+    feature: FeatureRef
+    levels: tuple[float, ...] = Field(min_length=1)
+    level_unit: Literal["max_activation", "absolute"] = "max_activation"
+    prompts: PromptSet
+    intervention: Literal["clamp", "add"] = Field(
+        default="clamp",
+        description="clamp: set the feature to the level; add: add level × W_dec[i] (steering).",
+    )
+    positions: Positions = "all"
+    conditional: bool = False
+    keep_error_term: bool = True
+    neutral_prompts: PromptSet | None = Field(
+        default=None,
+        description="Prompts the clamp should leave alone: every level also runs on them, and "
+        "their drift is reported next to the target prompts' (clamp specificity).",
+    )
+    fluency_threshold: float = Field(
+        default=1.0,
+        ge=0,
+        description="Recommended level: the best concept score whose mean judged fluency (0–2) "
+        "stays at or above this; chosen on half of the prompts, reported on the other half.",
+    )
+
+    @field_validator("positions")
+    @classmethod
+    def _position_set(cls, v: Positions) -> Positions:
+        return check_positions(v)
+
+    @field_validator("neutral_prompts")
+    @classmethod
+    def _neutral_set(cls, v: PromptSet | None) -> PromptSet | None:
+        return v if v is None else check_prompts(v)
+
+    @field_validator("levels")
+    @classmethod
+    def _finite_non_negative(cls, levels: tuple[float, ...]) -> tuple[float, ...]:
+        for level in levels:
+            if not math.isfinite(level) or level < 0:
+                raise ValueError(f"clamp level {level} must be finite and >= 0")
+        if len(set(levels)) != len(levels):
+            raise ValueError(f"clamp levels {list(levels)} contain duplicates")
+        return levels
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompt_set(cls, v: PromptSet) -> PromptSet:
+        return check_prompts(v)
+
+
+# judged scores and measures of generated continuations, and next-token effects
+INTERVENTION_METRICS = (
+    Headline("concept_score", True),
+    Headline("fluency_score", True),
+    Headline("drift", None),
+    Headline("instruction_score", True, headline=False),
+    Headline("concept_gain", True, headline=False),
+    Headline("nll", False, headline=False),
+    Headline("kl_mean", False, headline=False),
+    Headline("top1_changed", None, headline=False),
+)
 
 
 def concept_text(label: str | None, keywords: tuple[str, ...]) -> str | None:
@@ -32,70 +109,130 @@ def concept_text(label: str | None, keywords: tuple[str, ...]) -> str | None:
     return label or (", ".join(keywords) if keywords else None)
 
 
-def run_saturation(ctx: StudyContext, study: SaturationClamp, field: str) -> None:
-    """Run (or resume) one saturation study on one SAE."""
-    sae = ctx.sae
-    feature, candidates = resolve_feature(
-        ctx.model, sae, study.feature, f"{field}.feature", ctx.all_saes
-    )
-    max_act = float(ctx.stats.max[feature]) if ctx.stats is not None else None
-    record_feature(ctx, study.name, [feature], study.feature.label, study.feature.kind, candidates)
+def prompt_sets(study: SaturationClamp) -> list[tuple[str, tuple[str, ...]]]:
+    """The study's prompt sets by name: ``target`` first, then ``neutral``."""
+    sets = [("target", prompt_list(study.prompts))]
+    if study.neutral_prompts is not None:
+        sets.append(("neutral", prompt_list(study.neutral_prompts)))
+    return sets
 
-    def value(level: float) -> float:
-        if study.level_unit == "max_activation":
-            assert max_act is not None  # the runner computes stats whenever this is used
-            return level * max_act
-        return level
 
-    def values(item: WorkItem) -> tuple[float, ...] | None:
-        return None if item.level is None else (value(item.level),)
+def _identity(exp: Experiment, sae: str, study: SaturationClamp) -> dict[str, Any]:
+    return {
+        "study": study.name,
+        "model": exp.model.model_dump(mode="json", exclude={"device"}),
+        "sae": sae,
+        "feature": study.feature.model_dump(mode="json", exclude={"label"}),
+        "unit": study.level_unit,
+        "generation": exp.generation.model_dump(mode="json"),
+        "seed": exp.seed,
+        "keep_error_term": study.keep_error_term,
+        "conditional": study.conditional,
+        "intervention": study.intervention,
+        "positions": study.positions,
+    }
 
-    target = ClampTarget(
-        sae=sae.sae,
-        hook_name=sae.hook_name,
-        features=(feature,),
-        keep_error_term=study.keep_error_term,
-        conditional=study.conditional,
-        positions=study.positions,
-        mode=study.intervention,
-    )
-    items = saturation_items(ctx.experiment, sae.label, study)
-    generate_items(
-        ctx,
-        items,
-        target,
-        values,
-        lambda it: {
-            "clamp_value": None if it.level is None else value(it.level),
-            "feature": feature,
-        },
-    )
-    by_set: dict[str, list[str]] = {}
-    for it in items:
-        if it.level is None:
-            by_set.setdefault(it.prompt_set, []).append(it.prompt)
-    record_top_features(ctx, study.name, prompt_sets(study))
-    for level in study.levels:
-        for prompt_set, prompts in by_set.items():
-            record_next_token(
-                ctx,
-                study.name,
-                condition_name(level, study.level_unit),
-                prompt_set,
-                prompts,
-                target,
-                (value(level),),
-                {
-                    "study": study.name,
-                    "sae": sae.label,
-                    "model": ctx.experiment.model.model_dump(mode="json", exclude={"device"}),
-                    "feature": feature,
-                    "value": value(level),
-                    "intervention": study.intervention,
-                    "positions": study.positions,
-                    "conditional": study.conditional,
-                    "keep_error_term": study.keep_error_term,
-                },
+
+class SaturationKind(StudyKind[SaturationClamp]):
+    """The saturation sweep."""
+
+    kind = "saturation"
+    spec = SaturationClamp
+    engine = "harness.studies.saturation_run"
+    needs_stats = True
+    metrics = INTERVENTION_METRICS
+    lab_role = "attack"
+
+    def features(self, study: SaturationClamp) -> list[tuple[str, FeatureRef]]:
+        return [("feature", study.feature)]
+
+    def judged_feature(self, study: SaturationClamp) -> tuple[str, FeatureRef]:
+        return ("feature", study.feature)
+
+    def prompt_sets(self, study: SaturationClamp) -> list[tuple[str, PromptSet]]:
+        return prompts_of(study, "prompts", "neutral_prompts")
+
+    def validate(self, exp: Experiment, study: SaturationClamp, path: str) -> None:
+        from harness.errors import SpecError
+        from harness.spec.refs import PretrainedModel
+
+        if (
+            isinstance(exp.model, PretrainedModel)
+            and study.level_unit == "max_activation"
+            and exp.stats_corpus is None
+        ):
+            raise SpecError(
+                "levels in multiples of max activation need activation statistics over a corpus "
+                "of this model's text: set stats_corpus (a PromptFile of documents, a tuple of "
+                "texts or a HubDataset), or use level_unit='absolute'",
+                field=f"{path}.level_unit",
             )
-    measure_generations(ctx, items, concept_text(study.feature.label, study.feature.keywords))
-    judge_items(ctx, items)
+
+    def cost(self, exp: Experiment, study: SaturationClamp, batch_size: int) -> Cost:
+        new = exp.generation.max_new_tokens
+        judges = 1 + len(exp.judge.extra_rubrics)
+        prompts = sum(len(p) for _, p in prompt_sets(study))
+        rows = prompts * (len(study.levels) + 1)
+        passes = math.ceil(rows / batch_size) * new + 2 * math.ceil(rows / batch_size)
+        return Cost(len(study.levels) + 1, prompts, rows, passes, rows * judges)
+
+    def items(self, exp: Experiment, sae: str, study: SaturationClamp) -> list[WorkItem]:
+        """Baseline plus one row per level, for every prompt."""
+        identity = _identity(exp, sae, study)
+        items = []
+        levels: list[float | None] = [None, *study.levels]
+        for prompt_set, prompts in prompt_sets(study):
+            extra = {} if prompt_set == "target" else {"prompt_set": prompt_set}
+            for i, prompt in enumerate(prompts):
+                for level in levels:
+                    cond = BASELINE if level is None else condition_name(level, study.level_unit)
+                    key = content_key({**identity, **extra, "prompt": prompt, "level": level})
+                    items.append(
+                        make_item(key, sae, study.name, prompt_set, cond, level, i, prompt)
+                    )
+        return items
+
+    def concept(self, study: SaturationClamp) -> tuple[str, tuple[str, ...]]:
+        return study.feature.label or study.name, study.feature.keywords
+
+    def rows(self, rc: RowContext, study: SaturationClamp) -> list[dict[str, Any]]:
+        from harness.aggregate_effects import paired_rows, recommended_rows, trend_rows
+
+        concept = rc.scores.get(rc.primary_rubric, {})
+        conditions = [condition_name(lv, study.level_unit) for lv in study.levels]
+        rows: list[dict[str, Any]] = []
+        saes = list(dict.fromkeys(g["sae"] for g in rc.store.records("generation")))
+        for sae in saes:
+            if not any(g[:2] == (sae, study.name) for g in concept):
+                continue
+            rows += paired_rows(sae, study.name, conditions, concept, rc.rng)
+            ordered = [c for _, c in sorted(zip(study.levels, conditions, strict=True))]
+            rows += trend_rows(sae, study.name, ordered, concept)
+            rows += recommended_rows(
+                sae,
+                study.name,
+                study.levels,
+                study.fluency_threshold,
+                conditions,
+                concept,
+                rc.scores.get("fluency", {}),
+                rc.seed,
+            )
+        return rows
+
+    def section(
+        self,
+        store: RunStore,
+        sae: str,
+        study: SaturationClamp,
+        conds: Conds,
+        plot_dir: Path | None,
+    ) -> list[str]:
+        from harness.studies.saturation_report import saturation_section
+
+        if not conds:
+            return []
+        return saturation_section(store, sae, study.name, conds, plot_dir, study.fluency_threshold)
+
+
+KIND = SaturationKind()

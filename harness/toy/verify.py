@@ -119,9 +119,7 @@ def _sae_checks(rebuilt: Path, shipped: Path) -> list[Check]:
         top3 = [
             c.index for c in contrastive_candidates(models[rebuilt], saes[rebuilt], GOLDEN_GATE)
         ][:3]
-        checks.append(
-            Check(f"{name} Golden Gate feature", planted in top3, f"{planted} in {top3}")
-        )
+        checks.append(Check(f"{name} Golden Gate feature", planted in top3, f"{planted} in {top3}"))
         steer = steering_check(
             models[rebuilt], saes[rebuilt], GOLDEN_GATE, list(NEUTRAL_PROMPTS), docs
         )
@@ -139,6 +137,5 @@ def verify_rebuild(rebuilt: Path, shipped: Path = ASSETS) -> list[Check]:
     """Every check of ``rebuilt`` against ``shipped`` (see the module docstring)."""
     if toy_sae_names(rebuilt) != toy_sae_names(shipped):
         return [Check("SAE checkpoints", False, f"{toy_sae_names(rebuilt)}")]
-    return [*_exact_checks(rebuilt, shipped), _model_check(rebuilt, shipped)] + _sae_checks(
-        rebuilt, shipped
-    )
+    exact = _exact_checks(rebuilt, shipped)
+    return [*exact, _model_check(rebuilt, shipped), *_sae_checks(rebuilt, shipped)]

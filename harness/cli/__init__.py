@@ -1,0 +1,55 @@
+"""The ``harness`` command line: a thin layer over the runner, the store and the toy builder.
+
+Exit codes: 0 success; 1 a run failed (or too many judgements were unscored); 2 a user error (bad
+spec, bad arguments, unloadable model, missing run); 130 interrupted. User errors print one line,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from harness.cli.checkpoints import cmd_compare
+from harness.cli.commands import (
+    cmd_list,
+    cmd_plan,
+    cmd_report,
+    cmd_rescore,
+    cmd_run,
+    cmd_show,
+    cmd_validate,
+)
+from harness.cli.gate import cmd_accept, cmd_nightly, cmd_regress
+from harness.cli.parser import build_parser
+from harness.cli.tools import cmd_bench, cmd_toy
+from harness.errors import HarnessError
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``harness`` console script."""
+    args = build_parser().parse_args(argv)
+    handlers = {
+        "run": cmd_run,
+        "validate": cmd_validate,
+        "plan": cmd_plan,
+        "list": cmd_list,
+        "rescore": cmd_rescore,
+        "show": cmd_show,
+        "report": cmd_report,
+        "toy": cmd_toy,
+        "bench": cmd_bench,
+        "regress": cmd_regress,
+        "accept": cmd_accept,
+        "nightly": cmd_nightly,
+        "compare": cmd_compare,
+    }
+    try:
+        return handlers[args.command](args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted; finished items are saved, re-run to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,77 @@
+"""``harness compare``: SAE checkpoints side by side (specs are run first)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+from typing import Any
+
+from harness.cli.commands import on_sigterm
+from harness.errors import HarnessError, SpecError
+from harness.store import default_runs_root
+
+__all__ = ["cmd_compare"]
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import (
+        checkpoints_of,
+        compare,
+        comparison_name,
+        excludes_zero,
+        sae_from_arg,
+    )
+    from harness.feature_match import match_features
+    from harness.loading import load_spec
+    from harness.notebook import load_run
+    from harness.report.compare import write_comparison
+    from harness.runner import RunOptions, run_experiment
+    from harness.spec import Experiment
+
+    runs_root = args.runs or default_runs_root()
+    saes = tuple(sae_from_arg(a) for a in args.sae) if args.sae else None
+    signal.signal(signal.SIGTERM, on_sigterm)
+    targets: list[Any] = []  # an Experiment to run, or a stored run
+    for target in args.targets:
+        path = Path(target)
+        if path.suffix == ".py" and path.is_file():
+            exp = load_spec(path)
+            targets.append(exp.with_saes(saes) if saes is not None else exp)
+        elif saes is not None:
+            raise HarnessError(f"--sae applies to spec files; {target!r} is a stored run")
+        else:
+            targets.append(load_run(target, runs_root))
+    n_saes = sum(len(t.saes if isinstance(t, Experiment) else t.experiment.saes) for t in targets)
+    if n_saes < 2:
+        raise SpecError(
+            "a comparison needs at least two SAE checkpoints (a spec with several SAEs, "
+            "several runs, or --sae given twice or more)"
+        )
+    loaded = []
+    for t in targets:
+        if isinstance(t, Experiment):
+            options = RunOptions(
+                runs_root=runs_root,
+                reports_dir=args.reports,
+                device=args.device,
+                show_progress=not args.quiet,
+                log_to_mlflow=not args.no_mlflow,
+            )
+            t = load_run(run_experiment(t, options).store.dir, runs_root)
+        loaded.append(t)
+    checkpoints = checkpoints_of(loaded)
+    rows = compare(checkpoints, loaded[0].experiment.seed)
+    matches, note = match_features(checkpoints)
+    path = write_comparison(
+        checkpoints, rows, matches, note, args.reports / f"{comparison_name(checkpoints)}.md"
+    )
+    print(f"comparison of {len(checkpoints)} checkpoints (reference {checkpoints[0].name}): {path}")
+    for row in rows:
+        for c, d in zip(checkpoints[1:], row.differences, strict=True):
+            if excludes_zero(d):
+                print(
+                    f"  {c.name} {row.study} {row.condition} {row.metric}: "
+                    f"{d.value:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] vs reference"
+                )
+    return 0

@@ -1,0 +1,176 @@
+"""Commands over one spec or one stored run: run, validate, plan, list, rescore, show, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from types import FrameType
+
+from harness.store import default_runs_root
+
+__all__ = [
+    "cmd_list",
+    "cmd_plan",
+    "cmd_report",
+    "cmd_rescore",
+    "cmd_run",
+    "cmd_show",
+    "cmd_validate",
+    "on_sigterm",
+]
+
+
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.loading import load_spec
+    from harness.runner import RunOptions, run_experiment
+
+    exp = load_spec(args.spec)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    result = run_experiment(
+        exp,
+        RunOptions(
+            runs_root=args.runs or default_runs_root(),
+            reports_dir=args.reports,
+            device=args.device,
+            batch_size=args.batch_size,
+            show_progress=not args.quiet,
+            log_to_mlflow=not args.no_mlflow,
+            judge_batch=args.judge_batch,
+            judge_concurrency=args.judge_concurrency,
+            judge_cache=args.judge_cache,
+        ),
+    )
+    print(f"report: {result.report_path}")
+    print(f"run store: {result.store.dir}")
+    if result.mlflow_run_id:
+        import mlflow
+
+        print(f"mlflow run: {result.mlflow_run_id} (tracking URI {mlflow.get_tracking_uri()})")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.loading import load_spec
+    from harness.validate import validate_static
+
+    exp = load_spec(args.spec)
+    validate_static(exp)
+    print(
+        f"ok: {exp.name} ({len(exp.saes)} SAE(s), {len(exp.studies)} study(ies)), "
+        f"spec hash {exp.spec_hash()[:12]}"
+    )
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from harness.loading import load_spec
+    from harness.plan import plan
+    from harness.validate import validate_static
+
+    exp = load_spec(args.spec)
+    validate_static(exp)
+    p = plan(exp, batch_size=args.batch_size)
+    offline = exp.judge.effective_kind() == "offline"
+    calls = p.totals()["judge_calls"]
+    if offline:
+        cost_usd, cost = 0.0, "$0.00 (offline judge)"
+    else:
+        from harness.judge.anthropic_judge import estimate_cost
+
+        cost_usd = estimate_cost(exp.judge.model, calls)
+        cost = f"${cost_usd:.2f} ({exp.judge.model}, about 300 tokens in and 80 out per call)"
+    if args.json:
+        data = {
+            "rows": [asdict(r) for r in p.rows],
+            "totals": p.totals(),
+            "items": len(p.items),
+            "judge": "offline" if offline else f"anthropic:{exp.judge.model}",
+            "judge_cost_usd": cost_usd,
+        }
+        print(json.dumps(data, indent=1))
+        return 0
+    print(f"{exp.name}: spec hash {exp.spec_hash()[:12]}, batch size {args.batch_size}")
+    head = ["sae", "study", "kind", "conditions", "prompts", "generations", "fwd passes", "judge"]
+    w_sae = max(len(head[0]), *(len(r.sae) for r in p.rows)) + 2
+    w_study = max(len(head[1]), *(len(r.study) for r in p.rows)) + 2
+    print(
+        f"{head[0]:<{w_sae}}{head[1]:<{w_study}}{head[2]:<14}"
+        + "".join(f"{h:>12}" for h in head[3:])
+    )
+    for r in p.rows:
+        kind = r.kind
+        nums = (r.conditions, r.prompts, r.generations, r.forward_passes, r.judge_calls)
+        print(f"{r.sae:<{w_sae}}{r.study:<{w_study}}{kind:<14}" + "".join(f"{n:>12}" for n in nums))
+    t = p.totals()
+    print(
+        f"total: {t['generations']} generations, {t['forward_passes']} forward passes, "
+        f"{t['judge_calls']} judge calls; estimated judge cost {cost}"
+    )
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.store import RunStore
+
+    root = args.runs or default_runs_root()
+    runs = sorted(root.glob("*/spec.json"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        print(f"no runs under {root}")
+        return 0
+    print(f"{'run':<40}{'status':<10}{'generations':>12}{'judgements':>12}")
+    for spec_path in runs:
+        store = RunStore(spec_path.parent)
+        status_path = store.dir / "status.json"
+        status = json.loads(status_path.read_text())["status"] if status_path.exists() else "?"
+        n_gen = len(store.done_keys("generation"))
+        n_judged = len(store.done_keys("judgement"))
+        print(f"{store.run_id:<40}{status:<10}{n_gen:>12}{n_judged:>12}")
+    return 0
+
+
+def cmd_rescore(args: argparse.Namespace) -> int:
+    from harness.runner import rescore
+    from harness.store import RunStore
+
+    store = RunStore.open(args.run, args.runs or default_runs_root())
+    made, report = rescore(store, args.rubric, args.reports)
+    print(f"{made} new judgements; report: {report}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.store import RunStore
+
+    store = RunStore.open(args.run, args.runs or default_runs_root())
+    rows = store.read_json("summary.json")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    cols = ("sae", "study", "condition", "metric")
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) + 2 for c in cols}
+    print("".join(f"{c:<{width[c]}}" for c in cols) + f"{'value':>8}  {'95% CI':<16}n")
+    for r in rows:
+        ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+        print(
+            "".join(f"{r[c]!s:<{width[c]}}" for c in cols) + f"{r['value']:>8.3f}  {ci:<16}{r['n']}"
+        )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.aggregate import summarise
+    from harness.report.markdown import write_report
+    from harness.store import RunStore
+
+    store = RunStore.open(args.run, args.runs or default_runs_root())
+    summary = summarise(store, store.experiment().seed)
+    path = write_report(store, summary, args.reports, args.template)
+    print(f"report: {path}")
+    return 0

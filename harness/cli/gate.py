@@ -1,0 +1,111 @@
+"""The regression gate's commands: regress, accept, nightly."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.cli.commands import on_sigterm
+from harness.errors import HarnessError
+from harness.store import default_runs_root
+
+__all__ = ["cmd_accept", "cmd_nightly", "cmd_regress", "regress_one"]
+
+
+def regress_one(store: Any, baseline_ref: str | None, runs: Path, reports: Path) -> int:
+    """Regress one run against its baseline; prints a verdict line; returns the exit code."""
+    from harness.notebook import load_run
+    from harness.regress import default_tag, regress, resolve_baseline, write_regression_report
+
+    current = load_run(store.dir, runs)
+    ref = baseline_ref or default_tag(current.experiment.name)
+    base_store = resolve_baseline(ref, runs)
+    baseline = load_run(base_store.dir, runs)
+    checks = regress(current, baseline, current.experiment.seed)
+    path = write_regression_report(
+        checks, current, baseline, reports / f"{current.run_id}-regression.md"
+    )
+    failed = [c for c in checks if c.regressed]
+    verdict = "REGRESSED" if failed else "ok"
+    print(
+        f"{current.run_id}: {verdict} vs {baseline.run_id} ({len(failed)}/{len(checks)} "
+        f"checks regressed) → {path}"
+    )
+    for c in failed:
+        print(
+            f"  {c.sae} {c.study} {c.condition} {c.metric}: {c.baseline:.3f} → {c.current:.3f}"
+            + (f" ({c.note})" if c.note else "")
+        )
+    return 1 if failed else 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from harness.store import RunStore
+
+    runs = args.runs or default_runs_root()
+    return regress_one(RunStore.open(args.run, runs), args.baseline, runs, args.reports)
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    from harness.regress import accept
+    from harness.store import RunStore
+
+    runs = args.runs or default_runs_root()
+    store = RunStore.open(args.run, runs)
+    tag = accept(store, runs, args.tag)
+    print(f"accepted {store.run_id} as {tag}")
+    return 0
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    import time
+
+    from harness.loading import load_spec
+    from harness.regress import baseline_tags, default_tag
+    from harness.runner import RunOptions, run_experiment
+
+    runs = args.runs or default_runs_root()
+    if not args.folder.is_dir():
+        raise HarnessError(f"{args.folder} is not a folder of specs")
+    night = runs / "nightly" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    signal.signal(signal.SIGTERM, on_sigterm)
+    specs = sorted(args.folder.glob("*.py"))
+    worst, ran = 0, 0
+    for path in specs:
+        try:
+            exp = load_spec(path)
+        except HarnessError as exc:
+            print(f"{path.name}: spec error: {exc}", file=sys.stderr)
+            worst = 1
+            continue
+        if "nightly" not in exp.tags:
+            continue
+        ran += 1
+        try:
+            result = run_experiment(
+                exp,
+                RunOptions(
+                    runs_root=night,
+                    reports_dir=args.reports,
+                    device=args.device,
+                    show_progress=False,
+                    log_to_mlflow=not args.no_mlflow,
+                ),
+                say=lambda _: None,
+            )
+        except HarnessError as exc:
+            print(f"{exp.name}: run failed: {exc}", file=sys.stderr)
+            worst = 1
+            continue
+        if default_tag(exp.name) not in baseline_tags(runs):
+            print(
+                f"{result.store.run_id}: no baseline yet; accept it with "
+                f"`harness accept {result.store.dir} --runs {runs}`"
+            )
+            continue
+        worst = max(worst, regress_one(result.store, None, runs, args.reports))
+    print(f"nightly: {ran} spec(s) tagged nightly in {args.folder}; runs in {night}")
+    return worst

@@ -1,0 +1,249 @@
+"""The argument parser of the ``harness`` command (every subcommand, its options and help)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["EPILOG", "build_parser"]
+
+EPILOG = """exit codes: 0 ok; 1 run failed (or too many unscored judgements); 2 user error
+(bad spec or arguments, unloadable model, missing run); 130 interrupted (resume by re-running)
+
+examples:
+  harness run experiments/toy_golden_gate.py     run the toy demo end to end
+  harness validate experiments/toy_golden_gate.py
+  harness plan experiments/toy_golden_gate.py    the work matrix and its cost
+  harness list                                   the runs in ./runs
+  harness rescore latest                         re-judge stored outputs, no regeneration
+  harness show latest --json                     summary rows of the newest run
+  harness report latest                          rebuild its Markdown report
+  harness toy build --out /tmp/toy               rebuild the toy world from its seed
+  harness bench sweep --json                     clamp-sweep speed and overhead ratios
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="harness",
+        description="Run SAE feature-intervention experiments (ablations, saturation clamps), "
+        "judge the outputs, and write MLflow runs and Markdown reports.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run (or resume) an experiment spec",
+        description="Run every study of SPEC on every SAE. Re-running the same "
+        "spec resumes: finished generations and judgements are not redone.",
+    )
+    run.add_argument("spec", type=Path, help="experiment file exposing spec() -> Experiment")
+    run.add_argument(
+        "--runs", type=Path, default=None, help="run store root (default: $HARNESS_RUNS or ./runs)"
+    )
+    run.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("reports"),
+        help="where the Markdown report goes (default: ./reports)",
+    )
+    run.add_argument(
+        "--device",
+        default=None,
+        choices=["auto", "cpu", "cuda", "mps"],
+        help="overrides the spec's model.device (auto: cuda, then mps, then cpu)",
+    )
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="rows per forward pass (default: as many as fit a 1 GiB budget)",
+    )
+    run.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
+    run.add_argument(
+        "--judge-batch",
+        action="store_true",
+        help="Anthropic judge: send judgements as one Message Batch (half price; "
+        "a crash while waiting resumes without resubmitting)",
+    )
+    run.add_argument(
+        "--judge-concurrency",
+        type=int,
+        default=32,
+        help="Anthropic judge: requests in flight at once (default 32)",
+    )
+    run.add_argument(
+        "--judge-cache",
+        type=Path,
+        default=None,
+        help="judgement cache file (default: $HARNESS_JUDGE_CACHE or "
+        "~/.cache/harness/judge-cache.sqlite)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    val = sub.add_parser("validate", help="check a spec without loading any model")
+    val.add_argument("spec", type=Path)
+
+    pl = sub.add_parser(
+        "plan",
+        help="print the work matrix and what a run will cost",
+        description="Expand SPEC into SAE × study × condition × prompt work items and print the "
+        "counts: generations, forward passes, judge calls, estimated judge cost.",
+    )
+    pl.add_argument("spec", type=Path)
+    pl.add_argument("--batch-size", type=int, default=64, help="rows per forward pass")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    ls = sub.add_parser("list", help="list the runs in the run store")
+    ls.add_argument("--runs", type=Path, default=None, help="run store root")
+
+    rs = sub.add_parser(
+        "rescore",
+        help="re-judge a run's stored outputs without regenerating",
+        description="Judge every stored generation of RUN with the given rubric (items already "
+        "judged by the same judge and rubric are not judged again), make that the run's active "
+        "judgement, and rebuild its summary and report. No model is loaded.",
+    )
+    rs.add_argument("run", help="run id, run directory, or 'latest'")
+    rs.add_argument("--rubric", default=None, help="rubric name (default: the spec's)")
+    rs.add_argument("--runs", type=Path, default=None, help="run store root")
+    rs.add_argument("--reports", type=Path, default=Path("reports"))
+
+    rg = sub.add_parser(
+        "regress",
+        help="gate a run's headline metrics against an accepted baseline (exit 1 on regression)",
+        description="Compare RUN's headline metrics (the spec's `regression` tolerances; default: "
+        "concept and fluency scores may not fall by more than 0.5, explained variance and "
+        "CE-loss score by more than 0.05) with the baseline, paired by prompt (by token "
+        "sequence for SAE quality). A check regresses when its mean worsens by more than "
+        "the tolerance and the 95% bootstrap CI of the paired difference excludes 0. Writes "
+        "<reports>/<run>-regression.md; exit 0 = OK, 1 = regressed.",
+    )
+    rg.add_argument("run", help="run id, run directory, or 'latest'")
+    rg.add_argument(
+        "--baseline",
+        default=None,
+        help="a tag given to `harness accept`, a run id or a run directory "
+        "(default: the tag accepted/<experiment name>)",
+    )
+    rg.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
+    rg.add_argument("--reports", type=Path, default=Path("reports"))
+
+    ac = sub.add_parser(
+        "accept",
+        help="tag a finished run as the accepted baseline",
+        description="Record RUN as the baseline under TAG (default accepted/<experiment name>) "
+        "in <runs>/baselines.json, and tag its MLflow run harness.accepted_as=TAG.",
+    )
+    ac.add_argument("run", help="run id, run directory, or 'latest'")
+    ac.add_argument("--tag", default=None, help="baseline tag (default: accepted/<name>)")
+    ac.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
+
+    ni = sub.add_parser(
+        "nightly",
+        help="run every spec tagged 'nightly' in a folder and gate each against its baseline",
+        description="For every *.py spec in FOLDER whose tags include 'nightly': run it from "
+        "scratch into <runs>/nightly/<UTC time>/ (judgements already paid for come from the "
+        "judge cache), then `regress` it against accepted/<experiment name> when that baseline "
+        "exists. Exit 1 if any spec fails or regresses.",
+    )
+    ni.add_argument("folder", type=Path, help="folder of experiment specs")
+    ni.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
+    ni.add_argument("--reports", type=Path, default=Path("reports"))
+    ni.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
+    ni.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+
+    cp = sub.add_parser(
+        "compare",
+        help="compare SAE checkpoints side by side (SAE quality and every study's headlines)",
+        description="Each TARGET is a spec file (run, or resumed, first) or a stored run (id, "
+        "directory or 'latest'). Every SAE of every target is a checkpoint; the first is the "
+        "reference. Writes <reports>/compare-<hash>.md: SAE quality (sae_lens.evals metrics: "
+        "explained variance, L0, dead fraction, CE-loss score, KL score), each study's headline "
+        "metrics per checkpoint with 95% bootstrap CIs, the difference from the reference with "
+        "a paired bootstrap CI, and features matched by decoder cosine.",
+    )
+    cp.add_argument("targets", nargs="+", help="spec files and/or runs")
+    cp.add_argument(
+        "--sae",
+        action="append",
+        default=None,
+        metavar="CHECKPOINT",
+        help="run the spec(s) over these SAEs instead of the spec's own (repeat for each): "
+        "toy:NAME, local:PATH (a SAELens checkpoint folder) or release:RELEASE:SAE_ID",
+    )
+    cp.add_argument("--runs", type=Path, default=None, help="run store root")
+    cp.add_argument("--reports", type=Path, default=Path("reports"))
+    cp.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view of new runs")
+    cp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+    cp.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    for name, text in (
+        ("show", "print a run's summary table"),
+        ("report", "rebuild a run's Markdown report from its store"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("run", help="run id, run directory, or 'latest'")
+        cmd.add_argument("--runs", type=Path, default=None, help="run store root")
+        if name == "show":
+            cmd.add_argument("--json", action="store_true", help="print the rows as JSON")
+        else:
+            cmd.add_argument("--reports", type=Path, default=Path("reports"))
+            cmd.add_argument(
+                "--template",
+                choices=["full", "lab"],
+                default="full",
+                help="full: every table and plot (<run>.md, the default); lab: the tables a "
+                "steering lab report asks for — SAE quality, top features per prompt, top-5 "
+                "contrastive candidates, defence and attack tables, side effects on control "
+                "prompts (<run>-lab.md)",
+            )
+
+    bench = sub.add_parser("bench", help="benchmarks (ratios measured in one process)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    sweep = bench_sub.add_parser(
+        "sweep",
+        help="clamp sweep: seed-style loop vs the harness engine vs no intervention",
+        description="On the toy model: 5 levels × 32 prompts × 32 new tokens plus baselines, "
+        "generated (a) one model.generate per prompt and level with a decode(encode(x)) hook, "
+        "(b) by the harness in one batched KV-cached pass with per-row clamps, (c) batched with "
+        "no intervention. Prints speedup_vs_seed_loop = a/b and intervention_overhead = b/c.",
+    )
+    sweep.add_argument("--device", default="cpu", help="cpu or cuda")
+    sweep.add_argument("--prompts", type=int, default=32)
+    sweep.add_argument("--new-tokens", type=int, default=32)
+    sweep.add_argument("--repeats", type=int, default=5, help="best of N for the batched runs")
+    sweep.add_argument("--json", action="store_true", help="print the result as JSON")
+    jb = bench_sub.add_parser(
+        "judge",
+        help="Anthropic judge vs one-at-a-time calls, against the loopback fake server",
+        description="N judgements against the fake Anthropic server at a fixed latency: the "
+        "harness judge (concurrent, cached) vs one-at-a-time calls (timed on a sample, scaled to "
+        "N); then a second pass over the same items, which must make 0 API calls.",
+    )
+    jb.add_argument("--n", type=int, default=1000, help="judgements (default 1000)")
+    jb.add_argument("--latency-ms", type=float, default=200.0)
+    jb.add_argument("--concurrency", type=int, default=64)
+    jb.add_argument(
+        "--sequential-sample",
+        type=int,
+        default=25,
+        help="one-at-a-time calls actually timed (default 25)",
+    )
+    jb.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    toy = sub.add_parser("toy", help="the embedded toy world")
+    toy_sub = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
+    build = toy_sub.add_parser(
+        "build", help="rebuild corpus, tokenizer, model and SAEs from the seed"
+    )
+    build.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: the package's shipped assets)",
+    )
+    toy_sub.add_parser("check", help="measure the shipped toy world (SAE quality, steering)")
+    return p

@@ -1,0 +1,88 @@
+"""Developer tools: ``harness bench`` and ``harness toy``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["cmd_bench", "cmd_toy"]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.backend import resolve_device
+    from harness.bench import bench_judge, bench_sweep
+
+    if args.bench_command == "judge":
+        data = bench_judge(
+            n=args.n,
+            latency_s=args.latency_ms / 1000,
+            concurrency=args.concurrency,
+            sequential_sample=args.sequential_sample,
+        )
+        if args.json:
+            print(json.dumps(data, indent=1))
+        else:
+            for key, value in data.items():
+                print(f"{key:>24}: {value}")
+        return 0
+
+    device = resolve_device(args.device)
+    result = bench_sweep(
+        device=device,
+        n_prompts=args.prompts,
+        new_tokens=args.new_tokens,
+        repeats=args.repeats,
+        say=(lambda _: None) if args.json else print,
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+        return 0
+    for key, value in result.as_dict().items():
+        print(f"{key:>24}: {value}")
+    return 0
+
+
+def cmd_toy(args: argparse.Namespace) -> int:
+    from harness.toy.world import ASSETS
+
+    if args.toy_command == "build":
+        from harness.toy.build import build
+
+        out = build(args.out or ASSETS)
+        print(f"toy world written to {out}")
+        return 0
+    return toy_check()
+
+
+def toy_check() -> int:
+    from harness.backend import load_model, load_sae
+    from harness.sae_quality import measure_quality, quality_values
+    from harness.spec import SAEQualityEval, ToyModel, ToySAE
+    from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS
+    from harness.toy.quality import steering_check
+    from harness.toy.world import eval_documents, toy_sae_names
+
+    model = load_model(ToyModel())
+    docs = eval_documents()
+    every = SAEQualityEval(n_sequences=4096)  # every sequence the held-out corpus gives
+    print(
+        "| SAE | explained variance | L0 | dead | CE-loss score | GG feature "
+        "| mentions unclamped | at 10x max |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name in toy_sae_names():
+        sae = load_sae(ToySAE(name=name), name)
+        record = measure_quality(model, sae, docs, every)
+        q = quality_values(record)
+        s = steering_check(model, sae, GOLDEN_GATE, list(NEUTRAL_PROMPTS), docs)
+        print(
+            f"| {name} | {q['explained_variance']:.3f} | {q['l0']:.1f} | "
+            f"{q['dead_fraction']:.1%} | {q['ce_loss_score']:.3f} | {s.feature} "
+            f"| {s.baseline_mention_rate:.0%} | {s.clamped_mention_rate:.0%} |"
+        )
+    print(
+        f"(sae_lens.evals metrics on all {record['n_sequences']} sequences of "
+        f"{record['context_size']} tokens of the held-out corpus; {s.n_prompts} neutral prompts, "
+        "20 new tokens each)"
+    )
+    return 0

@@ -1,0 +1,286 @@
+"""The pieces a spec is made of: model, SAE and feature references, prompt sets, positions,
+metrics, and the base every study kind's spec model extends (pure data; DESIGN §4).
+
+Study spec models live in their study kind's module (``harness.studies.<kind>``); the
+:class:`~harness.spec.experiment.Experiment` collects them through the study registry.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Corpus",
+    "Device",
+    "FeatureByContrast",
+    "FeatureByIndex",
+    "FeatureByMatch",
+    "FeatureRef",
+    "Frozen",
+    "GenerationSettings",
+    "HubDataset",
+    "JudgeSettings",
+    "LocalSAE",
+    "LogitDiff",
+    "Metric",
+    "ModelRef",
+    "Positions",
+    "PretrainedModel",
+    "PretrainedSAE",
+    "PromptFile",
+    "PromptSet",
+    "SAERef",
+    "StudySpec",
+    "TargetLogProb",
+    "ToyModel",
+    "ToySAE",
+    "check_positions",
+    "check_prompts",
+    "finite",
+    "prompt_list",
+    "sae_label",
+]
+
+
+class Frozen(BaseModel):
+    """Frozen pydantic model that refuses unknown fields: the base of every spec model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- models and SAEs
+
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class ToyModel(Frozen):
+    """The embedded toy TransformerLens model (DESIGN §9)."""
+
+    kind: Literal["toy"] = "toy"
+    device: Device = Field(default="auto", description="Runtime-only: not part of the spec hash.")
+
+
+class PretrainedModel(Frozen):
+    """A model TransformerLens can load by name, e.g. ``gpt2`` (needs the hub or a local cache)."""
+
+    kind: Literal["pretrained"] = "pretrained"
+    name: str = Field(min_length=1)
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    device: Device = Field(default="auto", description="Runtime-only: not part of the spec hash.")
+
+
+ModelRef = Annotated[ToyModel | PretrainedModel, Field(discriminator="kind")]
+
+
+class _SAEBase(Frozen):
+    hook: str | None = Field(
+        default=None, description="Hook point override; default: the one in the SAE's config."
+    )
+
+
+class ToySAE(_SAEBase):
+    """A toy SAE checkpoint shipped with the package, by name (e.g. ``relu-256``)."""
+
+    kind: Literal["toy"] = "toy"
+    name: str = "relu-256"
+
+
+class PretrainedSAE(_SAEBase):
+    """A SAELens release and SAE id, e.g. ``gpt2-small-res-jb`` / ``blocks.3.hook_resid_pre``."""
+
+    kind: Literal["release"] = "release"
+    release: str = Field(min_length=1)
+    sae_id: str = Field(min_length=1)
+
+
+class LocalSAE(_SAEBase):
+    """A directory holding an SAE in SAELens' disk format (``cfg.json`` + weights)."""
+
+    kind: Literal["local"] = "local"
+    path: str = Field(min_length=1)
+    label: str | None = None
+
+
+SAERef = Annotated[ToySAE | PretrainedSAE | LocalSAE, Field(discriminator="kind")]
+
+
+def sae_label(ref: ToySAE | PretrainedSAE | LocalSAE) -> str:
+    """A short human name for an SAE reference, used in records, tables and MLflow run names."""
+    if isinstance(ref, ToySAE):
+        return f"toy/{ref.name}"
+    if isinstance(ref, PretrainedSAE):
+        return f"{ref.release}/{ref.sae_id}"
+    return ref.label or ref.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+# ---------------------------------------------------------------- features
+
+
+class _FeatureBase(Frozen):
+    label: str | None = None
+    keywords: tuple[str, ...] = Field(
+        default=(), description="Concept words the offline judge looks for."
+    )
+
+
+class FeatureByIndex(_FeatureBase):
+    """A feature by its index in the SAE (indices differ between checkpoints)."""
+
+    kind: Literal["index"] = "index"
+    index: int = Field(ge=0)
+
+
+class FeatureByContrast(_FeatureBase):
+    """A feature found per SAE by contrastive probing: top mean activation difference."""
+
+    kind: Literal["contrast"] = "contrast"
+    positive: tuple[str, ...] = Field(min_length=1)
+    negative: tuple[str, ...] = Field(min_length=1)
+    position: Literal["last", "max"] = "last"
+    rank: int = Field(default=0, ge=0, le=99, description="0: the top candidate, 1: the next…")
+
+
+class FeatureByMatch(_FeatureBase):
+    """The feature whose decoder direction is closest (cosine) to a feature of another SAE."""
+
+    kind: Literal["match"] = "match"
+    reference_sae: str = Field(min_length=1, description="Label of another SAE in this spec.")
+    reference_index: int = Field(ge=0)
+
+
+FeatureRef = Annotated[
+    FeatureByIndex | FeatureByContrast | FeatureByMatch, Field(discriminator="kind")
+]
+
+
+# ---------------------------------------------------------------- prompts and positions
+
+
+class PromptFile(Frozen):
+    """Prompts from a file next to the spec: ``.txt`` (one per line) or ``.jsonl`` (``prompt``).
+
+    :func:`harness.loading.load_spec` replaces it by the prompts it holds, so the stored spec is
+    self-contained and its hash changes when the file does.
+    """
+
+    kind: Literal["file"] = "file"
+    path: str = Field(min_length=1)
+
+
+PromptSet = tuple[str, ...] | PromptFile
+
+
+class HubDataset(Frozen):
+    """Documents from a Hugging Face dataset, streamed (needs the hub), e.g.
+    ``HubDataset(path="NeelNanda/pile-10k")``: the first ``n_documents`` of ``split``."""
+
+    kind: Literal["hub"] = "hub"
+    path: str = Field(min_length=1)
+    split: str = Field(default="train", min_length=1)
+    text_field: str = Field(default="text", min_length=1)
+    n_documents: int = Field(default=2000, ge=1, le=1_000_000)
+
+
+Corpus = tuple[str, ...] | PromptFile | HubDataset
+Positions = Literal["all", "prompt", "generated", "last"] | tuple[int, ...]
+
+
+def prompt_list(prompts: PromptSet) -> tuple[str, ...]:
+    """The prompts of a resolved prompt set (files are read by ``load_spec``)."""
+    if isinstance(prompts, PromptFile):
+        raise ValueError(f"prompt file {prompts.path!r} was not resolved; use load_spec")
+    return prompts
+
+
+def check_prompts(prompts: PromptSet) -> PromptSet:
+    """A prompt set's validation (non-empty, no blank prompt); files are checked on load."""
+    if isinstance(prompts, PromptFile):
+        return prompts
+    if not prompts:
+        raise ValueError("the prompt set is empty")
+    for i, prompt in enumerate(prompts):
+        if not prompt.strip():
+            raise ValueError(f"prompt {i} is blank")
+    return prompts
+
+
+def check_positions(positions: Positions) -> Positions:
+    """Explicit positions: a non-empty tuple of indices >= 0."""
+    if isinstance(positions, tuple):
+        if not positions:
+            raise ValueError("explicit positions must list at least one index")
+        if any(p < 0 for p in positions):
+            raise ValueError(f"positions {list(positions)} must be >= 0 (0 is the first token)")
+    return positions
+
+
+def finite(value: float, what: str) -> float:
+    """``value`` when finite, else a ValueError naming ``what``."""
+    if not math.isfinite(value):
+        raise ValueError(f"{what} {value} must be finite")
+    return value
+
+
+class StudySpec(Frozen):
+    """The base of every study kind's spec model: a name, and the ``kind`` tag the registry
+    dispatches on (each kind narrows it to a ``Literal``)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: str
+
+
+class LogitDiff(Frozen):
+    """Metric: logit(positive) − logit(negative) at the last position."""
+
+    kind: Literal["logit_diff"] = "logit_diff"
+    positive: str = Field(min_length=1)
+    negative: str = Field(min_length=1)
+
+
+class TargetLogProb(Frozen):
+    """Metric: log-probability of a target continuation."""
+
+    kind: Literal["target_logprob"] = "target_logprob"
+    continuation: str = Field(min_length=1)
+
+
+Metric = Annotated[LogitDiff | TargetLogProb, Field(discriminator="kind")]
+
+
+class GenerationSettings(Frozen):
+    """How continuations are decoded."""
+
+    max_new_tokens: int = Field(default=24, gt=0, le=4096)
+    greedy: bool = True
+    temperature: float = Field(default=1.0, gt=0, le=10)
+
+
+class JudgeSettings(Frozen):
+    """Which judge scores continuations, with which rubric.
+
+    ``auto`` uses the Anthropic judge when ``ANTHROPIC_API_KEY`` is set and the offline keyword
+    judge otherwise; reports, MLflow tags and the CLI always say which one scored.
+    """
+
+    kind: Literal["auto", "offline", "anthropic"] = "auto"
+    model: str = Field(default="claude-sonnet-4-5-20250929", min_length=1)
+    rubric: str = Field(default="concept_presence", min_length=1)
+    extra_rubrics: tuple[str, ...] = Field(
+        default=("fluency", "instruction"),
+        description="Also judged on every continuation: concept / instruction / fluency, the "
+        "shape steering benchmarks report, with their harmonic mean.",
+    )
+    max_unscored_fraction: float = Field(
+        default=0.2, ge=0, le=1, description="More unscored judgements than this fail the run."
+    )
+
+    def effective_kind(self) -> Literal["offline", "anthropic"]:
+        """The judge ``auto`` resolves to here and now."""
+        if self.kind != "auto":
+            return self.kind
+        return "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline"

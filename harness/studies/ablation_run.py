@@ -1,0 +1,105 @@
+"""Running an ablation (the engine side of :mod:`harness.studies.ablation`).
+
+Per prompt, on the target prompts and on the control prompts: the next-token table (baseline
+top token, intervened top token, changed or not, probability shift), logit shifts of named
+tokens and of the study's metric, and the KL divergence of the next-token distribution. With
+``generate``: baseline and intervened continuations, judged and measured (perplexity, topic
+drift) like a saturation level. Everything is stored as it is made, keyed by content hash.
+"""
+
+from __future__ import annotations
+
+from harness.features import Candidate, resolve_feature
+from harness.generation import ClampTarget
+from harness.studies.ablation import KIND, Ablation, ablation_condition, concept_of, prompt_sets
+from harness.studies.attribution_run import metric_fn
+from harness.studies.common import (
+    generate_items,
+    judge_items,
+    measure_generations,
+    record_feature,
+    record_next_token,
+    record_top_features,
+)
+from harness.studies.contract import StudyContext
+from harness.studies.items import WorkItem
+from harness.studies.saturation import concept_text
+from harness.tokens import single_token_id
+
+__all__ = ["run"]
+
+
+def run(ctx: StudyContext, study: Ablation, field: str) -> None:
+    """Run (or resume) one ablation study on one SAE."""
+    sae = ctx.sae
+    features: list[int] = []
+    candidates: list[Candidate] = []
+    for j, ref in enumerate(study.features):
+        index, found = resolve_feature(ctx.model, sae, ref, f"{field}.features.{j}", ctx.all_saes)
+        features.append(index)
+        candidates = candidates or found
+    labels = list(dict.fromkeys(ref.label for ref in study.features if ref.label))
+    record_feature(
+        ctx,
+        study.name,
+        features,
+        " + ".join(labels) or None,
+        study.features[0].kind,
+        candidates,
+    )
+    value = study.amplify_value if study.mode == "amplify" else 0.0
+    values = (value,) * len(features)
+    target = ClampTarget(
+        sae=sae.sae,
+        hook_name=sae.hook_name,
+        features=tuple(features),
+        keep_error_term=study.keep_error_term,
+        positions=study.positions,
+    )
+    named = {
+        word: single_token_id(ctx.model, word, f"{field}.tokens.{k}")
+        for k, word in enumerate(study.tokens)
+    }
+    metric = metric_fn(ctx.model, study.metric, field) if study.metric is not None else None
+    identity = {
+        "study": study.name,
+        "sae": sae.label,
+        "model": ctx.experiment.model.model_dump(mode="json", exclude={"device"}),
+        "features": features,
+        "value": value,
+        "positions": study.positions,
+        "keep_error_term": study.keep_error_term,
+        "tokens": list(study.tokens),
+        "metric": study.metric.model_dump(mode="json") if study.metric else None,
+    }
+    record_top_features(ctx, study.name, prompt_sets(study))
+    for prompt_set, prompts in prompt_sets(study):
+        record_next_token(
+            ctx,
+            study.name,
+            ablation_condition(study),
+            prompt_set,
+            list(prompts),
+            target,
+            values,
+            identity,
+            named,
+            metric,
+        )
+    if not study.generate:
+        return
+
+    def row_values(item: WorkItem) -> tuple[float, ...] | None:
+        return None if item.level is None else values
+
+    items = KIND.items(ctx.experiment, sae.label, study)
+    generate_items(
+        ctx,
+        items,
+        target,
+        row_values,
+        lambda it: {"clamp_value": it.level, "feature": features[0], "features": features},
+    )
+    label, keywords = concept_of(study)
+    measure_generations(ctx, items, concept_text(label, keywords))
+    judge_items(ctx, items)

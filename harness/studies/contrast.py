@@ -1,0 +1,78 @@
+"""Contrastive search: features ranked by mean activation difference between two prompt sets.
+
+Each candidate's score carries a bootstrap CI over prompts; the top three come with their
+max-activating corpus examples (and a Neuronpedia link for SAELens releases that have one).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from harness.spec.refs import PromptSet, StudySpec, check_prompts, prompt_list
+from harness.studies.contract import (
+    Conds,
+    Cost,
+    Experiment,
+    RunStore,
+    StudyKind,
+    prompts_of,
+)
+
+__all__ = ["KIND", "ContrastiveSearch"]
+
+
+class ContrastiveSearch(StudySpec):
+    """Rank features by mean activation difference between positive and negative prompts."""
+
+    kind: Literal["contrast"] = "contrast"
+    positive: PromptSet
+    negative: PromptSet
+    position: Literal["last", "max"] = "last"
+    top_k: int = Field(default=10, ge=1, le=1000)
+    corpus: PromptSet | None = Field(
+        default=None, description="Documents for max-activating examples; None: the toy corpus."
+    )
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus_set(cls, v: PromptSet | None) -> PromptSet | None:
+        return v if v is None else check_prompts(v)
+
+    @field_validator("positive", "negative")
+    @classmethod
+    def _prompt_set(cls, v: PromptSet) -> PromptSet:
+        return check_prompts(v)
+
+
+class ContrastKind(StudyKind[ContrastiveSearch]):
+    """The contrastive search."""
+
+    kind = "contrast"
+    spec = ContrastiveSearch
+    engine = "harness.studies.contrast_run"
+
+    def prompt_sets(self, study: ContrastiveSearch) -> list[tuple[str, PromptSet]]:
+        return prompts_of(study, "positive", "negative")
+
+    def cost(self, exp: Experiment, study: ContrastiveSearch, batch_size: int) -> Cost:
+        prompts = len(prompt_list(study.positive)) + len(prompt_list(study.negative))
+        return Cost(1, prompts, 0, math.ceil(prompts / batch_size), 0)
+
+    def section(
+        self,
+        store: RunStore,
+        sae: str,
+        study: ContrastiveSearch,
+        conds: Conds,
+        plot_dir: Path | None,
+    ) -> list[str]:
+        from harness.report.findings import contrast_section
+
+        return contrast_section(store, sae, study.name)
+
+
+KIND = ContrastKind()

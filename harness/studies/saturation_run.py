@@ -1,0 +1,96 @@
+"""Running a saturation sweep (the engine side of :mod:`harness.studies.saturation`).
+
+All rows of the sweep (levels × prompts, plus one unclamped baseline row per prompt; on the
+target prompts and, when given, the neutral prompts) go through one batched generation. Then, per
+level and prompt set, the next-token effects (KL of the next-token distribution: the side effect
+on text the clamp should leave alone); per continuation its perplexity under the unclamped model
+and its topic drift; and the judgements on every rubric. Each result is stored as soon as it
+exists, keyed by content hash, so a rerun redoes nothing that is already stored.
+"""
+
+from __future__ import annotations
+
+from harness.features import resolve_feature
+from harness.generation import ClampTarget
+from harness.studies.common import (
+    generate_items,
+    judge_items,
+    measure_generations,
+    record_feature,
+    record_next_token,
+    record_top_features,
+)
+from harness.studies.contract import StudyContext
+from harness.studies.items import WorkItem, condition_name
+from harness.studies.saturation import KIND, SaturationClamp, concept_text, prompt_sets
+
+__all__ = ["run"]
+
+
+def run(ctx: StudyContext, study: SaturationClamp, field: str) -> None:
+    """Run (or resume) one saturation study on one SAE."""
+    sae = ctx.sae
+    feature, candidates = resolve_feature(
+        ctx.model, sae, study.feature, f"{field}.feature", ctx.all_saes
+    )
+    max_act = float(ctx.stats.max[feature]) if ctx.stats is not None else None
+    record_feature(ctx, study.name, [feature], study.feature.label, study.feature.kind, candidates)
+
+    def value(level: float) -> float:
+        if study.level_unit == "max_activation":
+            assert max_act is not None  # the runner computes stats whenever this is used
+            return level * max_act
+        return level
+
+    def values(item: WorkItem) -> tuple[float, ...] | None:
+        return None if item.level is None else (value(item.level),)
+
+    target = ClampTarget(
+        sae=sae.sae,
+        hook_name=sae.hook_name,
+        features=(feature,),
+        keep_error_term=study.keep_error_term,
+        conditional=study.conditional,
+        positions=study.positions,
+        mode=study.intervention,
+    )
+    items = KIND.items(ctx.experiment, sae.label, study)
+    generate_items(
+        ctx,
+        items,
+        target,
+        values,
+        lambda it: {
+            "clamp_value": None if it.level is None else value(it.level),
+            "feature": feature,
+        },
+    )
+    by_set: dict[str, list[str]] = {}
+    for it in items:
+        if it.level is None:
+            by_set.setdefault(it.prompt_set, []).append(it.prompt)
+    record_top_features(ctx, study.name, prompt_sets(study))
+    for level in study.levels:
+        for prompt_set, prompts in by_set.items():
+            record_next_token(
+                ctx,
+                study.name,
+                condition_name(level, study.level_unit),
+                prompt_set,
+                prompts,
+                target,
+                (value(level),),
+                {
+                    "study": study.name,
+                    "sae": sae.label,
+                    "model": ctx.experiment.model.model_dump(mode="json", exclude={"device"}),
+                    "feature": feature,
+                    "value": value(level),
+                    "intervention": study.intervention,
+                    "positions": study.positions,
+                    "conditional": study.conditional,
+                    "keep_error_term": study.keep_error_term,
+                },
+            )
+    measure_generations(ctx, items, concept_text(study.feature.label, study.feature.keywords))
+    judge_items(ctx, items)
