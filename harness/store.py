@@ -22,8 +22,9 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from harness.errors import StoreError
@@ -206,7 +207,8 @@ class RunStore:
             if r["judge"] == prov["judge"] and r["rubric"] in wanted:
                 yield r
 
-    def done_keys(self, kind: str) -> dict[str, dict[str, Any]]:
-        """Records of one kind by key: what a resumed run does not redo."""
+    def done_keys(self, kind: str) -> Mapping[str, dict[str, Any]]:
+        """Records of one kind by key: what a resumed run does not redo (a read-only view that
+        follows later appends; copy it to keep a snapshot)."""
         self._refresh()
-        return dict(self._by_kind.get(kind, {}))
+        return MappingProxyType(self._by_kind.setdefault(kind, {}))

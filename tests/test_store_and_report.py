@@ -37,6 +37,49 @@ def test_a_torn_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
     assert [json.loads(line)["key"] for line in lines] == ["a", "c"]
 
 
+def test_a_key_is_stored_once_per_kind(tmp_path: Path) -> None:
+    """Appending a key already stored (or twice in one call) writes nothing: no count twice."""
+    store = RunStore.for_experiment(tiny_experiment(), tmp_path)
+    assert (
+        store.append([{"kind": "generation", "key": "a"}, {"kind": "generation", "key": "a"}]) == 1
+    )
+    assert store.append([{"kind": "generation", "key": "a", "v": 2}]) == 0
+    assert store.append([{"kind": "measure", "key": "a"}]) == 1  # keys are per kind
+    assert len(store.records_path.read_text().splitlines()) == 2
+    # a duplicate line written by someone else (no lock) is read once, the first one
+    with open(store.records_path, "a") as fh:
+        fh.write(json.dumps({"kind": "generation", "key": "a", "v": 3}) + "\n")
+    fresh = RunStore(store.dir)
+    assert [r.get("v") for r in fresh.records("generation")] == [None]
+
+
+def test_a_reader_sees_what_another_writer_appended(tmp_path: Path) -> None:
+    writer = RunStore.for_experiment(tiny_experiment(), tmp_path)
+    reader = RunStore(writer.dir)
+    assert list(reader.records()) == []
+    writer.append([{"kind": "generation", "key": "a"}])
+    assert [r["key"] for r in reader.records("generation")] == ["a"]
+    writer.append([{"kind": "generation", "key": "b"}])
+    assert set(reader.done_keys("generation")) == {"a", "b"}
+
+
+def test_a_damaged_line_is_named_with_its_line_number(tmp_path: Path) -> None:
+    store = RunStore.for_experiment(tiny_experiment(), tmp_path)
+    store.append([{"kind": "generation", "key": "a"}])
+    with open(store.records_path, "a") as fh:
+        fh.write("{not json}\n")
+    with pytest.raises(StoreError, match=r"records.jsonl:2: damaged record line"):
+        list(RunStore(store.dir).records())
+
+
+def test_store_bench_writes_and_aggregates_every_record() -> None:
+    from harness.bench_store import bench_store
+
+    (small,) = bench_store((700,))
+    assert small.records == 700  # 20 prompts × 35 records
+    assert small.summary_rows > 20 and small.append_s > 0 and small.aggregate_s > 0
+
+
 def test_a_different_spec_never_shares_a_run_directory(tmp_path: Path) -> None:
     a = RunStore.for_experiment(tiny_experiment((0, 1)), tmp_path)
     b = RunStore.for_experiment(tiny_experiment((0, 2)), tmp_path)

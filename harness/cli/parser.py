@@ -20,6 +20,7 @@ examples:
   harness report latest                          rebuild its Markdown report
   harness toy build --out /tmp/toy               rebuild the toy world from its seed
   harness bench sweep --json                     clamp-sweep speed and overhead ratios
+  harness bench store                            run-store cost per record at 10k and 100k
 """
 
 
@@ -233,6 +234,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="one-at-a-time calls actually timed (default 25)",
     )
     jb.add_argument("--json", action="store_true", help="print the result as JSON")
+    sb = bench_sub.add_parser(
+        "store",
+        help="run-store cost per record as runs grow (append, then parse and aggregate)",
+        description="Writes a demo-like saturation sweep (generations, measures, judgements on "
+        "three rubrics, next-token records) of each size into a temporary run store the way a "
+        "run does, then aggregates it from a fresh reader. Prints seconds and microseconds per "
+        "record for both: flat per-record cost across sizes means linear growth.",
+    )
+    sb.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[10_000, 100_000],
+        help="records per run (default 10000 100000)",
+    )
+    sb.add_argument("--json", action="store_true", help="print the result as JSON")
 
     toy = sub.add_parser("toy", help="the embedded toy world")
     toy_sub = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")

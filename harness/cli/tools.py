@@ -9,6 +9,20 @@ __all__ = ["cmd_bench", "cmd_toy"]
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "store":
+        from harness.bench_store import bench_store
+
+        results = [r.as_dict() for r in bench_store(tuple(args.sizes))]
+        if args.json:
+            print(json.dumps(results, indent=1))
+            return 0
+        for r in results:
+            print(
+                f"{r['records']:>8} records: append {r['append_s']:.2f} s "
+                f"({r['append_us_per_record']} µs/record), aggregate {r['aggregate_s']:.2f} s "
+                f"({r['aggregate_us_per_record']} µs/record), {r['summary_rows']} summary rows"
+            )
+        return 0
     from harness.backend import resolve_device
     from harness.bench import bench_judge, bench_sweep
 
