@@ -40,6 +40,9 @@ def judge_totals(store: RunStore) -> dict[str, Any]:
         else:
             totals["scored"] += 1
         totals["cached"] += int(j.get("cached", False))
+    totals["attempts"] = 0
+    for j in store.judgements("*", every_attempt=True):  # every attempt was paid for
+        totals["attempts"] += 1
         for k in ("api_calls", "input_tokens", "output_tokens", "cost_usd"):
             totals[k] += j.get(k, 0)
     return totals
@@ -52,9 +55,13 @@ METRIC_NAMES = {
 }
 
 
-def _scale_high(ident: str) -> int:
-    from harness.judge.rubric import load_rubric
+def _scale_high(ident: str, texts: dict[str, str]) -> int:
+    """The top of a rubric's scale, from the text the run was judged with (stored in its
+    provenance); runs stored before that fall back to today's rubric of the same name."""
+    from harness.judge.rubric import load_rubric, parse_rubric
 
+    if ident in texts:
+        return parse_rubric(texts[ident], ident).high
     return load_rubric(ident.split("@", 1)[0]).high
 
 
@@ -92,7 +99,8 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
             unscored[group] += j["rubric"] == primary
         else:
             scores[j["rubric"]][group][j["of"]] = j["score"]
-    highs = {ident: _scale_high(ident) for ident in rubrics.values()}
+    texts = prov.get("rubric_texts") or {}
+    highs = {ident: _scale_high(ident, texts) for ident in rubrics.values()}
     hm_parts = [rubrics.get(n) for n in ("concept_presence", "instruction", "fluency")]
     rows: list[dict[str, Any]] = []
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "HarnessError", "JudgeError", "SpecError", "StoreError"]
+__all__ = [
+    "BackendError",
+    "HarnessError",
+    "HarnessWarning",
+    "JudgeError",
+    "SpecError",
+    "StoreError",
+]
 
 
 class HarnessError(Exception):
@@ -35,3 +42,7 @@ class StoreError(HarnessError):
     """The run store is missing, corrupt, or does not match the request."""
 
     exit_code = 2
+
+
+class HarnessWarning(UserWarning):
+    """Something the user should know that does not stop the run (the CLI prints one line)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.errors import SpecError
+from harness.judge.rubric import is_rubric_path
 from harness.spec import Experiment, PromptFile
 
 __all__ = ["format_validation_error", "load_spec"]
@@ -54,8 +55,8 @@ def load_spec(path: Path) -> Experiment:
         loader_spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise SpecError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from exc
-    except Exception as exc:
-        raise SpecError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from exc
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt included: one line, exit 2
+        raise SpecError(f"{_where(path, exc)}: importing it raised {_what(exc)}") from None
     finally:
         sys.modules.pop(module_name, None)
         if here in sys.path:
@@ -66,17 +67,31 @@ def load_spec(path: Path) -> Experiment:
     try:
         result = factory()
     except ValidationError as exc:
-        raise SpecError(format_validation_error(exc)) from exc
-    except Exception as exc:
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        raise SpecError(
-            f"{path}: spec() raised {type(exc).__name__}: {exc} (line {where.lineno})"
-        ) from exc
+        raise SpecError(format_validation_error(exc)) from None
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt included: one line, exit 2
+        raise SpecError(f"{_where(path, exc)}: spec() raised {_what(exc)}") from None
     if not isinstance(result, Experiment):
         raise SpecError(
             f"{path}: spec() returned {type(result).__name__}, expected harness.Experiment"
         )
     return resolve_prompt_files(result, path.parent)
+
+
+def _where(path: Path, exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``exc`` inside the spec file (else the file)."""
+    target = str(path.resolve())
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == target]
+    return f"{path}:{frames[-1].lineno}" if frames else str(path)
+
+
+def _what(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    name = type(exc).__name__
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}); a spec file must not exit"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt"
+    return f"{name}: {text}" if text else name
 
 
 def read_prompt_file(ref: PromptFile, base: Path, field: str) -> tuple[str, ...]:
@@ -85,7 +100,18 @@ def read_prompt_file(ref: PromptFile, base: Path, field: str) -> tuple[str, ...]
     path = (base / ref.path).resolve()
     if not path.is_file():
         raise SpecError(f"prompt file {ref.path!r} not found (looked in {base})", field=field)
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"prompt file {ref.path!r} is not UTF-8 text (byte {exc.start}: {exc.reason})",
+            field=field,
+        ) from None
+    except OSError as exc:
+        raise SpecError(
+            f"cannot read prompt file {ref.path!r}: {exc.strerror}", field=field
+        ) from None
+    lines = [line for line in text.splitlines() if line.strip()]
     if path.suffix == ".jsonl":
         prompts = []
         for n, line in enumerate(lines, start=1):
@@ -117,6 +143,11 @@ def resolve_prompt_files(exp: Experiment, base: Path) -> Experiment:
             if isinstance(value, PromptFile):
                 data["studies"][i][name] = read_prompt_file(value, base, f"studies.{i}.{name}")
                 changed = True
+    rubrics = [exp.judge.rubric, *exp.judge.extra_rubrics]
+    if any(is_rubric_path(r) for r in rubrics):  # a rubric file next to the spec: absolute
+        absolute = [str((base / r).resolve()) if is_rubric_path(r) else r for r in rubrics]
+        data["judge"]["rubric"], data["judge"]["extra_rubrics"] = absolute[0], tuple(absolute[1:])
+        changed = True
     if isinstance(exp.stats_corpus, PromptFile):
         data["stats_corpus"] = read_prompt_file(exp.stats_corpus, base, "stats_corpus")
         changed = True

@@ -7,6 +7,7 @@ item's identity.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,9 +46,12 @@ class RunOptions:
     batch_size: int | None = None  # None: from a memory budget
     show_progress: bool = True
     log_to_mlflow: bool = True
-    judge_concurrency: int = 32
+    judge_concurrency: int | None = None  # None: the spec's judge.concurrency, else 32
+    judge_timeout_s: float | None = None  # None: the spec's judge.timeout_s, else 60
+    judge_retries: int | None = None  # None: the spec's judge.max_retries, else 6
     judge_batch: bool = False  # use the Message Batches API (Anthropic judge)
     judge_cache: Path | None = None  # None: $HARNESS_JUDGE_CACHE or ~/.cache/harness
+    wait: bool = False  # another process writes the same run: wait for it (else refuse, exit 2)
 
 
 @dataclass(frozen=True)
@@ -73,16 +77,24 @@ def make_judge(
     """The judge a spec asks for (``auto``: Anthropic when a key is set, else offline)."""
     rubric = load_rubric(rubric_name or settings.rubric)
     if settings.effective_kind() == "offline":
-        return OfflineJudge(rubric)
+        from harness.toy.lexicon import topic_lexicon
+
+        return OfflineJudge(rubric, topic_lexicon())
     from harness.judge.anthropic_judge import AnthropicJudge
     from harness.judge.cache import JudgeCache, default_cache_path
 
     options = options or RunOptions()
+
+    def pick(cli: Any, spec: Any, default: Any) -> Any:
+        return cli if cli is not None else spec if spec is not None else default
+
     return AnthropicJudge(
         rubric,
         settings.model,
         cache=JudgeCache(options.judge_cache or default_cache_path()),
-        max_concurrency=options.judge_concurrency,
+        max_concurrency=pick(options.judge_concurrency, settings.concurrency, 32),
+        timeout_s=pick(options.judge_timeout_s, settings.timeout_s, 60.0),
+        max_retries=pick(options.judge_retries, settings.max_retries, 6),
     )
 
 
@@ -124,12 +136,50 @@ class _Bars:
             bar.close()
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)  # progress lines reach a pipe (CI logs, a waiting peer) at once
+
+
 def run_experiment(
-    exp: Experiment, options: RunOptions, say: Callable[[str], None] = print
+    exp: Experiment, options: RunOptions, say: Callable[[str], None] = _say
 ) -> RunResult:
     """Run (or resume) every study of ``exp`` on every SAE, then write summary, report, MLflow."""
-    # Heavy imports here, so `harness --help` and `harness validate` stay fast.
-    from harness.backend import load_model, load_sae, neuronpedia_id, resolve_device
+    validate_static(exp)  # every spec error before any model code is imported
+    judges = make_judges(exp.judge, options)
+    from harness.backend import resolve_device
+
+    device = resolve_device(options.device or exp.model.device)
+    store = RunStore.for_experiment(exp, options.runs_root)
+    with store.writer_lock(wait=options.wait, say=say):
+        moved = store.set_aside_damaged()
+        if moved:
+            say(
+                f"set {moved} damaged record line(s) aside in {store.dir}/records.damaged.jsonl; "
+                "their items are redone"
+            )
+        # holding the lock, a status still "running" was left by a process that died
+        previous = store.read_json("status.json") if (store.dir / "status.json").exists() else {}
+        if previous.get("status") == "running" and options.log_to_mlflow:
+            from harness.tracking import close_stale_run
+
+            if close_stale_run(previous):
+                say(
+                    f"the previous attempt's MLflow run {previous['mlflow_run_id']} was left "
+                    "RUNNING by a process that died; marked KILLED"
+                )
+        return _run_locked(exp, options, store, judges, device, say)
+
+
+def _run_locked(
+    exp: Experiment,
+    options: RunOptions,
+    store: RunStore,
+    judges: list[Judge],
+    device: str,
+    say: Callable[[str], None],
+) -> RunResult:
+    """The body of :func:`run_experiment`, holding the run directory's writer lock."""
+    from harness.backend import load_model, load_sae, neuronpedia_id
     from harness.feature_stats import cached_activation_stats, stats_corpus
     from harness.features import resolve_feature
     from harness.provenance import collect_provenance
@@ -137,14 +187,10 @@ def run_experiment(
     from harness.sae_quality import QUALITY_NEEDS_CORPUS, quality_measurable, record_quality
     from harness.studies.contract import StudyContext
     from harness.toy.world import eval_documents
-    from harness.tracking import log_summary, mlflow_run
+    from harness.tracking import log_summary, mlflow_run, run_tags
     from harness.validate import study_features, validate_loaded
 
-    validate_static(exp)
-    judges = make_judges(exp.judge, options)
     judge = judges[0]
-    device = resolve_device(options.device or exp.model.device)
-    store = RunStore.for_experiment(exp, options.runs_root)
     provenance = collect_provenance(device, judge.name, judge.rubric.ident)
     provenance["rubrics"] = {j.rubric.name: j.rubric.ident for j in judges}
     study_judges = {
@@ -154,22 +200,17 @@ def run_experiment(
     }
     if study_judges:
         provenance["study_rubrics"] = {n: j.rubric.ident for n, j in study_judges.items()}
+    # the rubric texts as judged: views rebuilt later never read today's rubric files
+    provenance["rubric_texts"] = {
+        j.rubric.ident: j.rubric.text for j in [*judges, *study_judges.values()]
+    }
     store.write_json("provenance.json", provenance)
     say(f"run {store.run_id} → {store.dir}  (judge: {judge.name}, rubric {judge.rubric.ident})")
 
-    tags = {
-        "harness.spec_hash": exp.spec_hash(),
-        "harness.run_dir": str(store.dir.resolve()),
-        "harness.judge": judge.name,
-        "harness.rubric": judge.rubric.ident,
-        "harness.rubrics": ", ".join(j.rubric.ident for j in judges),
-        "harness.git_commit": str(provenance["git_commit"]),
-        "harness.git_dirty": str(provenance["git_dirty"]),
-        **{f"harness.version.{k}": v for k, v in provenance["packages"].items()},
-        **{f"harness.tag.{t}": "1" for t in exp.tags},
-    }
+    tags = run_tags(exp, store)
     bars = _Bars(options.show_progress)
     mlflow_id: str | None = None
+    tracking_uri: str | None = None
 
     def body() -> tuple[list[dict[str, Any]], Path]:
         model = load_model(exp.model, device)
@@ -186,18 +227,8 @@ def run_experiment(
             say(f"SAE quality not measured: {QUALITY_NEEDS_CORPUS}")
         stat_docs, source = stats_corpus(exp) if needs_stats or quality else ([], "")
         model_identity = exp.model.model_dump(mode="json", exclude={"device"})
+        contexts = []
         for sae in saes:
-            if quality is not None:
-                measured = record_quality(
-                    model,
-                    sae,
-                    quality,
-                    stat_docs,
-                    source,
-                    store,
-                    lambda done, total: bars("SAE quality", done, total),
-                )
-                say(f"SAE quality of {sae.label}: " + ("measured" if measured else "stored"))
             stats = None
             if needs_stats:
                 stats, cached = cached_activation_stats(
@@ -222,6 +253,21 @@ def run_experiment(
                 neuronpedia=neuronpedia_id(exp.saes[saes.index(sae)]),
                 judge_batch=options.judge_batch,
             )
+            for i, study in enumerate(exp.studies):  # all checks before the first generation
+                kind_of(study).check_loaded(ctx, study, f"studies.{i}")
+            contexts.append(ctx)
+        for ctx in contexts:
+            if quality is not None:
+                measured = record_quality(
+                    model,
+                    ctx.sae,
+                    quality,
+                    stat_docs,
+                    source,
+                    store,
+                    lambda done, total: bars("SAE quality", done, total),
+                )
+                say(f"SAE quality of {ctx.sae.label}: " + ("measured" if measured else "stored"))
             for i, study in enumerate(exp.studies):
                 kind_of(study).run(ctx, study, f"studies.{i}")
         bars.close()
@@ -230,10 +276,23 @@ def run_experiment(
         return summary, write_report(store, summary, options.reports_dir)
 
     started = time.time()
-    store.write_json("status.json", {"status": "running", "started": started})
+    store.write_json("status.json", {"status": "running", "started": started, "pid": os.getpid()})
     try:
         if options.log_to_mlflow:
             with mlflow_run(exp, store, tags) as mlflow_id:
+                import mlflow
+
+                tracking_uri = mlflow.get_tracking_uri()
+                store.write_json(
+                    "status.json",
+                    {
+                        "status": "running",
+                        "started": started,
+                        "pid": os.getpid(),
+                        "mlflow_run_id": mlflow_id,
+                        "tracking_uri": tracking_uri,
+                    },
+                )
                 summary, report_path = body()
                 log_summary(summary, store, report_path)
                 check_unscored(exp, store)
@@ -242,10 +301,19 @@ def run_experiment(
             check_unscored(exp, store)
     except BaseException as exc:
         status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
-        store.write_json(
-            "status.json",
-            {"status": status, "started": started, "ended": time.time(), "error": repr(exc)[:500]},
-        )
+        try:
+            store.write_json(
+                "status.json",
+                {
+                    "status": status,
+                    "started": started,
+                    "ended": time.time(),
+                    "error": repr(exc)[:500],
+                    "mlflow_run_id": mlflow_id,
+                },
+            )
+        except OSError:  # the disk that failed the run may refuse this too; the lock tells
+            pass
         raise
     store.write_json(
         "status.json",
@@ -254,6 +322,7 @@ def run_experiment(
             "started": started,
             "ended": time.time(),
             "mlflow_run_id": mlflow_id,
+            "tracking_uri": tracking_uri,
         },
     )
     return RunResult(store, summary, report_path, mlflow_id)
@@ -276,8 +345,22 @@ def rescore(store: RunStore, rubric: str | None, reports_dir: Path) -> tuple[int
         judge=judges[0].name,
         rubric=judges[0].rubric.ident,
         rubrics={j.rubric.name: j.rubric.ident for j in judges},
+        rubric_texts={
+            **(provenance.get("rubric_texts") or {}),
+            **{j.rubric.ident: j.rubric.text for j in judges},
+        },
     )
     store.write_json("provenance.json", provenance)
     summary = summarise(store, exp.seed)
     store.write_json("summary.json", summary)
-    return made, write_report(store, summary, reports_dir)
+    report = write_report(store, summary, reports_dir)
+    status = store.status()
+    if status.get("mlflow_run_id"):  # the run has an MLflow view: rebuild it, never stale
+        from harness.tracking import log_run
+
+        if status.get("tracking_uri"):
+            import mlflow
+
+            mlflow.set_tracking_uri(status["tracking_uri"])
+        log_run(store, summary, report)
+    return made, report

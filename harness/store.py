@@ -22,7 +22,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 from harness.errors import StoreError
 from harness.spec import Experiment
 
-__all__ = ["RunStore", "default_runs_root", "write_atomic"]
+__all__ = ["RunLockedError", "RunStore", "default_runs_root", "write_atomic"]
 
 
 def default_runs_root() -> Path:
@@ -38,14 +39,22 @@ def default_runs_root() -> Path:
     return Path(os.environ.get("HARNESS_RUNS", "runs"))
 
 
+class RunLockedError(StoreError):
+    """Another live process is writing this run directory."""
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file so readers see the old or the new content, never a torn one."""
+    """Write a whole file so readers see the old or the new content, never a torn one; on an
+    OS error (disk full, read-only) the temporary file is removed and the error raised."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class RunStore:
@@ -97,6 +106,65 @@ class RunStore:
             if (path / "spec.json").is_file():
                 return cls(path)
         raise StoreError(f"no run {ref!r} (looked for a run directory or an id under {root})")
+
+    @contextmanager
+    def writer_lock(self, wait: bool = False, say: Callable[[str], None] = print) -> Iterator[None]:
+        """Hold the run directory's writer lock for the block: one writer per run (Rule 5).
+
+        An OS lock (``flock`` on ``<run>/.lock``), so it is released when the process dies, even
+        by SIGKILL. When another process holds it: wait for it (``wait``) or raise
+        :class:`RunLockedError` (exit 2) naming the holder.
+        """
+        import fcntl
+
+        path = self.dir / ".lock"
+        fh = open(path, "a+", encoding="utf-8")
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                if not wait:
+                    raise RunLockedError(
+                        f"{self.dir} is being written by pid {holder}; wait for it to finish, "
+                        "or pass --wait to queue behind it"
+                    ) from None
+                say(f"waiting for pid {holder}, which is writing {self.dir} …")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            yield
+        finally:
+            fh.close()  # closing the file releases the lock
+
+    def is_live(self) -> bool:
+        """Whether a live process holds the writer lock (a run in progress right now)."""
+        import fcntl
+
+        path = self.dir / ".lock"
+        if not path.exists():
+            return False
+        with open(path, encoding="utf-8") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+
+    def status(self) -> dict[str, Any]:
+        """``status.json`` (``{}`` before the first start), with a run whose process died while
+        ``running`` (its lock is free) shown as ``killed``."""
+        path = self.dir / "status.json"
+        if not path.exists():
+            return {}
+        data: dict[str, Any] = self.read_json("status.json")
+        if data.get("status") == "running" and not self.is_live():
+            data = {**data, "status": "killed", "stale": True}
+        return data
 
     def experiment(self) -> Experiment:
         """The stored spec."""
@@ -156,6 +224,42 @@ class RunStore:
             if b"\n" not in fh.read(size - self._offset):
                 fh.truncate(self._offset)
 
+    def set_aside_damaged(self) -> int:
+        """Move complete lines that are not JSON records into ``records.damaged.jsonl`` (with
+        their line numbers) and rewrite ``records.jsonl`` without them, so the items they held
+        are redone; returns how many were moved. Call it holding the writer lock."""
+        if not self.records_path.exists():
+            return 0
+        data = self.records_path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        good: list[bytes] = []
+        bad: list[str] = []
+        for number, raw in enumerate(data[:end].splitlines(keepends=True), start=1):
+            try:
+                record = json.loads(raw)
+                if not isinstance(record, dict) or "kind" not in record or "key" not in record:
+                    raise ValueError("not a record")
+                good.append(raw)
+            except ValueError:
+                bad.append(json.dumps({"line": number, "text": raw.decode("utf-8", "replace")}))
+        if not bad:
+            return 0
+        with open(self.dir / "records.damaged.jsonl", "a", encoding="utf-8") as fh:
+            fh.write("".join(line + "\n" for line in bad))
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp = self.records_path.with_name(f".records.jsonl.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(b"".join(good))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.records_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        self._offset, self._lines, self._ordered, self._by_kind = 0, 0, [], {}
+        return len(bad)
+
     def _refresh(self) -> None:
         """Parse the complete lines appended since the last look (by anyone) into the index."""
         try:
@@ -174,14 +278,18 @@ class RunStore:
             self._lines += 1
             try:
                 record = json.loads(raw)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
             except ValueError as exc:
                 raise StoreError(
-                    f"{self.records_path}:{self._lines}: damaged record line ({exc})"
+                    f"{self.records_path}:{self._lines}: damaged record line ({exc}); "
+                    "`harness run` on its spec sets damaged lines aside and redoes those items"
                 ) from None
             by_key = self._by_kind.setdefault(str(record.get("kind")), {})
-            if record.get("key") in by_key:
+            key = str(record.get("key"))
+            if key in by_key:
                 continue  # a duplicate (two writers without a lock): it never counts twice
-            by_key[record.get("key")] = record
+            by_key[key] = record
             self._ordered.append(record)
         self._offset += end
 
@@ -193,19 +301,37 @@ class RunStore:
             return iter(list(self._ordered))
         return iter(list(self._by_kind.get(kind, {}).values()))
 
-    def judgements(self, rubric: str | None = None) -> Iterator[dict[str, Any]]:
+    def judgements(
+        self, rubric: str | None = None, every_attempt: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """Judgements by the run's active judge (``provenance.json``) on one rubric (an ident;
         default: the primary rubric), or on every active rubric with ``rubric="*"``. A rescore
-        with another judge or rubric switches which ones the summary and report use."""
+        with another judge or rubric switches which ones the summary and report use.
+
+        One judgement per item and rubric: its scored attempt if any, else its latest (an
+        unscored judgement asked again leaves the earlier attempts in the store, for the cost
+        and the audit; ``every_attempt`` yields them all)."""
         prov = self.read_json("provenance.json")
         active = set(prov.get("rubrics", {}).values()) | {prov["rubric"]}
         active |= set((prov.get("study_rubrics") or {}).values())
         if prov.get("specificity_rubric"):  # runs stored before study rubrics had a registry
             active.add(prov["specificity_rubric"])
         wanted = active if rubric == "*" else {rubric or prov["rubric"]}
-        for r in self.records("judgement"):
-            if r["judge"] == prov["judge"] and r["rubric"] in wanted:
-                yield r
+        mine = [
+            r
+            for r in self.records("judgement")
+            if r["judge"] == prov["judge"] and r["rubric"] in wanted
+        ]
+        if every_attempt:
+            yield from mine
+            return
+        final: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in mine:
+            held = final.get((r["of"], r["rubric"]))
+            if held is None or held["score"] is None:
+                final[(r["of"], r["rubric"])] = r
+        chosen = {id(r) for r in final.values()}
+        yield from (r for r in mine if id(r) in chosen)
 
     def done_keys(self, kind: str) -> Mapping[str, dict[str, Any]]:
         """Records of one kind by key: what a resumed run does not redo (a read-only view that

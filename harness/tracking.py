@@ -19,8 +19,17 @@ import mlflow
 
 from harness.spec import Experiment
 from harness.store import RunStore
+from harness.text import strip_control
 
-__all__ = ["flatten_params", "log_summary", "metric_key", "mlflow_run"]
+__all__ = [
+    "close_stale_run",
+    "flatten_params",
+    "log_run",
+    "log_summary",
+    "metric_key",
+    "mlflow_run",
+    "run_tags",
+]
 
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 
@@ -40,7 +49,7 @@ def flatten_params(data: Any, prefix: str = "") -> dict[str, str]:
         for i, v in enumerate(data):
             out.update(flatten_params(v, f"{prefix}{i}."))
     else:
-        text = json.dumps(data) if not isinstance(data, str) else data
+        text = strip_control(json.dumps(data) if not isinstance(data, str) else data)
         out[prefix.rstrip(".")] = text if len(text) <= 500 else text[:497] + "..."
     return out
 
@@ -69,11 +78,30 @@ def _store_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def run_tags(experiment: Experiment, store: RunStore) -> dict[str, str]:
+    """The parent run's tags, from the spec and the stored provenance (never the environment)."""
+    prov = store.read_json("provenance.json")
+    return {
+        "harness.run_id": store.run_id,
+        "harness.spec_hash": experiment.spec_hash(),
+        "harness.run_dir": str(store.dir.resolve()),
+        "harness.judge": str(prov["judge"]),
+        "harness.rubric": str(prov["rubric"]),
+        "harness.rubrics": ", ".join((prov.get("rubrics") or {prov["rubric"]: ""}).values())
+        or str(prov["rubric"]),
+        "harness.git_commit": str(prov.get("git_commit")),
+        "harness.git_dirty": str(prov.get("git_dirty")),
+        **{f"harness.version.{k}": str(v) for k, v in prov.get("packages", {}).items()},
+        **{f"harness.tag.{t}": "1" for t in experiment.tags},
+    }
+
+
 @contextmanager
 def mlflow_run(experiment: Experiment, store: RunStore, tags: dict[str, str]) -> Iterator[str]:
     """Open the parent MLflow run; yields its id and closes it with the right status."""
     with _store_lock():
         mlflow.set_experiment(experiment.name)
+        tags = {k: strip_control(v) for k, v in tags.items()}
         run = mlflow.start_run(run_name=store.run_id, tags=tags)
     try:
         mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
@@ -86,6 +114,23 @@ def mlflow_run(experiment: Experiment, store: RunStore, tags: dict[str, str]) ->
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+def close_stale_run(status: dict[str, Any]) -> str | None:
+    """Mark the MLflow run of a run directory whose process died (its status still says
+    ``running``) KILLED, with an end time; returns its id when it was still RUNNING."""
+    run_id = status.get("mlflow_run_id")
+    if not run_id:
+        return None
+    client = mlflow.MlflowClient(tracking_uri=status.get("tracking_uri") or None)
+    try:
+        info = client.get_run(run_id).info
+    except Exception:  # the store moved or the run was deleted: nothing left to close
+        return None
+    if info.status != "RUNNING":
+        return None
+    client.set_terminated(run_id, status="KILLED")
+    return str(run_id)
 
 
 def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | None) -> None:
@@ -122,3 +167,32 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
         plots = report.with_name(f"{store.run_id}-files")
         if plots.is_dir():
             mlflow.log_artifacts(str(plots), artifact_path=f"report/{plots.name}")
+
+
+def log_run(store: RunStore, summary: list[dict[str, Any]], report: Path | None) -> str:
+    """Rebuild the MLflow view of a stored run (``harness log``, and after ``rescore``): one
+    parent run tagged ``harness.view=rebuilt`` with its nested runs, replacing the previous
+    rebuild of the same run id rather than adding to it. Attempts that a dead process left
+    RUNNING are marked KILLED. Returns the new parent run's id."""
+    experiment = store.experiment()
+    with _store_lock():
+        mlflow.set_experiment(experiment.name)
+    client = mlflow.MlflowClient()
+    found = mlflow.get_experiment_by_name(experiment.name)
+    assert found is not None
+    ids = [found.experiment_id]
+    mine = client.search_runs(ids, filter_string=f"tags.`harness.run_id` = '{store.run_id}'")
+    for run in mine:
+        if run.data.tags.get("harness.view") == "rebuilt":
+            for child in client.search_runs(
+                ids, filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
+            ):
+                client.delete_run(child.info.run_id)
+            client.delete_run(run.info.run_id)
+        elif run.info.status == "RUNNING" and not store.is_live():
+            client.set_terminated(run.info.run_id, status="KILLED")
+    tags = {k: strip_control(v) for k, v in run_tags(experiment, store).items()}
+    with mlflow.start_run(run_name=store.run_id, tags={**tags, "harness.view": "rebuilt"}) as run:
+        mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
+        log_summary(summary, store, report)
+    return str(run.info.run_id)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterator, Sequence
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from harness.errors import SpecError
-from harness.judge.rubric import available_rubrics
+from harness.errors import HarnessWarning, SpecError
+from harness.judge.offline import OFFLINE_RUBRICS
+from harness.judge.rubric import available_rubrics, is_rubric_path, load_rubric
 from harness.spec import (
     Experiment,
     FeatureByIndex,
@@ -67,17 +70,55 @@ def _check_prompt_lengths(exp: Experiment) -> None:
             f"(valid: 1..{n_ctx - 2} minus the prompt length)",
             field="generation.max_new_tokens",
         )
+    unknown: dict[str, list[str]] = {}
     for i, study in enumerate(exp.studies):
         for name, prompts in kind_of(study).prompt_sets(study):
             if isinstance(prompts, PromptFile):
                 continue
             for j, prompt in enumerate(prompts):
-                length = len(tok.encode(prompt))  # includes BOS
+                ids = tok.encode(prompt)  # includes BOS
+                length = len(ids)
                 if length + budget > n_ctx:
                     raise SpecError(
                         f"prompt of {length} tokens + max_new_tokens={budget} exceeds the toy "
                         f"model's context of {n_ctx}",
                         field=f"studies.{i}.{name}.{j}",
+                    )
+                pairs = zip(prompt.split(), ids[1:], strict=False)
+                missing = [w for w, t in pairs if t == tok.unk_token_id]
+                if missing:
+                    unknown.setdefault(f"studies.{i}.{name}.{j}", missing)
+    check_positions_fit(exp, lambda prompt: len(tok.encode(prompt)) - 1)
+    if unknown:
+        path, words = next(iter(unknown.items()))
+        message = (
+            f"{len(unknown)} prompt(s) hold words the toy tokenizer does not know (they become "
+            f"<unk>), e.g. {words[:5]} at {path}"
+        )
+        if exp.unknown_words == "refuse":
+            raise SpecError(message + "; use the toy corpus's words", field=path)
+        warnings.warn(
+            message + " (unknown_words='refuse' makes this an error)", HarnessWarning, stacklevel=2
+        )
+
+
+def check_positions_fit(exp: Experiment, count: Callable[[str], int]) -> None:
+    """Explicit intervention positions (a study's ``positions`` tuple) must fall inside every
+    prompt they apply to; ``count`` gives a prompt's tokens after BOS."""
+    for i, study in enumerate(exp.studies):
+        positions = getattr(study, "positions", None)
+        if not isinstance(positions, tuple):
+            continue
+        for name, prompts in kind_of(study).prompt_sets(study):
+            if isinstance(prompts, PromptFile):
+                continue
+            for j, prompt in enumerate(prompts):
+                n = count(prompt)
+                if max(positions) >= n:
+                    raise SpecError(
+                        f"position {max(positions)} is past the end of {name}[{j}] ({n} tokens "
+                        f"after BOS; valid positions: 0..{n - 1})",
+                        field=f"studies.{i}.positions",
                     )
 
 
@@ -103,15 +144,7 @@ def _check_saes(exp: Experiment) -> dict[str, int]:
                 )
             cfg = _toy_sae_cfg(ref.name)
         elif isinstance(ref, LocalSAE):
-            from pathlib import Path
-
-            path = Path(ref.path)
-            if not (path / "cfg.json").is_file():
-                raise SpecError(
-                    f"{ref.path!r} is not a directory with an SAELens cfg.json",
-                    field=f"saes.{i}.path",
-                )
-            cfg = json.loads((path / "cfg.json").read_text())
+            cfg = _local_sae_cfg(ref.path, ref.hook, f"saes.{i}")
         else:
             _check_release(ref, i)
         if cfg is not None:
@@ -128,6 +161,56 @@ def _check_saes(exp: Experiment) -> dict[str, int]:
                     f"unknown hook point {ref.hook!r}; valid: {valid}", field=f"saes.{i}.hook"
                 )
     return d_sae
+
+
+_ARCHITECTURES = ("standard", "gated", "jumprelu", "topk", "batchtopk", "matryoshka_batchtopk")
+_DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+def _local_sae_cfg(folder: str, hook: str | None, field: str) -> dict[str, Any]:
+    """A local SAE folder's cfg.json, checked field by field before anything loads."""
+    from pathlib import Path
+
+    path = Path(folder)
+    cfg_path = path / "cfg.json"
+    if not cfg_path.is_file():
+        raise SpecError(
+            f"{folder!r} is not a directory with an SAELens cfg.json", field=f"{field}.path"
+        )
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{cfg_path} is not valid JSON ({exc})", field=f"{field}.path") from None
+    if not isinstance(cfg, dict):
+        raise SpecError(f"{cfg_path} holds no JSON object", field=f"{field}.path")
+    for name in ("d_in", "d_sae"):
+        value = cfg.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise SpecError(
+                f"{cfg_path}: {name!r} must be a positive integer (got {value!r})",
+                field=f"{field}.path",
+            )
+    arch = cfg.get("architecture", "standard")
+    if arch not in _ARCHITECTURES:
+        raise SpecError(
+            f"{cfg_path}: unknown architecture {arch!r}; valid: {list(_ARCHITECTURES)}",
+            field=f"{field}.path",
+        )
+    if cfg.get("dtype", "float32") not in _DTYPES:
+        raise SpecError(
+            f"{cfg_path}: unknown dtype {cfg.get('dtype')!r}; valid: {list(_DTYPES)}",
+            field=f"{field}.path",
+        )
+    raw_metadata = cfg.get("metadata")
+    metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
+    if not (hook or metadata.get("hook_name") or cfg.get("hook_name")):
+        raise SpecError(
+            f"{cfg_path} names no hook point (metadata.hook_name); set hook=... on the SAE",
+            field=f"{field}.hook",
+        )
+    if not any(path.glob("*.safetensors")):
+        raise SpecError(f"{folder!r} holds no weights (*.safetensors)", field=f"{field}.path")
+    return cfg
 
 
 def _check_release(ref: PretrainedSAE, i: int) -> None:
@@ -166,8 +249,29 @@ def validate_static(exp: Experiment) -> None:
     for path, name in [("judge.rubric", exp.judge.rubric)] + [
         (f"judge.extra_rubrics.{i}", r) for i, r in enumerate(exp.judge.extra_rubrics)
     ]:
-        if name not in available_rubrics():
-            raise SpecError(f"unknown rubric {name!r}; valid: {available_rubrics()}", field=path)
+        if is_rubric_path(name):
+            try:
+                rubric_name = load_rubric(name).name
+            except SpecError as exc:
+                raise SpecError(str(exc).removeprefix("judge.rubric: "), field=path) from None
+            if exp.judge.effective_kind() == "offline" and rubric_name not in OFFLINE_RUBRICS:
+                raise SpecError(
+                    f"the offline judge has no rules for rubric {rubric_name!r} (valid: "
+                    f"{list(OFFLINE_RUBRICS)}); judge it with the Anthropic judge",
+                    field=path,
+                )
+        elif name not in available_rubrics():
+            raise SpecError(
+                f"unknown rubric {name!r}; valid: {available_rubrics()} or a path to a rubric "
+                "file (.txt)",
+                field=path,
+            )
+    if exp.judge.kind == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
+        raise SpecError(
+            "the Anthropic judge needs ANTHROPIC_API_KEY in the environment; set it, or use "
+            "kind='auto' (Anthropic when a key is set, else offline) or kind='offline'",
+            field="judge.kind",
+        )
     if isinstance(exp.model, PretrainedModel):
         _check_pretrained_model(exp.model)
     else:
@@ -217,7 +321,11 @@ def validate_static(exp: Experiment) -> None:
 
 
 def validate_loaded(exp: Experiment, model: Any, saes: Sequence[Any]) -> None:
-    """Checks that need the loaded model and SAEs (hook points, widths, feature indices)."""
+    """Checks that need the loaded model and SAEs (hook points, widths, feature indices,
+    positions against the model's tokenizer)."""
+    check_positions_fit(
+        exp, lambda prompt: int(model.to_tokens(prompt, prepend_bos=False).shape[-1])
+    )
     for i, sae in enumerate(saes):
         if sae.hook_name not in model.hook_dict:
             valid = [h for h in model.hook_dict if "resid" in h]

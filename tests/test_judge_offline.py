@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from harness.errors import SpecError
 from harness.judge import Judgement, JudgeRequest, OfflineJudge, load_rubric
+from harness.toy.lexicon import topic_lexicon
 
 KW = ("bridge", "fog", "bay", "golden", "gate")
 
@@ -113,14 +114,14 @@ def test_offline_fluency_levels(text: str, level: int) -> None:
     ],
 )
 def test_offline_instruction_levels(prompt: str, text: str, level: int) -> None:
-    judge = OfflineJudge(load_rubric("instruction"))
+    judge = OfflineJudge(load_rubric("instruction"), topic_lexicon())
     [verdict] = judge.judge([JudgeRequest(text=text, concept="", prompt=prompt)])
     assert verdict.score == level, verdict.raw_reply
     assert prompt in verdict.prompt
 
 
 def test_offline_instruction_without_a_topic_is_unscored() -> None:
-    judge = OfflineJudge(load_rubric("instruction"))
+    judge = OfflineJudge(load_rubric("instruction"), topic_lexicon())
     [verdict] = judge.judge([JudgeRequest(text="anything", concept="", prompt="hello there")])
     assert verdict.score is None and verdict.unscored_reason
 

@@ -42,7 +42,9 @@ def _shuffled(obj, rng):  # type: ignore[no-untyped-def]
 
 
 levels_st = st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=5, unique=True)
-prompts_st = st.lists(st.text("abc xyz", min_size=1).filter(str.strip), min_size=1, max_size=4)
+prompts_st = st.lists(
+    st.text("abc xyz", min_size=1).filter(str.strip), min_size=1, max_size=4, unique=True
+)
 
 
 @settings(max_examples=50, deadline=None)
@@ -61,7 +63,7 @@ def test_hash_changes_when_an_output_affecting_field_changes(levels, prompts, in
     changed = [
         _data(levels, prompts, index + 1),
         _data([*levels, max(levels) + 1], prompts, index),
-        _data(levels, [*prompts, "zzz"], index),
+        _data(levels, [*prompts, "qqq"], index),
         {**_data(levels, prompts, index), "seed": 1},
         {**_data(levels, prompts, index), "generation": {"max_new_tokens": 17}},
     ]

@@ -135,3 +135,67 @@ def test_hostile_generated_text_cannot_break_report_tables(
             assert len(widths) == 1, block  # every row has the header's number of cells
     assert "example continuations" in full.lower()
     assert "## Top features per prompt" in lab and "## Attack" in lab
+
+
+def test_log_rebuilds_the_mlflow_view_from_the_store_and_replaces_it(
+    tmp_path: Path, mlflow_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`harness log` needs only the run store; a second rebuild replaces the first."""
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "spec.py"
+    spec.write_text(
+        "from harness import Experiment, FeatureByIndex, SaturationClamp, ToySAE\n"
+        "def spec():\n"
+        "    return Experiment(name='logged', saes=(ToySAE(),), studies=(SaturationClamp(\n"
+        "        name='s', feature=FeatureByIndex(index=9, keywords=('bridge',)),\n"
+        "        levels=(0, 5), prompts=('the chef added salt to the', 'a cold wind')),))\n"
+    )
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+    store = RunStore.open("latest", Path("runs"))
+    summary = store.read_json("summary.json")
+    for _ in range(2):
+        assert main(["log", "latest"]) == 0
+    runs = mlflow.search_runs(experiment_names=["logged"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1  # the second rebuild replaced the first
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["harness.run_id"] == store.run_id
+    assert parent.data.tags["harness.view"] == "rebuilt"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert {c.data.tags["study"] for c in children} == {"s", "sae_quality"}
+    [sweep] = [c for c in children if c.data.tags["study"] == "s"]
+    [row] = [r for r in summary if r["metric"] == "concept_score" and r["condition"] == "5x"]
+    assert sweep.data.metrics["concept_score/5x"] == pytest.approx(row["value"])
+
+
+def test_a_spec_names_a_rubric_file_and_views_use_the_text_as_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.aggregate import summarise
+    from harness.judge.rubric import RUBRIC_DIR
+
+    monkeypatch.chdir(tmp_path)
+    own = (RUBRIC_DIR / "concept_presence.txt").read_text().replace("version: 1", "version: 7")
+    (tmp_path / "my_concept.txt").write_text(own)
+    spec = tmp_path / "spec.py"
+    spec.write_text(
+        "from harness import Experiment, FeatureByIndex, JudgeSettings, SaturationClamp, ToySAE\n"
+        "def spec():\n"
+        "    return Experiment(name='own_rubric', saes=(ToySAE(),), studies=(SaturationClamp(\n"
+        "        name='s', feature=FeatureByIndex(index=9, keywords=('bridge',)),\n"
+        "        levels=(0, 5), prompts=('the chef added salt to the', 'a cold wind')),),\n"
+        "        judge=JudgeSettings(rubric='my_concept.txt'), sae_quality=None)\n"
+    )
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
+    store = RunStore.open("latest", Path("runs"))
+    prov = store.read_json("provenance.json")
+    assert prov["rubric"].startswith("concept_presence@7#")
+    assert prov["rubric_texts"][prov["rubric"]] == own
+    before = store.read_json("summary.json")
+    # the file changes after judging: views keep the scale the run was judged on
+    (tmp_path / "my_concept.txt").write_text(own.replace("scale: 0-3", "scale: 0-9"))
+    rebuilt = summarise(RunStore(store.dir), 0)
+    assert json.dumps(rebuilt, sort_keys=True) == json.dumps(before, sort_keys=True)
+    assert "concept\\_presence@7\\#" in (tmp_path / "reports" / f"{store.run_id}.md").read_text()

@@ -155,8 +155,16 @@ def spec_dir(tmp_path: Path) -> Path:
     narrow = tmp_path / "narrow"
     narrow.mkdir()
     (narrow / "cfg.json").write_text(
-        json.dumps({"d_in": 32, "d_sae": 64, "architecture": "standard"})
+        json.dumps(
+            {
+                "d_in": 32,
+                "d_sae": 64,
+                "architecture": "standard",
+                "metadata": {"hook_name": "blocks.1.hook_resid_pre"},
+            }
+        )
     )
+    (narrow / "sae_weights.safetensors").write_bytes(b"")
     (tmp_path / "bad.jsonl").write_text('["not an object"]\n')
     return tmp_path
 

@@ -8,10 +8,12 @@ never a traceback.
 from __future__ import annotations
 
 import sys
+import warnings
 
 from harness.cli.checkpoints import cmd_compare
 from harness.cli.commands import (
     cmd_list,
+    cmd_log,
     cmd_plan,
     cmd_report,
     cmd_rescore,
@@ -22,19 +24,37 @@ from harness.cli.commands import (
 from harness.cli.gate import cmd_accept, cmd_nightly, cmd_regress
 from harness.cli.parser import build_parser
 from harness.cli.tools import cmd_bench, cmd_toy
-from harness.errors import HarnessError
+from harness.errors import HarnessError, HarnessWarning
+from harness.text import strip_control
 
 __all__ = ["main"]
 
 
+def _format_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    if issubclass(category, HarnessWarning):
+        return f"harness: warning: {strip_control(str(message))}\n"
+    return _default_format(message, category, filename, lineno, line)
+
+
+_default_format = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
+    warnings.formatwarning = _format_warning
     args = build_parser().parse_args(argv)
     handlers = {
         "run": cmd_run,
         "validate": cmd_validate,
         "plan": cmd_plan,
         "list": cmd_list,
+        "log": cmd_log,
         "rescore": cmd_rescore,
         "show": cmd_show,
         "report": cmd_report,
@@ -48,8 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
+        print(f"harness: error: {strip_control(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # disk full, read-only folder, permissions: one line, exit 1
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"harness: error: {strip_control(f'{where}{exc.strerror or exc}')}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("harness: interrupted; finished items are saved, re-run to resume", file=sys.stderr)
         return 130

@@ -7,10 +7,13 @@ import json
 import signal
 from types import FrameType
 
+from harness.errors import StoreError
 from harness.store import default_runs_root
+from harness.text import strip_control
 
 __all__ = [
     "cmd_list",
+    "cmd_log",
     "cmd_plan",
     "cmd_report",
     "cmd_rescore",
@@ -42,7 +45,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             log_to_mlflow=not args.no_mlflow,
             judge_batch=args.judge_batch,
             judge_concurrency=args.judge_concurrency,
+            judge_timeout_s=args.judge_timeout,
+            judge_retries=args.judge_retries,
             judge_cache=args.judge_cache,
+            wait=args.wait,
         ),
     )
     print(f"report: {result.report_path}")
@@ -127,11 +133,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"{'run':<40}{'status':<10}{'generations':>12}{'judgements':>12}")
     for spec_path in runs:
         store = RunStore(spec_path.parent)
-        status_path = store.dir / "status.json"
-        status = json.loads(status_path.read_text())["status"] if status_path.exists() else "?"
-        n_gen = len(store.done_keys("generation"))
-        n_judged = len(store.done_keys("judgement"))
+        status = store.status().get("status", "?")
+        try:
+            n_gen = str(len(store.done_keys("generation")))
+            n_judged = str(len(store.done_keys("judgement")))
+        except StoreError:  # one damaged run must not hide the others
+            n_gen, n_judged = "damaged", "see show"
         print(f"{store.run_id:<40}{status:<10}{n_gen:>12}{n_judged:>12}")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from harness.aggregate import summarise
+    from harness.report.markdown import write_report
+    from harness.store import RunStore
+    from harness.tracking import log_run
+
+    store = RunStore.open(args.run, args.runs or default_runs_root())
+    summary = summarise(store, store.experiment().seed)
+    report = write_report(store, summary, args.reports)
+    run_id = log_run(store, summary, report)
+    print(f"mlflow run: {run_id} (tracking URI {mlflow.get_tracking_uri()}); report: {report}")
     return 0
 
 
@@ -149,17 +173,25 @@ def cmd_show(args: argparse.Namespace) -> int:
     from harness.store import RunStore
 
     store = RunStore.open(args.run, args.runs or default_runs_root())
+    if not (store.dir / "summary.json").exists():
+        state = store.status().get("status", "not started")
+        raise StoreError(
+            f"run {store.run_id} has no summary yet (status: {state}); re-run its spec"
+        )
     rows = store.read_json("summary.json")
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
+    status = store.status()
+    print(f"run {store.run_id}: {status.get('status', '?')}")
     cols = ("sae", "study", "condition", "metric")
     width = {c: max(len(c), *(len(str(r[c])) for r in rows)) + 2 for c in cols}
     print("".join(f"{c:<{width[c]}}" for c in cols) + f"{'value':>8}  {'95% CI':<16}n")
     for r in rows:
         ci = f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
         print(
-            "".join(f"{r[c]!s:<{width[c]}}" for c in cols) + f"{r['value']:>8.3f}  {ci:<16}{r['n']}"
+            strip_control("".join(f"{r[c]!s:<{width[c]}}" for c in cols))
+            + f"{r['value']:>8.3f}  {ci:<16}{r['n']}"
         )
     return 0
 

@@ -18,6 +18,7 @@ examples:
   harness rescore latest                         re-judge stored outputs, no regeneration
   harness show latest --json                     summary rows of the newest run
   harness report latest                          rebuild its Markdown report
+  harness log latest                             rebuild its MLflow run from the store
   harness toy build --out /tmp/toy               rebuild the toy world from its seed
   harness bench sweep --json                     clamp-sweep speed and overhead ratios
   harness bench store                            run-store cost per record at 10k and 100k
@@ -72,8 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--judge-concurrency",
         type=int,
-        default=32,
-        help="Anthropic judge: requests in flight at once (default 32)",
+        default=None,
+        help="Anthropic judge: requests in flight at once (default: the spec's "
+        "judge.concurrency, else 32)",
+    )
+    run.add_argument(
+        "--judge-timeout",
+        type=float,
+        default=None,
+        help="Anthropic judge: seconds per request (default: judge.timeout_s, else 60)",
+    )
+    run.add_argument(
+        "--judge-retries",
+        type=int,
+        default=None,
+        help="Anthropic judge: retries per request on 429/529/5xx/timeouts "
+        "(default: judge.max_retries, else 6)",
     )
     run.add_argument(
         "--judge-cache",
@@ -83,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         "~/.cache/harness/judge-cache.sqlite)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another process is writing the same run, wait for it (default: refuse, exit 2)",
+    )
 
     val = sub.add_parser("validate", help="check a spec without loading any model")
     val.add_argument("spec", type=Path)
@@ -111,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--rubric", default=None, help="rubric name (default: the spec's)")
     rs.add_argument("--runs", type=Path, default=None, help="run store root")
     rs.add_argument("--reports", type=Path, default=Path("reports"))
+
+    lg = sub.add_parser(
+        "log",
+        help="rebuild a run's MLflow view from its store (replaces the previous rebuild)",
+        description="Log RUN to MLflow from its run store alone: a parent run tagged "
+        "harness.run_id=RUN and harness.view=rebuilt, one nested run per SAE × study, the "
+        "records, summary and report as artifacts. Running it again replaces the earlier "
+        "rebuild instead of adding one; attempts left RUNNING by a dead process are marked "
+        "KILLED. The tracking URI is MLFLOW_TRACKING_URI (default: ./mlflow.db).",
+    )
+    lg.add_argument("run", help="run id, run directory, or 'latest'")
+    lg.add_argument("--runs", type=Path, default=None, help="run store root")
+    lg.add_argument("--reports", type=Path, default=Path("reports"))
 
     rg = sub.add_parser(
         "regress",

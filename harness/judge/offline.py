@@ -20,15 +20,15 @@ An item these rules cannot judge is unscored with its reason, never a 0.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from functools import cache
+from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 
 from harness.judge.base import Judgement, JudgeRequest
 from harness.judge.rubric import Rubric
-from harness.toy.corpus import TOPICS, words
 
-__all__ = ["STOPWORDS", "OfflineJudge"]
+__all__ = ["OFFLINE_RUBRICS", "STOPWORDS", "Lexicon", "OfflineJudge", "content_words", "words"]
+
+Lexicon = Mapping[str, frozenset[str]]  # topic → words that belong to that topic only
 
 STOPWORDS = frozenset(
     "the a an of to in on and or is are was were it its at by for from with as this that "
@@ -38,8 +38,17 @@ _HIGHLIGHT = re.compile(r"<<(.+?)>>")
 Outcome = tuple[int | None, str]
 
 
-def _content(text: str) -> list[str]:
+def words(text: str) -> list[str]:
+    """Lower-case words and punctuation marks (the toy tokenizer splits text the same way)."""
+    return re.findall(r"\w+|[^\w\s]", text.lower())
+
+
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` without stopwords and punctuation."""
     return [w for w in words(text) if w not in STOPWORDS]
+
+
+_content = content_words
 
 
 def _concept(req: JudgeRequest, dominance: float = 0.3) -> Outcome:
@@ -86,30 +95,19 @@ def _fluency(req: JudgeRequest) -> Outcome:
     return level, f"{distinct:.0%} distinct words, longest repeat run {longest}"
 
 
-@cache
-def _lexicon() -> dict[str, frozenset[str]]:
-    """Words that belong to exactly one toy topic (its templates, fillers and keywords)."""
-    per_topic = {}
-    for topic in TOPICS:
-        text = " ".join([*topic.templates, *(v for vs in topic.slots.values() for v in vs)])
-        per_topic[topic.name] = {w for w in _content(text) if "{" not in w} | set(topic.keywords)
-    return {
-        name: frozenset(w for w in ws if sum(w in other for other in per_topic.values()) == 1)
-        for name, ws in per_topic.items()
-    }
-
-
-def _topic_counts(text: str) -> dict[str, int]:
+def _topic_counts(text: str, lexicon: Lexicon) -> dict[str, int]:
     content = _content(text)
-    return {name: sum(w in lex for w in content) for name, lex in _lexicon().items()}
+    return {name: sum(w in lex for w in content) for name, lex in lexicon.items()}
 
 
-def _instruction(req: JudgeRequest) -> Outcome:
-    prompt_topics = _topic_counts(req.prompt)
+def _instruction(req: JudgeRequest, lexicon: Lexicon) -> Outcome:
+    if not lexicon:
+        return None, "the offline judge was given no topic lexicon"
+    prompt_topics = _topic_counts(req.prompt, lexicon)
     if not any(prompt_topics.values()):
         return None, "the offline judge cannot tell the prompt's topic"
     topic = max(prompt_topics, key=prompt_topics.__getitem__)
-    cont = _topic_counts(req.text)
+    cont = _topic_counts(req.text, lexicon)
     if cont[topic] and cont[topic] == max(cont.values()):
         return 2, f"the continuation stays on the prompt's topic ({topic})"
     if cont[topic]:
@@ -117,33 +115,40 @@ def _instruction(req: JudgeRequest) -> Outcome:
     return 0, f"the continuation leaves the prompt's topic ({topic})"
 
 
-_RULES: dict[str, Callable[[JudgeRequest], Outcome]] = {
-    "concept_presence": _concept,
-    "specificity": _specificity,
-    "fluency": _fluency,
+_RULES: dict[str, Callable[[JudgeRequest, Lexicon], Outcome]] = {
+    "concept_presence": lambda req, _: _concept(req),
+    "specificity": lambda req, _: _specificity(req),
+    "fluency": lambda req, _: _fluency(req),
     "instruction": _instruction,
 }
+
+
+OFFLINE_RUBRICS = tuple(sorted(_RULES))  # the rubric names the offline judge implements
 
 
 class OfflineJudge:
     """The offline judge for one rubric (``offline-keyword-v1``)."""
 
     name = "offline-keyword-v1"
+    deterministic = True  # the same text gets the same verdict: asking again cannot help
 
-    def __init__(self, rubric: Rubric) -> None:
+    def __init__(self, rubric: Rubric, lexicon: Lexicon | None = None) -> None:
+        """``lexicon``: topic → its own words, for the instruction rubric (the toy world's is
+        :func:`harness.toy.lexicon.topic_lexicon`); without one, instruction is unscored."""
         if rubric.name not in _RULES:
             raise ValueError(
                 f"the offline judge has no rules for rubric {rubric.name!r}; "
                 f"it implements {sorted(_RULES)}"
             )
         self.rubric = rubric
+        self.lexicon: Lexicon = lexicon or {}
         self._rule = _RULES[rubric.name]
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Judgement]:
         """Score each request on the rubric's scale, or leave it unscored with the reason."""
         out = []
         for req in requests:
-            score, explanation = self._rule(req)
+            score, explanation = self._rule(req, self.lexicon)
             prompt = self.rubric.render(concept=req.concept, text=req.text, prompt=req.prompt)
             out.append(
                 Judgement(

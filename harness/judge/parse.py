@@ -1,4 +1,5 @@
-"""Read a verdict from a judge's reply: the last ``Score: N`` line, checked against the scale."""
+"""Read a verdict from a judge's reply: the last ``Score: N``, where N must be an integer on the
+rubric's scale and nothing else (``2.0``, ``2/3``, ``two`` are unreadable, never a score)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from harness.judge.rubric import Rubric
 
 __all__ = ["Verdict", "parse_verdict"]
 
-_SCORE = re.compile(r"score\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)", re.I)
+_SCORE = re.compile(r"\bscore\s*[:=]\s*\**\s*([^\s*]+)", re.I)
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 class Verdict(NamedTuple):
@@ -24,11 +26,10 @@ def parse_verdict(reply: str, rubric: Rubric) -> Verdict:
     matches = _SCORE.findall(reply)
     if not matches:
         return Verdict(None, "no verdict in the reply")
-    raw = matches[-1]
-    value = float(raw)
-    if not value.is_integer():
-        return Verdict(None, f"verdict {raw} is not a whole number")
-    score = int(value)
+    raw = matches[-1].rstrip(".,;:!)]")  # "Score: 2." ends a sentence; "2.0", "2/3" do not pass
+    if not _INTEGER.fullmatch(raw):
+        return Verdict(None, f"verdict {raw[:20]!r} is not a whole number on the scale")
+    score = int(raw)
     if not rubric.low <= score <= rubric.high:
         return Verdict(None, f"verdict {score} is outside the scale {rubric.low}–{rubric.high}")
     return Verdict(score, None)

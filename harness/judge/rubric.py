@@ -8,7 +8,14 @@ from pathlib import Path
 
 from harness.errors import SpecError
 
-__all__ = ["RUBRIC_DIR", "Rubric", "available_rubrics", "load_rubric"]
+__all__ = [
+    "RUBRIC_DIR",
+    "Rubric",
+    "available_rubrics",
+    "is_rubric_path",
+    "load_rubric",
+    "parse_rubric",
+]
 
 RUBRIC_DIR = Path(__file__).resolve().parent.parent / "rubrics"
 
@@ -24,6 +31,7 @@ class Rubric:
     levels: dict[int, str]
     template: str
     content_hash: str
+    text: str = ""  # the whole file, as judged (stored with each run for its views)
 
     def render(self, **fields: str) -> str:
         """The judge prompt for one item (``{concept}``, ``{text}`` … filled in)."""
@@ -40,33 +48,57 @@ def available_rubrics(directory: Path = RUBRIC_DIR) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.txt"))
 
 
+def is_rubric_path(name: str) -> bool:
+    """Whether a spec names a rubric by file path (``my_rubric.txt``) rather than by name."""
+    return name.endswith(".txt") or "/" in name
+
+
 def load_rubric(name: str, directory: Path = RUBRIC_DIR) -> Rubric:
-    """Parse ``<directory>/<name>.txt``: ``key: value`` header lines, ``---``, then the template."""
-    path = directory / f"{name}.txt"
+    """A shipped rubric by name (``<directory>/<name>.txt``), or a rubric file by path."""
+    path = Path(name) if is_rubric_path(name) else directory / f"{name}.txt"
     if not path.is_file():
+        if is_rubric_path(name):
+            raise SpecError(f"rubric file {name!r} not found", field="judge.rubric")
         raise SpecError(
-            f"unknown rubric {name!r}; valid: {available_rubrics(directory)}", field="judge.rubric"
+            f"unknown rubric {name!r}; valid: {available_rubrics(directory)} or a path to a "
+            "rubric file (.txt)",
+            field="judge.rubric",
         )
-    raw = path.read_text()
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read rubric file {path}: {exc}", field="judge.rubric") from None
+    return parse_rubric(raw, str(path))
+
+
+def parse_rubric(raw: str, source: str = "rubric") -> Rubric:
+    """Parse rubric text: ``key: value`` header lines (name, version, scale ``low-high``,
+    ``level N``), a ``---`` line, then the prompt template."""
     header, sep, template = raw.partition("\n---\n")
     if not sep:
-        raise SpecError(f"rubric file {path} has no '---' line between header and template")
+        raise SpecError(f"rubric file {source} has no '---' line between header and template")
     meta: dict[str, str] = {}
     levels: dict[int, str] = {}
-    for line in header.splitlines():
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if key.startswith("level "):
-            levels[int(key.removeprefix("level "))] = value
-        elif key:
-            meta[key] = value
-    low, _, high = meta["scale"].partition("-")
-    return Rubric(
-        name=meta["name"],
-        version=meta["version"],
-        low=int(low),
-        high=int(high),
-        levels=levels,
-        template=template,
-        content_hash=hashlib.sha256(raw.encode()).hexdigest(),
-    )
+    try:
+        for line in header.splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key.startswith("level "):
+                levels[int(key.removeprefix("level "))] = value
+            elif key:
+                meta[key] = value
+        low, _, high = meta["scale"].partition("-")
+        return Rubric(
+            name=meta["name"],
+            version=meta["version"],
+            low=int(low),
+            high=int(high),
+            levels=levels,
+            template=template,
+            content_hash=hashlib.sha256(raw.encode()).hexdigest(),
+            text=raw,
+        )
+    except (KeyError, ValueError) as exc:
+        raise SpecError(
+            f"rubric file {source}: header needs name, version and scale low-high ({exc})"
+        ) from None

@@ -6,6 +6,8 @@ import html
 import math
 from typing import Any
 
+from harness.text import strip_control
+
 __all__ = ["cell", "fmt_estimate", "fmt_row", "table"]
 
 
@@ -14,7 +16,7 @@ _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|"})
 
 def cell(text: object, limit: int = 160) -> str:
     """Make any value safe inside a Markdown table cell (escaped, one line, bounded length)."""
-    s = " ".join(str(text).split())
+    s = " ".join(strip_control(str(text)).split())
     if len(s) > limit:
         s = s[: limit - 1] + "…"
     return html.escape(s, quote=False).translate(_MD_SPECIAL)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     Field,
@@ -126,7 +126,12 @@ class Experiment(Frozen):
     studies: tuple[Study, ...] = Field(min_length=1)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32, description="Seeds sampling, bootstraps, splits.")
+    unknown_words: Literal["warn", "refuse"] = Field(
+        default="warn",
+        description="Prompt words the toy tokenizer does not know (they become <unk>): warn, or "
+        "refuse the spec. Changes no result: not part of the spec hash.",
+    )
     tags: tuple[str, ...] = ()
     regression: tuple[Tolerance, ...] = Field(
         default=DEFAULT_TOLERANCES,
@@ -172,8 +177,17 @@ class Experiment(Frozen):
 
     def spec_hash(self) -> str:
         """SHA-256 of the spec without the fields that change no result (model device, regression
-        tolerances); stable under key order."""
-        data = self.model_dump(mode="json", exclude={"model": {"device"}, "regression": True})
+        tolerances, the unknown-words policy, the judge's concurrency, timeout and retries);
+        stable under key order."""
+        data = self.model_dump(
+            mode="json",
+            exclude={
+                "model": {"device"},
+                "judge": {"concurrency", "timeout_s", "max_retries"},
+                "regression": True,
+                "unknown_words": True,
+            },
+        )
         return hashlib.sha256(
             json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()

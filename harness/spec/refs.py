@@ -198,14 +198,22 @@ def prompt_list(prompts: PromptSet) -> tuple[str, ...]:
 
 
 def check_prompts(prompts: PromptSet) -> PromptSet:
-    """A prompt set's validation (non-empty, no blank prompt); files are checked on load."""
+    """A prompt set's validation (non-empty, no blank or repeated prompt); files are checked
+    when they are read."""
     if isinstance(prompts, PromptFile):
         return prompts
     if not prompts:
         raise ValueError("the prompt set is empty")
+    first: dict[str, int] = {}
     for i, prompt in enumerate(prompts):
         if not prompt.strip():
             raise ValueError(f"prompt {i} is blank")
+        if prompt in first:
+            raise ValueError(
+                f"prompt {i} repeats prompt {first[prompt]} ({prompt[:40]!r}); each prompt of a "
+                "set is one item, and a repeat would count twice"
+            )
+        first[prompt] = i
     return prompts
 
 
@@ -277,6 +285,25 @@ class JudgeSettings(Frozen):
     )
     max_unscored_fraction: float = Field(
         default=0.2, ge=0, le=1, description="More unscored judgements than this fail the run."
+    )
+    concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="Anthropic judge: requests in flight at once (None: 32; --judge-concurrency "
+        "overrides). Changes no result: not part of the spec hash.",
+    )
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="Anthropic judge: seconds per request before it is retried (None: 60).",
+    )
+    max_retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=20,
+        description="Anthropic judge: retries of a request on 429/529/5xx/timeouts (None: 6).",
     )
 
     def effective_kind(self) -> Literal["offline", "anthropic"]:

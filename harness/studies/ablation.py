@@ -37,7 +37,7 @@ from harness.studies.contract import (
     prompts_of,
 )
 from harness.studies.items import BASELINE, WorkItem, content_key, make_item
-from harness.studies.saturation import INTERVENTION_METRICS
+from harness.studies.saturation import INTERVENTION_METRICS, MAX_ABSOLUTE
 
 __all__ = ["KIND", "Ablation", "ablation_condition", "concept_of", "prompt_sets"]
 
@@ -82,7 +82,10 @@ class Ablation(StudySpec):
     @field_validator("amplify_value")
     @classmethod
     def _finite_amplify(cls, v: float) -> float:
-        return finite(v, "amplify_value")
+        finite(v, "amplify_value")
+        if v > MAX_ABSOLUTE:
+            raise ValueError(f"amplify_value {v:g} is beyond {MAX_ABSOLUTE:g}; valid: (0, 1e5]")
+        return v
 
 
 def ablation_condition(study: Ablation) -> str:

@@ -24,9 +24,21 @@ from harness.studies.common import (
 from harness.studies.contract import StudyContext
 from harness.studies.items import WorkItem
 from harness.studies.saturation import concept_text
+from harness.studies.saturation_run import check_clamp_values
 from harness.tokens import single_token_id
 
-__all__ = ["run"]
+__all__ = ["check", "run"]
+
+
+def check(ctx: StudyContext, study: Ablation, path: str) -> None:
+    """Before the first generation of the run: an amplify value fits the model's dtype."""
+    if study.mode != "amplify":
+        return
+    feats = [
+        resolve_feature(ctx.model, ctx.sae, ref, f"{path}.features.{j}", ctx.all_saes)[0]
+        for j, ref in enumerate(study.features)
+    ]
+    check_clamp_values(ctx, feats, [study.amplify_value], f"{path}.amplify_value")
 
 
 def run(ctx: StudyContext, study: Ablation, field: str) -> None:

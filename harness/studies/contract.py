@@ -193,6 +193,15 @@ class StudyKind(Generic[S]):
             raise NotImplementedError(f"study kind {self.kind!r} has no run function")
         importlib.import_module(self.engine).run(ctx, study, path)
 
+    def check_loaded(self, ctx: StudyContext, study: S, path: str) -> None:
+        """Checks that need the loaded model, SAE and feature statistics; the runner calls it
+        for every study on every SAE before the first generation (raise SpecError). The default
+        calls the engine module's ``check(ctx, study, path)`` when it has one."""
+        if self.engine:
+            check = getattr(importlib.import_module(self.engine), "check", None)
+            if check is not None:
+                check(ctx, study, path)
+
     # ---- analysis and views
     def rows(self, rc: RowContext, study: S) -> list[dict[str, Any]]:
         """Summary rows of the study beyond the judged-score rows every generation gets."""

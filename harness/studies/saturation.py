@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.spec.refs import (
     FeatureRef,
@@ -35,7 +35,18 @@ from harness.studies.contract import (
 )
 from harness.studies.items import BASELINE, WorkItem, condition_name, content_key, make_item
 
-__all__ = ["INTERVENTION_METRICS", "KIND", "SaturationClamp", "concept_text", "prompt_sets"]
+__all__ = [
+    "INTERVENTION_METRICS",
+    "KIND",
+    "MAX_ABSOLUTE",
+    "MAX_LEVEL",
+    "SaturationClamp",
+    "concept_text",
+    "prompt_sets",
+]
+
+MAX_LEVEL = 1000.0  # × max activation (Golden Gate Claude used 10×)
+MAX_ABSOLUTE = 1e5
 
 
 class SaturationClamp(StudySpec):
@@ -84,6 +95,18 @@ class SaturationClamp(StudySpec):
         if len(set(levels)) != len(levels):
             raise ValueError(f"clamp levels {list(levels)} contain duplicates")
         return levels
+
+    @model_validator(mode="after")
+    def _sane_levels(self) -> SaturationClamp:
+        bound = MAX_LEVEL if self.level_unit == "max_activation" else MAX_ABSOLUTE
+        for j, level in enumerate(self.levels):
+            if level > bound:
+                unit = "× max activation" if self.level_unit == "max_activation" else "(absolute)"
+                raise ValueError(
+                    f"levels.{j}: {level:g} {unit} is beyond {bound:g}, where the residual stream "
+                    f"overflows or the text is nothing but the concept; valid: 0..{bound:g}"
+                )
+        return self
 
     @field_validator("prompts")
     @classmethod

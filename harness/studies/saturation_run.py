@@ -24,7 +24,42 @@ from harness.studies.contract import StudyContext
 from harness.studies.items import WorkItem, condition_name
 from harness.studies.saturation import KIND, SaturationClamp, concept_text, prompt_sets
 
-__all__ = ["run"]
+__all__ = ["check", "check_clamp_values", "run"]
+
+
+def check_clamp_values(
+    ctx: StudyContext, features: list[int], values: list[float], path: str
+) -> None:
+    """Before the first generation: a clamp value times the feature's decoder row must stay far
+    inside the model dtype's range (its square is taken by LayerNorm), else every continuation
+    would be overflow garbage judged as data."""
+    import math
+
+    import torch
+
+    from harness.errors import SpecError
+
+    dtype = ctx.model.cfg.dtype
+    limit = math.sqrt(torch.finfo(dtype).max) / 4
+    w_dec = ctx.sae.sae.W_dec
+    for f in features:
+        peak = float(w_dec[f].detach().abs().max())
+        for j, v in enumerate(values):
+            if abs(v) * peak > limit:
+                raise SpecError(
+                    f"clamp value {v:g} on feature {f} reaches {abs(v) * peak:.3g} in one "
+                    f"residual dimension, past what {dtype} holds safely ({limit:.3g}); use a "
+                    f"smaller level",
+                    field=f"{path}.{j}" if len(values) > 1 else path,
+                )
+
+
+def check(ctx: StudyContext, study: SaturationClamp, path: str) -> None:
+    """Before the first generation of the run: every level's clamp value fits the dtype."""
+    feature, _ = resolve_feature(ctx.model, ctx.sae, study.feature, f"{path}.feature", ctx.all_saes)
+    max_act = float(ctx.stats.max[feature]) if ctx.stats is not None else 1.0
+    scale = max_act if study.level_unit == "max_activation" else 1.0
+    check_clamp_values(ctx, [feature], [lv * scale for lv in study.levels], f"{path}.levels")
 
 
 def run(ctx: StudyContext, study: SaturationClamp, field: str) -> None:

@@ -20,7 +20,7 @@ from harness.backend import LoadedSAE
 from harness.features import resolve_feature
 from harness.judge.anthropic_judge import AnthropicJudge
 from harness.judge.base import Judge, JudgeRequest
-from harness.scoring import judgement_record
+from harness.scoring import judge_items
 from harness.spec.refs import prompt_list
 from harness.studies.contract import RunStore, StudyContext
 from harness.studies.items import content_key
@@ -182,16 +182,13 @@ def run(ctx: StudyContext, study: Specificity, field: str) -> None:
     ]
     done = store.done_keys("context")
     store.append(r for r in records if r["key"] not in done)
-    judged = {
-        r["of"]
-        for r in store.records("judgement")
-        if r["judge"] == judge.name and r["rubric"] == judge.rubric.ident
-    }
-    todo = [r for r in records if r["key"] not in judged]
-    verdicts = judge.judge(
-        [
-            JudgeRequest(text=r["text"], concept=description, keywords=study.feature.keywords)
-            for r in todo
-        ]
+    keywords = study.feature.keywords
+    judge_items(
+        store,
+        judge,
+        records,
+        lambda r: JudgeRequest(text=r["text"], concept=description, keywords=keywords),
+        batch_size=256,
+        progress=ctx.progress,
+        use_batches=ctx.judge_batch,
     )
-    store.append(judgement_record(r, v) for r, v in zip(todo, verdicts, strict=True))

@@ -1,0 +1,16 @@
+"""Text from models, judges and users made safe to show: no terminal control characters."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["strip_control"]
+
+# C0 controls except tab/newline/carriage return, DEL, C1 controls (ESC sequences, bells, …)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def strip_control(text: str) -> str:
+    """``text`` without terminal control characters (an ANSI escape loses its ESC, so it shows
+    as plain text instead of recolouring or rewriting the reader's terminal)."""
+    return _CONTROL.sub("", text)
