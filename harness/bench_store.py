@@ -105,6 +105,8 @@ def _records(item: Any, i: int) -> list[list[dict[str, Any]]]:
             "rubric": ident,
             "score": (i + len(name)) % (3 if name == "concept_presence" else 2),
             "unscored_reason": None,
+            "prompt": f"Grade this text on {name}.",
+            "raw_reply": "Score: 1",
             "cached": False,
         }
         for name, ident in RUBRICS.items()

@@ -20,6 +20,7 @@ already there is a no-op, so nothing can count twice.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -28,10 +29,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import harness.studies.registry  # noqa: F401 - registers the study kinds' record models
 from harness.errors import StoreError
+from harness.records import parse_record
 from harness.spec import Experiment
 
-__all__ = ["RunLockedError", "RunStore", "default_runs_root", "write_atomic"]
+__all__ = [
+    "RunLockedError",
+    "RunStore",
+    "default_runs_root",
+    "local_weights_fingerprint",
+    "write_atomic",
+]
 
 
 def default_runs_root() -> Path:
@@ -57,6 +66,24 @@ def write_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def local_weights_fingerprint(experiment: Experiment) -> str:
+    """SHA-256 over the files of every local SAE folder of the spec ("" when there is none)."""
+    from harness.spec import LocalSAE
+
+    folders = [Path(ref.path) for ref in experiment.saes if isinstance(ref, LocalSAE)]
+    if not folders:
+        return ""
+    h = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(folder.glob("*")):
+            if path.is_file():
+                h.update(path.name.encode())
+                with open(path, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+    return h.hexdigest()
+
+
 class RunStore:
     """A run directory: spec, provenance and append-only JSONL records."""
 
@@ -76,8 +103,15 @@ class RunStore:
 
     @classmethod
     def for_experiment(cls, experiment: Experiment, root: Path) -> RunStore:
-        """Open (creating if needed) the run directory of this spec; refuses a mismatched one."""
-        run_dir = root / f"{experiment.name}-{experiment.spec_hash()[:12]}"
+        """Open (creating if needed) the run directory of this spec; refuses a mismatched one.
+
+        The id is the spec hash, and for SAEs in local folders also their weights: a checkpoint
+        retrained in place gets a run of its own instead of resuming into stale records."""
+        weights = local_weights_fingerprint(experiment)
+        digest = experiment.spec_hash()
+        if weights:
+            digest = hashlib.sha256(f"{digest}|{weights}".encode()).hexdigest()
+        run_dir = root / f"{experiment.name}-{digest[:12]}"
         run_dir.mkdir(parents=True, exist_ok=True)
         store = cls(run_dir)
         spec_path = run_dir / "spec.json"
@@ -197,6 +231,7 @@ class RunStore:
             ident = (str(r.get("kind")), str(r.get("key")))
             if ident in seen or r.get("key") in self._by_kind.get(ident[0], {}):
                 continue
+            parse_record(r)  # the kind's typed model: a malformed record is never written
             seen.add(ident)
             fresh.append(r)
         if not fresh:

@@ -429,3 +429,36 @@ def test_a_verdict_is_an_integer_on_the_scale_and_nothing_else(
     verdict = parse_verdict(reply, load_rubric("concept_presence"))
     assert verdict.score == score
     assert (verdict.problem is None) == (score is not None)
+
+
+def test_a_local_sae_retrained_in_place_never_resumes_into_stale_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from harness.toy.world import toy_sae_dir
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "ckpt"
+    shutil.copytree(toy_sae_dir("relu-256"), folder)
+    spec = _spec(tmp_path)
+    spec.write_text(
+        spec.read_text().replace(
+            'ToySAE(name="relu-256")', f'__import__("harness").LocalSAE(path={str(folder)!r})'
+        )
+    )
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
+    [first] = list(Path("runs").glob("robust-*"))
+    n_first = len(first.joinpath("records.jsonl").read_text().splitlines())
+    weights = load_file(str(folder / "sae_weights.safetensors"))
+    weights["W_dec"] = weights["W_dec"] + 0.5 * torch.randn_like(weights["W_dec"])
+    save_file(weights, str(folder / "sae_weights.safetensors"))  # "retrained" at the same path
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
+    second = [p for p in Path("runs").glob("robust-*") if p != first]
+    assert len(second) == 1  # a run of its own
+    assert len(first.joinpath("records.jsonl").read_text().splitlines()) == n_first
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0  # unchanged weights: resumes
+    assert len(list(Path("runs").glob("robust-*"))) == 2

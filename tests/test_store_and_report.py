@@ -5,67 +5,116 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
 
 from harness.errors import StoreError
 from harness.metrics.stats import bootstrap_mean
+from harness.records import Record, register_record
 from harness.report.markdown import cell
 from harness.store import RunStore
 from tests.conftest import tiny_experiment
 
 
+class Note(Record):
+    """A record kind for testing the store's mechanics (any key, an optional number)."""
+
+    kind: Literal["note"] = "note"
+    v: int | None = None
+
+
+class Memo(Record):
+    """A second record kind for the tests."""
+
+    kind: Literal["memo"] = "memo"
+
+
+register_record(Note)
+register_record(Memo)
+
+
 def test_append_read_and_resume_keys(tmp_path: Path) -> None:
     store = RunStore.for_experiment(tiny_experiment(), tmp_path)
-    store.append([{"kind": "generation", "key": "a", "v": 1}, {"kind": "judgement", "key": "b"}])
+    store.append([{"kind": "note", "key": "a", "v": 1}, {"kind": "memo", "key": "b"}])
     store.append([])
     assert [r["key"] for r in store.records()] == ["a", "b"]
-    assert set(store.done_keys("generation")) == {"a"}
+    assert set(store.done_keys("note")) == {"a"}
     again = RunStore.for_experiment(tiny_experiment(), tmp_path)
-    assert again.dir == store.dir and set(again.done_keys("generation")) == {"a"}
+    assert again.dir == store.dir and set(again.done_keys("note")) == {"a"}
 
 
 def test_a_torn_last_line_is_ignored_and_repaired(tmp_path: Path) -> None:
     store = RunStore.for_experiment(tiny_experiment(), tmp_path)
-    store.append([{"kind": "generation", "key": "a"}])
+    store.append([{"kind": "note", "key": "a"}])
     with open(store.records_path, "a") as fh:
-        fh.write('{"kind": "generation", "key": "torn"')  # killed mid-write
-    assert list(store.done_keys("generation")) == ["a"]
-    store.append([{"kind": "generation", "key": "c"}])
+        fh.write('{"kind": "note", "key": "torn"')  # killed mid-write
+    assert list(store.done_keys("note")) == ["a"]
+    store.append([{"kind": "note", "key": "c"}])
     lines = store.records_path.read_text().splitlines()
     assert [json.loads(line)["key"] for line in lines] == ["a", "c"]
+
+
+def test_records_are_checked_against_their_kind_before_they_are_written(tmp_path: Path) -> None:
+    store = RunStore.for_experiment(tiny_experiment(), tmp_path)
+    judgement = {
+        "kind": "judgement",
+        "key": "j",
+        "of": "g",
+        "sae": "s",
+        "study": "t",
+        "condition": "1x",
+        "prompt_index": 0,
+        "judge": "offline-keyword-v1",
+        "rubric": "concept_presence@1#x",
+        "prompt": "p",
+        "raw_reply": "Score: 2",
+        "score": 2,
+    }
+    assert store.append([judgement]) == 1
+    bad = [
+        ({**judgement, "key": "k", "unscored_reason": "timeout"}, "score or an unscored_reason"),
+        ({**judgement, "key": "k", "score": "two"}, "score"),
+        ({"kind": "generation", "key": "g"}, "generation record"),
+        ({"kind": "mystery", "key": "m"}, "unknown record kind 'mystery'"),
+        ({**judgement, "key": "k", "surprise": 1}, "surprise"),
+    ]
+    for record, message in bad:
+        with pytest.raises(StoreError, match=message):
+            store.append([record])
+    assert len(store.records_path.read_text().splitlines()) == 1  # nothing else was written
 
 
 def test_a_key_is_stored_once_per_kind(tmp_path: Path) -> None:
     """Appending a key already stored (or twice in one call) writes nothing: no count twice."""
     store = RunStore.for_experiment(tiny_experiment(), tmp_path)
     assert (
-        store.append([{"kind": "generation", "key": "a"}, {"kind": "generation", "key": "a"}]) == 1
+        store.append([{"kind": "note", "key": "a"}, {"kind": "note", "key": "a"}]) == 1
     )
-    assert store.append([{"kind": "generation", "key": "a", "v": 2}]) == 0
-    assert store.append([{"kind": "measure", "key": "a"}]) == 1  # keys are per kind
+    assert store.append([{"kind": "note", "key": "a", "v": 2}]) == 0
+    assert store.append([{"kind": "memo", "key": "a"}]) == 1  # keys are per kind
     assert len(store.records_path.read_text().splitlines()) == 2
     # a duplicate line written by someone else (no lock) is read once, the first one
     with open(store.records_path, "a") as fh:
-        fh.write(json.dumps({"kind": "generation", "key": "a", "v": 3}) + "\n")
+        fh.write(json.dumps({"kind": "note", "key": "a", "v": 3}) + "\n")
     fresh = RunStore(store.dir)
-    assert [r.get("v") for r in fresh.records("generation")] == [None]
+    assert [r.get("v") for r in fresh.records("note")] == [None]
 
 
 def test_a_reader_sees_what_another_writer_appended(tmp_path: Path) -> None:
     writer = RunStore.for_experiment(tiny_experiment(), tmp_path)
     reader = RunStore(writer.dir)
     assert list(reader.records()) == []
-    writer.append([{"kind": "generation", "key": "a"}])
-    assert [r["key"] for r in reader.records("generation")] == ["a"]
-    writer.append([{"kind": "generation", "key": "b"}])
-    assert set(reader.done_keys("generation")) == {"a", "b"}
+    writer.append([{"kind": "note", "key": "a"}])
+    assert [r["key"] for r in reader.records("note")] == ["a"]
+    writer.append([{"kind": "note", "key": "b"}])
+    assert set(reader.done_keys("note")) == {"a", "b"}
 
 
 def test_a_damaged_line_is_named_with_its_line_number(tmp_path: Path) -> None:
     store = RunStore.for_experiment(tiny_experiment(), tmp_path)
-    store.append([{"kind": "generation", "key": "a"}])
+    store.append([{"kind": "note", "key": "a"}])
     with open(store.records_path, "a") as fh:
         fh.write("{not json}\n")
     with pytest.raises(StoreError, match=r"records.jsonl:2: damaged record line"):

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from harness.cli import main
 from harness.errors import SpecError
+from harness.records import Record
 from harness.spec.refs import PromptSet, StudySpec, prompt_list
 from harness.studies.contract import (
     Conds,
@@ -40,10 +41,23 @@ class PeakActivation(StudySpec):
     floor: float = Field(default=0.0, ge=0)
 
 
+class PeakRecord(Record):
+    """One prompt's peak activation."""
+
+    kind: Literal["peak"] = "peak"
+    sae: str
+    study: str
+    condition: str
+    prompt_index: int
+    feature: int
+    value: float
+
+
 class PeakKind(StudyKind[PeakActivation]):
     kind = "peak_activation"
     spec = PeakActivation
     metrics = (Headline("peak", True),)
+    records = (PeakRecord,)
 
     def prompt_sets(self, study: PeakActivation) -> list[tuple[str, PromptSet]]:
         return prompts_of(study, "prompts")

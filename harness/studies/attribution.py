@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from harness.records import Record
 from harness.spec.refs import Metric, PromptSet, StudySpec, check_prompts, prompt_list
 from harness.studies.contract import (
     Conds,
@@ -26,7 +27,7 @@ from harness.studies.contract import (
     prompts_of,
 )
 
-__all__ = ["KIND", "Attribution"]
+__all__ = ["KIND", "Attribution", "AttributionRecord"]
 
 
 class Attribution(StudySpec):
@@ -43,12 +44,27 @@ class Attribution(StudySpec):
         return check_prompts(v)
 
 
+class AttributionRecord(Record):
+    """One SAE's attribution study: top features with attribution and true ablation effects,
+    the agreement statistics (CIs over prompts) and the per-position attribution."""
+
+    kind: Literal["attribution"] = "attribution"
+    sae: str
+    study: str
+    metric_baseline: float
+    n_prompts: int
+    features: list[dict[str, float]]
+    agreement: dict[str, dict[str, float]]
+    by_position: list[dict[str, Any]]
+
+
 class AttributionKind(StudyKind[Attribution]):
     """Attribution vs ablation."""
 
     kind = "attribution"
     spec = Attribution
     engine = "harness.studies.attribution_run"
+    records = (AttributionRecord,)
 
     def prompt_sets(self, study: Attribution) -> list[tuple[str, PromptSet]]:
         return prompts_of(study, "prompts")

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
+from harness.records import Record
 from harness.spec.refs import (
     Corpus,
     FeatureRef,
@@ -151,6 +152,7 @@ class StudyKind(Generic[S]):
     needs_stats: ClassVar[bool] = False  # feature statistics (max activation, frequency)
     rubrics: ClassVar[tuple[str, ...]] = ()  # rubrics of the kind's own judgements
     metrics: ClassVar[tuple[Headline, ...]] = ()
+    records: ClassVar[tuple[type[Record], ...]] = ()  # record kinds of its own (registered with it)
     lab_role: ClassVar[Literal["defence", "attack"] | None] = None
 
     # ---- the spec

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field, TypeAdapter
 
+from harness.records import register_record
 from harness.spec.refs import StudySpec
 from harness.studies import ablation, attribution, contrast, saturation, specificity
 from harness.studies.contract import StudyKind
@@ -36,6 +37,8 @@ def register(kind: StudyKind[Any]) -> StudyKind[Any]:
         raise ValueError(f"study kind {kind.kind!r} is already registered")
     if kind.spec.model_fields["kind"].default != kind.kind:
         raise ValueError(f"{kind.spec.__name__}.kind must default to {kind.kind!r}")
+    for model in kind.records:
+        register_record(model)
     _REGISTRY[kind.kind] = kind
     _ADAPTER.clear()
     return kind
