@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics.stats import Estimate, bootstrap_mean
+from harness.metrics.stats import Estimate, bootstrap_mean, unpaired_difference
 from harness.studies.items import BASELINE, ItemKey
 
 __all__ = [
@@ -113,20 +113,6 @@ def judged_context_rows(
         ests = [bootstrap_mean(v, rng) for v in vals]
         rows.append(ComparisonRow(study, cond, metric, ests, diffs, "unpaired", True))
     return rows
-
-
-def unpaired_difference(
-    a: list[float], b: list[float], rng: np.random.Generator, n_resamples: int = 2000
-) -> Estimate:
-    """mean(b) − mean(a) with an independent percentile bootstrap (a, b resampled apart)."""
-    if not a or not b:
-        return _NAN
-    x, y = np.asarray(a), np.asarray(b)
-    draws = y[rng.integers(0, y.size, (n_resamples, y.size))].mean(1) - x[
-        rng.integers(0, x.size, (n_resamples, x.size))
-    ].mean(1)
-    low, high = np.quantile(draws, [0.025, 0.975])
-    return Estimate(float(y.mean() - x.mean()), float(low), float(high), min(x.size, y.size))
 
 
 def stored_rows(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.metrics.rows import summary_row
-from harness.metrics.stats import Estimate
+from harness.metrics.stats import N_RESAMPLES, Estimate, percentile_interval, resample_indices
 from harness.spec.refs import ToyModel
 
 if TYPE_CHECKING:
@@ -123,33 +123,20 @@ def quality_values(record: dict[str, Any]) -> dict[str, float]:
     return values
 
 
-def _resample_indices(n: int, rng: np.random.Generator, n_resamples: int) -> np.ndarray:
-    return rng.integers(0, n, size=(n_resamples, n))
-
-
-def _interval(draws: np.ndarray, confidence: float) -> tuple[float, float]:
-    alpha = (1.0 - confidence) / 2.0
-    draws = draws[np.isfinite(draws)]
-    if draws.size == 0:
-        return float("nan"), float("nan")
-    low, high = np.quantile(draws, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
 def quality_estimates(
     record: dict[str, Any],
     rng: np.random.Generator,
-    n_resamples: int = 2000,
+    n_resamples: int = N_RESAMPLES,
     confidence: float = 0.95,
 ) -> dict[str, Estimate]:
     """Each metric with a bootstrap CI over sequences (n = sequences). The dead fraction is a
     count over the whole sample and gets no CI."""
     arrays = _arrays(record)
     n = len(arrays["tokens"])
-    idx = _resample_indices(n, rng, n_resamples)
+    idx = resample_indices(n, rng, n_resamples)
     draws = _ratios({k: v[idx] for k, v in arrays.items()})
     values = quality_values(record)
-    out = {k: Estimate(values[k], *_interval(draws[k], confidence), n) for k in draws}
+    out = {k: Estimate(values[k], *percentile_interval(draws[k], confidence), n) for k in draws}
     out["dead_fraction"] = Estimate(values["dead_fraction"], float("nan"), float("nan"), n)
     return {k: out[k] for k in QUALITY_METRICS}
 
@@ -159,7 +146,7 @@ def paired_quality_difference(
     after: dict[str, Any],
     metric: str,
     rng: np.random.Generator,
-    n_resamples: int = 2000,
+    n_resamples: int = N_RESAMPLES,
     confidence: float = 0.95,
 ) -> Estimate:
     """``after − before`` for one metric, resampling the same sequences for both; the CI is NaN
@@ -169,7 +156,7 @@ def paired_quality_difference(
     paired = before["tokens_sha256"] == after["tokens_sha256"]
     if not paired or metric == "dead_fraction":
         return Estimate(diff, float("nan"), float("nan"), n if paired else 0)
-    idx = _resample_indices(n, rng, n_resamples)
+    idx = resample_indices(n, rng, n_resamples)
     a = _ratios({k: v[idx] for k, v in _arrays(before).items()})[metric]
     b = _ratios({k: v[idx] for k, v in _arrays(after).items()})[metric]
-    return Estimate(diff, *_interval(b - a, confidence), n)
+    return Estimate(diff, *percentile_interval(b - a, confidence), n)

@@ -97,6 +97,17 @@ def test_toy_attribution_agrees_with_ablation(
         assert last["position"] == -1 and len(last["features"]) == 5
     rows = [r for r in store.read_json("summary.json") if r["metric"] == "spearman"]
     assert len(rows) == 2
+    # the summary recomputes every CI from the stored per-prompt values: the same numbers
+    for rec in store.records("attribution"):
+        [row] = [r for r in rows if r["sae"] == rec["sae"]]
+        stored = rec["agreement"]["spearman"]
+        assert (row["value"], row["ci_low"], row["ci_high"], row["n"]) == (
+            stored["value"],
+            stored["ci_low"],
+            stored["ci_high"],
+            stored["n"],
+        )
+        assert len(rec["per_prompt"]["attribution"]) == 20
     report = next(Path("reports").glob("*.md")).read_text()
     assert "attribution vs ablation" in report and "position −1 is the last token" in report
     assert len(list(Path("reports").glob("*-files/*.png"))) == 2

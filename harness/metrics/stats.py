@@ -9,15 +9,27 @@ import numpy as np
 from scipy import stats
 
 __all__ = [
+    "N_RESAMPLES",
+    "N_RESAMPLES_SCREEN",
     "Estimate",
     "PairedTest",
+    "agreement",
     "bootstrap_mean",
+    "contrast_interval",
     "holm",
     "paired_difference",
+    "percentile_interval",
+    "resample_indices",
     "signflip_pvalue",
     "split_halves",
     "trend_test",
+    "unpaired_difference",
 ]
+
+
+N_RESAMPLES = 2000  # means, paired and unpaired differences, SAE quality
+N_RESAMPLES_SCREEN = 1000  # per-candidate screens: contrastive scores, attribution agreement
+CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -30,11 +42,28 @@ class Estimate:
     n: int
 
 
+def resample_indices(
+    n: int, rng: np.random.Generator, n_resamples: int = N_RESAMPLES
+) -> np.ndarray:
+    """``[n_resamples, n]`` indices drawn with replacement (the same rows resample paired data)."""
+    return rng.integers(0, n, size=(n_resamples, n))
+
+
+def percentile_interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The percentile interval of bootstrap draws (non-finite draws dropped; NaNs when none)."""
+    alpha = (1.0 - confidence) / 2.0
+    finite = draws[np.isfinite(draws)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    low, high = np.quantile(finite, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
 def bootstrap_mean(
     values: Sequence[float],
     rng: np.random.Generator,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
+    n_resamples: int = N_RESAMPLES,
+    confidence: float = CONFIDENCE,
 ) -> Estimate:
     """Mean of ``values`` with a percentile bootstrap CI; NaNs when there are no values."""
     data = np.asarray(values, dtype=float)
@@ -134,3 +163,77 @@ def split_halves(n: int, rng: np.random.Generator) -> tuple[list[int], list[int]
     order = rng.permutation(n)
     half = (n + 1) // 2
     return sorted(int(i) for i in order[:half]), sorted(int(i) for i in order[half:])
+
+
+def unpaired_difference(
+    a: Sequence[float], b: Sequence[float], rng: np.random.Generator, n_resamples: int = N_RESAMPLES
+) -> Estimate:
+    """mean(b) − mean(a) with an independent percentile bootstrap (a and b resampled apart);
+    n is the smaller sample."""
+    if len(a) == 0 or len(b) == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0)
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    draws = y[rng.integers(0, y.size, (n_resamples, y.size))].mean(1) - x[
+        rng.integers(0, x.size, (n_resamples, x.size))
+    ].mean(1)
+    low, high = np.quantile(draws, [0.025, 0.975])
+    return Estimate(float(y.mean() - x.mean()), float(low), float(high), min(x.size, y.size))
+
+
+def contrast_interval(
+    positive: Sequence[float],
+    negative: Sequence[float],
+    rng: np.random.Generator,
+    n_resamples: int = N_RESAMPLES_SCREEN,
+) -> tuple[float, float]:
+    """95% bootstrap interval of mean(positive) − mean(negative), the two prompt sets resampled
+    apart (one positive and one negative draw per resample, in that order)."""
+    pos, neg = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
+    diffs = []
+    for _ in range(n_resamples):
+        p = pos[rng.integers(0, len(pos), len(pos))].mean()
+        n = neg[rng.integers(0, len(neg), len(neg))].mean()
+        diffs.append(p - n)
+    low, high = np.quantile(diffs, [0.025, 0.975])
+    return float(low), float(high)
+
+
+def agreement(
+    attribution: np.ndarray,
+    ablation: np.ndarray,
+    rng: np.random.Generator,
+    n_resamples: int = N_RESAMPLES_SCREEN,
+) -> dict[str, Estimate]:
+    """How well per-prompt attribution predicts per-prompt ablation effects (both ``[prompts,
+    features]``): Spearman and Pearson of the feature means, sign agreement, top-5 overlap, each
+    with a bootstrap CI over prompts."""
+
+    def point(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+        ma, mb = a.mean(0), b.mean(0)
+        top_a = set(np.argsort(-np.abs(ma))[:5])
+        top_b = set(np.argsort(-np.abs(mb))[:5])
+        return {
+            "spearman": float(stats.spearmanr(ma, mb).statistic),
+            "pearson": float(stats.pearsonr(ma, mb).statistic),
+            "sign_agreement": float(np.mean(np.sign(ma) == np.sign(mb))),
+            "precision_at_5": len(top_a & top_b) / 5,
+        }
+
+    attribution = np.asarray(attribution, dtype=float)
+    ablation = np.asarray(ablation, dtype=float)
+    estimate = point(attribution, ablation)
+    n = attribution.shape[0]
+    samples: dict[str, list[float]] = {k: [] for k in estimate}
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n, n)
+        for k, v in point(attribution[idx], ablation[idx]).items():
+            samples[k].append(v)
+    return {
+        k: Estimate(
+            v,
+            float(np.nanquantile(samples[k], 0.025)),
+            float(np.nanquantile(samples[k], 0.975)),
+            n,
+        )
+        for k, v in estimate.items()
+    }

@@ -56,6 +56,7 @@ class AttributionRecord(Record):
     features: list[dict[str, float]]
     agreement: dict[str, dict[str, float]]
     by_position: list[dict[str, Any]]
+    per_prompt: dict[str, list[list[float]]] | None = None  # runs stored before it: None
 
 
 class AttributionKind(StudyKind[Attribution]):
@@ -75,21 +76,23 @@ class AttributionKind(StudyKind[Attribution]):
         return Cost(1, prompts, 0, passes, 0)
 
     def rows(self, rc: RowContext, study: Attribution) -> list[dict[str, Any]]:
-        """Agreement of attribution with true ablation per SAE (CIs over prompts, stored)."""
-        from harness.metrics.rows import summary_row
+        """Agreement of attribution with true ablation per SAE, with bootstrap CIs over prompts
+        recomputed from the stored per-prompt values (older runs: the stored CIs)."""
+        from harness.metrics.rows import estimate_row
+        from harness.metrics.stats import Estimate, agreement
 
         rows = []
         for rec in rc.store.records("attribution"):
             if rec["study"] != study.name:
                 continue
-            cond = f"top{len(rec['features'])}"
-            for metric, est in rec["agreement"].items():
-                group = (rec["sae"], rec["study"], cond)
-                rows.append(
-                    summary_row(
-                        group, metric, est["value"], est["ci_low"], est["ci_high"], est["n"]
-                    )
-                )
+            group = (rec["sae"], rec["study"], f"top{len(rec['features'])}")
+            if rec.get("per_prompt"):
+                per = rec["per_prompt"]
+                rng = np.random.default_rng(rc.seed)
+                estimates = agreement(np.array(per["attribution"]), np.array(per["ablation"]), rng)
+            else:
+                estimates = {k: Estimate(**e) for k, e in rec["agreement"].items()}
+            rows += [estimate_row(group, metric, est) for metric, est in estimates.items()]
         return rows
 
     def section(

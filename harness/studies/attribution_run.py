@@ -11,14 +11,15 @@ Pearson with bootstrap CIs over prompts, sign agreement and top-5 overlap.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from transformer_lens import HookedTransformer
 
 from harness.backend import LoadedSAE
+from harness.metrics.stats import agreement
 from harness.spec.refs import LogitDiff, prompt_list
 from harness.studies.attribution import Attribution
 from harness.studies.contract import StudyContext
@@ -99,38 +100,6 @@ def ablate(
     return metric(model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)]), tokens)
 
 
-def _agreement(attr: np.ndarray, abl: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
-    """Agreement of per-prompt attribution and ablation effects ``[prompts, features]``."""
-
-    def point(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-        ma, mb = a.mean(0), b.mean(0)
-        top_a = set(np.argsort(-np.abs(ma))[:5])
-        top_b = set(np.argsort(-np.abs(mb))[:5])
-        return {
-            "spearman": float(stats.spearmanr(ma, mb).statistic),
-            "pearson": float(stats.pearsonr(ma, mb).statistic),
-            "sign_agreement": float(np.mean(np.sign(ma) == np.sign(mb))),
-            "precision_at_5": len(top_a & top_b) / 5,
-        }
-
-    estimate = point(attr, abl)
-    n = attr.shape[0]
-    samples: dict[str, list[float]] = {k: [] for k in estimate}
-    for _ in range(1000):
-        idx = rng.integers(0, n, n)
-        for k, v in point(attr[idx], abl[idx]).items():
-            samples[k].append(v)
-    return {
-        k: {
-            "value": v,
-            "ci_low": float(np.nanquantile(samples[k], 0.025)),
-            "ci_high": float(np.nanquantile(samples[k], 0.975)),
-            "n": n,
-        }
-        for k, v in estimate.items()
-    }
-
-
 def run(ctx: StudyContext, study: Attribution, field: str) -> None:
     """Attribute, ablate the top-k features, measure agreement; one record per SAE × study."""
     model, sae, store, seed = ctx.model, ctx.sae, ctx.store, ctx.experiment.seed
@@ -154,7 +123,7 @@ def run(ctx: StudyContext, study: Attribution, field: str) -> None:
     ablation = torch.stack([ablate(model, sae, tokens, metric, i, mask) - base for i in top], 1)
     attr_top = per_prompt[:, top].cpu().numpy()
     abl_top = ablation.cpu().numpy()
-    agreement = _agreement(attr_top, abl_top, np.random.default_rng(seed))
+    estimates = agreement(attr_top, abl_top, np.random.default_rng(seed))
     store.append(
         [
             {
@@ -172,7 +141,9 @@ def run(ctx: StudyContext, study: Attribution, field: str) -> None:
                     }
                     for j, f in enumerate(top)
                 ],
-                "agreement": agreement,
+                "agreement": {k: asdict(e) for k, e in estimates.items()},
+                # per prompt and feature: every statistic above can be recomputed from these
+                "per_prompt": {"attribution": attr_top.tolist(), "ablation": abl_top.tolist()},
                 "by_position": by_position,
             }
         ]

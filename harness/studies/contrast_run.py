@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from harness.features import contrastive_candidates, prompt_activations
+from harness.metrics.stats import contrast_interval
 from harness.spec.refs import FeatureByContrast, prompt_list
 from harness.studies.contract import StudyContext
 from harness.studies.contrast import ContrastiveSearch
@@ -36,12 +37,9 @@ def run(ctx: StudyContext, study: ContrastiveSearch, field: str) -> None:
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     for rank, cand in enumerate(contrastive_candidates(model, sae, ref, top=study.top_k), 1):
-        diffs = []
-        for _ in range(1000):
-            p = pos[rng.integers(0, len(pos), len(pos)), cand.index].mean()
-            n = neg[rng.integers(0, len(neg), len(neg)), cand.index].mean()
-            diffs.append(p - n)
-        low, high = np.quantile(diffs, [0.025, 0.975])
+        values_pos = pos[:, cand.index].tolist()
+        values_neg = neg[:, cand.index].tolist()
+        low, high = contrast_interval(values_pos, values_neg, rng)
         examples = []
         if rank <= 3:
             contexts = feature_contexts(model, sae, docs, cand.index, window=6)
@@ -59,6 +57,8 @@ def run(ctx: StudyContext, study: ContrastiveSearch, field: str) -> None:
                 "n": len(pos) + len(neg),
                 "mean_positive": cand.mean_positive,
                 "mean_negative": cand.mean_negative,
+                "values_positive": values_pos,  # per prompt: the CI can be recomputed
+                "values_negative": values_neg,
                 "examples": examples,
                 "neuronpedia": f"https://www.neuronpedia.org/{neuronpedia}/{cand.index}"
                 if neuronpedia
