@@ -27,12 +27,12 @@ from harness.spec import (
 )
 
 if TYPE_CHECKING:
-    from harness.notebook import LoadedRun
+    from harness.views.notebook import LoadedRun
 
 
 def load_run(run: str | Path = "latest", runs_root: str | Path | None = None) -> LoadedRun:
-    """A stored run as pandas DataFrames (see :class:`harness.notebook.LoadedRun`)."""
-    from harness.notebook import load_run as _load
+    """A stored run as pandas DataFrames (see :class:`harness.views.notebook.LoadedRun`)."""
+    from harness.views.notebook import load_run as _load
 
     return _load(run, runs_root)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.backend import LoadedSAE, load_model, load_sae
 from harness.cli import main
+from harness.engine.backend import LoadedSAE, load_model, load_sae
 from harness.spec import Experiment, FeatureByIndex, SaturationClamp, ToyModel, ToySAE
 from harness.store import RunStore
 from harness.toy.world import toy_sae_names

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformer_lens.hook_points import HookedRootModule, HookPoint
 
-from harness.backend import LoadedSAE
+from harness.engine.backend import LoadedSAE
 from harness.spec import LogitDiff
 from harness.studies.attribution_run import ablate, attribute, metric_fn
 from tests.conftest import REPO, run_spec

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from harness.backend import load_sae
 from harness.cli import main
-from harness.notebook import load_run
-from harness.report.quality import QUALITY_COLUMNS
-from harness.sae_quality import QUALITY_METRICS, quality_values
+from harness.engine.backend import load_sae
+from harness.engine.sae_quality import QUALITY_METRICS, quality_values
 from harness.spec import ToySAE
 from harness.toy.world import eval_documents
+from harness.views.notebook import load_run
+from harness.views.report.quality import QUALITY_COLUMNS
 from tests.test_regress import _checkpoint
 from tests.test_sae_quality import sae_lens_metrics
 

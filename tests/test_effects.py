@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from harness.backend import LoadedSAE
+from harness.engine.backend import LoadedSAE
+from harness.engine.effects import continuation_nll, next_token_effects
+from harness.engine.feature_stats import QUANTILES, activation_stats, cached_activation_stats
+from harness.engine.generation import ClampTarget
+from harness.engine.tokens import corpus_batches, real_tokens, single_token_id
 from harness.errors import BackendError, SpecError
-from harness.feature_stats import QUANTILES, activation_stats, cached_activation_stats
-from harness.generation import ClampTarget
-from harness.loading import load_spec
-from harness.metrics.effects import continuation_nll, next_token_effects
 from harness.spec import Experiment, HubDataset, PretrainedModel, PretrainedSAE, SaturationClamp
-from harness.tokens import corpus_batches, real_tokens, single_token_id
+from harness.spec.loading import load_spec
+from harness.spec.validate import validate_static
 from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS
 from harness.toy.world import eval_documents
-from harness.validate import validate_static
 from tests.conftest import REPO, run_spec
 
 
@@ -123,7 +123,7 @@ def test_real_models_need_a_statistics_corpus_and_hub_corpora_fail_fast(
     with pytest.raises(SpecError, match="set stats_corpus"):
         validate_static(exp)
     validate_static(exp.model_copy(update={"stats_corpus": HubDataset(path="NeelNanda/pile-10k")}))
-    from harness.feature_stats import stats_corpus
+    from harness.engine.feature_stats import stats_corpus
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BackendError, match="stats_corpus: cannot stream dataset"):

@@ -10,7 +10,7 @@ import pytest
 
 import harness.studies.common as saturation
 from harness.cli import main
-from harness.plan import plan
+from harness.execute.plan import plan
 from harness.store import RunStore
 from tests.conftest import REPO, run_spec
 

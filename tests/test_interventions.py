@@ -8,9 +8,9 @@ import pytest
 import torch
 from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
 
-from harness.backend import LoadedSAE
-from harness.generation import ClampTarget, GenRow, generate_rows, position_masks
-from harness.interventions import (
+from harness.engine.backend import LoadedSAE
+from harness.engine.generation import ClampTarget, GenRow, generate_rows, position_masks
+from harness.engine.interventions import (
     RowIntervention,
     clamp_features,
     feature_activations,

@@ -13,10 +13,10 @@ from harness.cli import main
 from harness.judge import JudgeRequest, load_rubric
 from harness.judge.anthropic_judge import AnthropicJudge
 from harness.judge.cache import JudgeCache
-from harness.judge.fake_server import FakeAnthropic, FaultPlan
 from harness.judge.parse import parse_verdict
 from harness.store import RunStore
 from tests.conftest import REPO
+from tests.fakes.anthropic_server import FakeAnthropic, FaultPlan
 
 DEMO = REPO / "experiments" / "toy_golden_gate.py"
 RUBRIC = load_rubric("concept_presence")

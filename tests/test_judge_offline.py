@@ -127,7 +127,7 @@ def test_offline_instruction_without_a_topic_is_unscored() -> None:
 
 
 def test_steering_score_is_the_harmonic_mean_of_normalised_scores(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from harness.aggregate import summarise
+    from harness.analysis.aggregate import summarise
     from harness.store import RunStore
     from tests.conftest import tiny_experiment
 
@@ -137,9 +137,10 @@ def test_steering_score_is_the_harmonic_mean_of_normalised_scores(tmp_path) -> N
     store.write_json(
         "provenance.json", {"judge": "j", "rubric": idents["concept_presence"], "rubrics": idents}
     )
-    base = {"sae": "x", "study": "s", "condition": "1x", "prompt_index": 0, "judge": "j"}
+    base = {"sae": "x", "study": "s", "condition": "1x", "prompt_index": 0}
+    generation = {**base, "level": 1.0, "prompt": "p", "continuation": "c", "tokens": [1]}
     store.append(
-        [{"kind": "generation", "key": "g1", **base}, {"kind": "generation", "key": "g2", **base}]
+        [{"kind": "generation", "key": k, **generation} for k in ("g1", "g2")]
     )
     scores = {"g1": (3, 2, 1), "g2": (1, 2, None)}  # g2's instruction judgement failed
     for gen, triple in scores.items():
@@ -148,6 +149,9 @@ def test_steering_score_is_the_harmonic_mean_of_normalised_scores(tmp_path) -> N
                 [
                     {
                         **base,
+                        "judge": "j",
+                        "prompt": "judge this",
+                        "raw_reply": f"Score: {score}",
                         "kind": "judgement",
                         "key": f"{gen}{name}",
                         "of": gen,

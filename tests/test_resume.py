@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness.loading import load_spec
-from harness.plan import plan
+from harness.execute.plan import plan
+from harness.spec.loading import load_spec
 from harness.store import RunStore
 from tests.conftest import REPO
 

@@ -77,7 +77,7 @@ def _keys(store: RunStore) -> list[tuple[str, str]]:
 def test_a_second_writer_is_refused_or_waits(tmp_path: Path) -> None:
     """While a process holds the run's writer lock, `harness run` of the same spec refuses with
     one line (exit 2), and with --wait queues behind it and then completes."""
-    from harness.loading import load_spec
+    from harness.spec.loading import load_spec
 
     spec = _spec(tmp_path)
     holder = RunStore.for_experiment(load_spec(spec), tmp_path / "runs")
@@ -159,7 +159,7 @@ def test_sigkill_leaves_no_mlflow_run_running_after_the_next_start(tmp_path: Pat
 def test_unscored_judgements_are_asked_again_and_scored_ones_never(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.judge.fake_server import FakeAnthropic, FaultPlan
+    from tests.fakes.anthropic_server import FakeAnthropic, FaultPlan
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
@@ -194,8 +194,8 @@ def test_unscored_judgements_are_asked_again_and_scored_ones_never(
 
 
 def test_attempts_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.judge.fake_server import FakeAnthropic, FaultPlan
-    from harness.scoring import MAX_ATTEMPTS
+    from harness.judge.service import MAX_ATTEMPTS
+    from tests.fakes.anthropic_server import FakeAnthropic, FaultPlan
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
@@ -397,8 +397,8 @@ def test_a_damaged_line_is_set_aside_and_its_items_redone(
 
 
 def test_control_characters_never_reach_a_report_or_mlflow() -> None:
-    from harness.report.markdown_table import cell
-    from harness.tracking import flatten_params
+    from harness.views.report.markdown_table import cell
+    from harness.views.tracking import flatten_params
 
     hostile = "bridge \x1b[2J\x1b]0;pwned\x07 \x9b31m fog\x00"
     assert not any(ch in cell(hostile) for ch in "\x1b\x07\x9b\x00")

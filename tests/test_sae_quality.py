@@ -14,8 +14,8 @@ from sae_lens.evals import EvalConfig, run_evals
 from sae_lens.training.activation_scaler import ActivationScaler
 from sae_lens.training.activations_store import ActivationsStore
 
-from harness.backend import LoadedSAE, load_sae
-from harness.sae_quality import (
+from harness.engine.backend import LoadedSAE, load_sae
+from harness.engine.sae_quality import (
     measure_quality,
     paired_quality_difference,
     quality_estimates,

@@ -105,7 +105,7 @@ def test_duplicate_study_names_are_rejected() -> None:
 
 
 def test_item_keys_ignore_runtime_only_options() -> None:
-    from harness.plan import plan
+    from harness.execute.plan import plan
 
     data = _data([1.0, 5.0], ["a", "b"], 3)
     a = Experiment.model_validate(data)
@@ -121,8 +121,8 @@ def test_item_keys_ignore_runtime_only_options() -> None:
 def test_every_spec_in_the_readme_validates(tmp_path: Path) -> None:
     import re
 
-    from harness.loading import load_spec
-    from harness.validate import validate_static
+    from harness.spec.loading import load_spec
+    from harness.spec.validate import validate_static
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "def spec()" in b]

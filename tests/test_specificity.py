@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.features import contrastive_candidates
+from harness.engine.features import contrastive_candidates
 from harness.store import RunStore
 from harness.studies.specificity import INACTIVE
 from harness.studies.specificity_run import feature_contexts, max_activating_examples
@@ -79,7 +79,7 @@ def test_specificity_rises_with_activation_and_the_top_bin_is_mostly_3s(
 def test_without_a_description_the_feature_is_auto_interpreted_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.judge.fake_server import FakeAnthropic
+    from tests.fakes.anthropic_server import FakeAnthropic
 
     monkeypatch.chdir(tmp_path)
     spec = tmp_path / "auto.py"

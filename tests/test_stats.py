@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.metrics.stats import (
+from harness.analysis.stats import (
     holm,
     paired_difference,
     signflip_pvalue,

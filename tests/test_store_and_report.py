@@ -10,11 +10,11 @@ from typing import Literal
 import numpy as np
 import pytest
 
+from harness.analysis.stats import bootstrap_mean
 from harness.errors import StoreError
-from harness.metrics.stats import bootstrap_mean
-from harness.records import Record, register_record
-from harness.report.markdown import cell
 from harness.store import RunStore
+from harness.store.records import Record, register_record
+from harness.views.report.markdown import cell
 from tests.conftest import tiny_experiment
 
 
@@ -122,7 +122,7 @@ def test_a_damaged_line_is_named_with_its_line_number(tmp_path: Path) -> None:
 
 
 def test_store_bench_writes_and_aggregates_every_record() -> None:
-    from harness.bench_store import bench_store
+    from harness.bench.store import bench_store
 
     (small,) = bench_store((700,))
     assert small.records == 700  # 20 prompts × 35 records

@@ -14,8 +14,8 @@ from pydantic import Field
 
 from harness.cli import main
 from harness.errors import SpecError
-from harness.records import Record
 from harness.spec.refs import PromptSet, StudySpec, prompt_list
+from harness.store.records import Record
 from harness.studies.contract import (
     Conds,
     Cost,
@@ -99,8 +99,8 @@ class PeakKind(StudyKind[PeakActivation]):
         ctx.store.append(records)
 
     def rows(self, rc: RowContext, study: PeakActivation) -> list[dict[str, Any]]:
-        from harness.metrics.rows import estimate_row
-        from harness.metrics.stats import bootstrap_mean
+        from harness.analysis.rows import estimate_row
+        from harness.analysis.stats import bootstrap_mean
 
         by_sae: dict[str, list[float]] = {}
         for r in rc.store.records("peak"):
@@ -212,7 +212,7 @@ def test_a_new_kind_runs_end_to_end_through_the_registry_alone(
 
 def test_the_kind_validates_its_own_fields(peak_kind: PeakKind, tmp_path: Path) -> None:
     from harness.spec import Experiment, ToySAE
-    from harness.validate import validate_static
+    from harness.spec.validate import validate_static
 
     exp = Experiment(
         name="x",

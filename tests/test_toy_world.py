@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sae_lens import SAE
 
-from harness.sae_quality import measure_quality, quality_values
+from harness.engine.sae_quality import measure_quality, quality_values
 from harness.spec import SAEQualityEval
 from harness.toy.build import SAEBuildConfig, ToyBuildConfig, build, file_digests
 from harness.toy.corpus import TOPICS, generate_corpus, words
@@ -133,7 +133,7 @@ def test_verify_rebuild_catches_a_different_world(tmp_path: Path) -> None:
 
 
 def test_feature_matching_across_checkpoints(toy_model, toy_saes) -> None:  # type: ignore[no-untyped-def]
-    from harness.features import contrastive_candidates, match_by_decoder, resolve_feature
+    from harness.engine.features import contrastive_candidates, match_by_decoder, resolve_feature
     from harness.spec import FeatureByMatch
 
     relu, topk = toy_saes["relu-256"], toy_saes["topk-256"]

@@ -173,7 +173,7 @@ def test_log_rebuilds_the_mlflow_view_from_the_store_and_replaces_it(
 def test_a_spec_names_a_rubric_file_and_views_use_the_text_as_judged(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.aggregate import summarise
+    from harness.analysis.aggregate import summarise
     from harness.judge.rubric import RUBRIC_DIR
 
     monkeypatch.chdir(tmp_path)

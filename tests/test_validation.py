@@ -199,7 +199,7 @@ def test_good_spec_with_prompt_files_validates(
     path.write_text(experiment(f"{first}, {second}"))
     assert main(["validate", str(path)]) == 0
     assert capsys.readouterr().out.startswith("ok: x")
-    from harness.loading import load_spec
+    from harness.spec.loading import load_spec
 
     exp = load_spec(path)
     assert exp.studies[0].prompts == ("the weather today is", "fans filled the")
@@ -220,7 +220,7 @@ def test_unreachable_pretrained_model_fails_fast(
             saes="(PretrainedSAE(release='gpt2-small-res-jb', sae_id='blocks.3.hook_resid_pre'),)",
         )
     )
-    import harness.backend as backend
+    import harness.engine.backend as backend
 
     monkeypatch.setattr(backend, "hub_reachable", lambda timeout=3.0: False)
     started = time.monotonic()

@@ -15,19 +15,19 @@ __all__ = ["cmd_compare"]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import (
+    from harness.analysis.compare import (
         checkpoints_of,
         compare,
         comparison_name,
         excludes_zero,
         sae_from_arg,
     )
-    from harness.feature_match import match_features
-    from harness.loading import load_spec
-    from harness.notebook import load_run
-    from harness.report.compare import write_comparison
-    from harness.runner import RunOptions, run_experiment
+    from harness.engine.feature_match import match_features
+    from harness.execute.runner import RunOptions, run_experiment
     from harness.spec import Experiment
+    from harness.spec.loading import load_spec
+    from harness.views.notebook import load_run
+    from harness.views.report.compare import write_comparison
 
     runs_root = args.runs or default_runs_root()
     saes = tuple(sae_from_arg(a) for a in args.sae) if args.sae else None

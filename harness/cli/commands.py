@@ -29,8 +29,8 @@ def on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.loading import load_spec
-    from harness.runner import RunOptions, run_experiment
+    from harness.execute.runner import RunOptions, run_experiment
+    from harness.spec.loading import load_spec
 
     exp = load_spec(args.spec)
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -61,8 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.loading import load_spec
-    from harness.validate import validate_static
+    from harness.spec.loading import load_spec
+    from harness.spec.validate import validate_static
 
     exp = load_spec(args.spec)
     validate_static(exp)
@@ -76,9 +76,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from harness.loading import load_spec
-    from harness.plan import plan
-    from harness.validate import validate_static
+    from harness.execute.plan import plan
+    from harness.spec.loading import load_spec
+    from harness.spec.validate import validate_static
 
     exp = load_spec(args.spec)
     validate_static(exp)
@@ -146,10 +146,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_log(args: argparse.Namespace) -> int:
     import mlflow
 
-    from harness.aggregate import summarise
-    from harness.report.markdown import write_report
+    from harness.analysis.aggregate import summarise
     from harness.store import RunStore
-    from harness.tracking import log_run
+    from harness.views.report.markdown import write_report
+    from harness.views.tracking import log_run
 
     store = RunStore.open(args.run, args.runs or default_runs_root())
     summary = summarise(store, store.experiment().seed)
@@ -160,7 +160,7 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
-    from harness.runner import rescore
+    from harness.execute.runner import rescore
     from harness.store import RunStore
 
     store = RunStore.open(args.run, args.runs or default_runs_root())
@@ -197,9 +197,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.aggregate import summarise
-    from harness.report.markdown import write_report
+    from harness.analysis.aggregate import summarise
     from harness.store import RunStore
+    from harness.views.report.markdown import write_report
 
     store = RunStore.open(args.run, args.runs or default_runs_root())
     summary = summarise(store, store.experiment().seed)

@@ -17,8 +17,13 @@ __all__ = ["cmd_accept", "cmd_nightly", "cmd_regress", "regress_one"]
 
 def regress_one(store: Any, baseline_ref: str | None, runs: Path, reports: Path) -> int:
     """Regress one run against its baseline; prints a verdict line; returns the exit code."""
-    from harness.notebook import load_run
-    from harness.regress import default_tag, regress, resolve_baseline, write_regression_report
+    from harness.analysis.regress import (
+        default_tag,
+        regress,
+        resolve_baseline,
+        write_regression_report,
+    )
+    from harness.views.notebook import load_run
 
     current = load_run(store.dir, runs)
     ref = baseline_ref or default_tag(current.experiment.name)
@@ -50,7 +55,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_accept(args: argparse.Namespace) -> int:
-    from harness.regress import accept
+    from harness.analysis.regress import accept
     from harness.store import RunStore
 
     runs = args.runs or default_runs_root()
@@ -63,9 +68,9 @@ def cmd_accept(args: argparse.Namespace) -> int:
 def cmd_nightly(args: argparse.Namespace) -> int:
     import time
 
-    from harness.loading import load_spec
-    from harness.regress import baseline_tags, default_tag
-    from harness.runner import RunOptions, run_experiment
+    from harness.analysis.regress import baseline_tags, default_tag
+    from harness.execute.runner import RunOptions, run_experiment
+    from harness.spec.loading import load_spec
 
     runs = args.runs or default_runs_root()
     if not args.folder.is_dir():

@@ -10,7 +10,7 @@ __all__ = ["cmd_bench", "cmd_toy"]
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "store":
-        from harness.bench_store import bench_store
+        from harness.bench.store import bench_store
 
         results = [r.as_dict() for r in bench_store(tuple(args.sizes))]
         if args.json:
@@ -23,8 +23,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"({r['aggregate_us_per_record']} µs/record), {r['summary_rows']} summary rows"
             )
         return 0
-    from harness.backend import resolve_device
-    from harness.bench import bench_judge, bench_sweep
+    from harness.bench.sweep import bench_judge, bench_sweep
+    from harness.engine.backend import resolve_device
 
     if args.bench_command == "judge":
         data = bench_judge(
@@ -69,8 +69,8 @@ def cmd_toy(args: argparse.Namespace) -> int:
 
 
 def toy_check() -> int:
-    from harness.backend import load_model, load_sae
-    from harness.sae_quality import measure_quality, quality_values
+    from harness.engine.backend import load_model, load_sae
+    from harness.engine.sae_quality import measure_quality, quality_values
     from harness.spec import SAEQualityEval, ToyModel, ToySAE
     from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS
     from harness.toy.quality import steering_check

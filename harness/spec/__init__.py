@@ -1,7 +1,7 @@
 """Experiment specs: frozen, validated, JSON-serialisable pure data (DESIGN §4).
 
-An experiment file exposes ``def spec() -> Experiment``; :func:`harness.loading.load_spec` imports
-it once and everything downstream works from the JSON form of the returned object.
+An experiment file exposes ``def spec() -> Experiment``; :func:`harness.spec.loading.load_spec`
+imports it once and everything downstream works from the JSON form of the returned object.
 
 The pieces live in :mod:`harness.spec.refs` (models, SAEs, features, prompts),
 :mod:`harness.spec.experiment` (the experiment and its run settings) and each study kind's module

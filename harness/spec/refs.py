@@ -164,8 +164,8 @@ FeatureRef = Annotated[
 class PromptFile(Frozen):
     """Prompts from a file next to the spec: ``.txt`` (one per line) or ``.jsonl`` (``prompt``).
 
-    :func:`harness.loading.load_spec` replaces it by the prompts it holds, so the stored spec is
-    self-contained and its hash changes when the file does.
+    :func:`harness.spec.loading.load_spec` replaces it by the prompts it holds, so the stored
+    spec is self-contained and its hash changes when the file does.
     """
 
     kind: Literal["file"] = "file"

@@ -194,7 +194,7 @@ class AblationKind(StudyKind[Ablation]):
         return label or study.name, keywords
 
     def rows(self, rc: RowContext, study: Ablation) -> list[dict[str, Any]]:
-        from harness.aggregate_effects import paired_rows
+        from harness.analysis.effects import paired_rows
 
         if not study.generate:
             return []

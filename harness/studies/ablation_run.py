@@ -9,8 +9,9 @@ drift) like a saturation level. Everything is stored as it is made, keyed by con
 
 from __future__ import annotations
 
-from harness.features import Candidate, resolve_feature
-from harness.generation import ClampTarget
+from harness.engine.features import Candidate, resolve_feature
+from harness.engine.generation import ClampTarget
+from harness.engine.tokens import single_token_id
 from harness.studies.ablation import KIND, Ablation, ablation_condition, concept_of, prompt_sets
 from harness.studies.attribution_run import metric_fn
 from harness.studies.common import (
@@ -25,7 +26,6 @@ from harness.studies.contract import StudyContext
 from harness.studies.items import WorkItem
 from harness.studies.saturation import concept_text
 from harness.studies.saturation_run import check_clamp_values
-from harness.tokens import single_token_id
 
 __all__ = ["check", "run"]
 

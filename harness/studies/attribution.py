@@ -15,8 +15,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from harness.records import Record
 from harness.spec.refs import Metric, PromptSet, StudySpec, check_prompts, prompt_list
+from harness.store.records import Record
 from harness.studies.contract import (
     Conds,
     Cost,
@@ -78,8 +78,8 @@ class AttributionKind(StudyKind[Attribution]):
     def rows(self, rc: RowContext, study: Attribution) -> list[dict[str, Any]]:
         """Agreement of attribution with true ablation per SAE, with bootstrap CIs over prompts
         recomputed from the stored per-prompt values (older runs: the stored CIs)."""
-        from harness.metrics.rows import estimate_row
-        from harness.metrics.stats import Estimate, agreement
+        from harness.analysis.rows import estimate_row
+        from harness.analysis.stats import Estimate, agreement
 
         rows = []
         for rec in rc.store.records("attribution"):
@@ -98,7 +98,7 @@ class AttributionKind(StudyKind[Attribution]):
     def section(
         self, store: RunStore, sae: str, study: Attribution, conds: Conds, plot_dir: Path | None
     ) -> list[str]:
-        from harness.report.findings import attribution_section
+        from harness.views.report.findings import attribution_section
 
         if not any(
             r["sae"] == sae and r["study"] == study.name for r in store.records("attribution")
@@ -109,7 +109,7 @@ class AttributionKind(StudyKind[Attribution]):
     def compare_rows(
         self, checkpoints: Any, study: Attribution, rng: np.random.Generator
     ) -> list[Any]:
-        from harness.compare_rows import stored_rows
+        from harness.analysis.compare_rows import stored_rows
 
         return stored_rows(checkpoints, study.name, ("spearman", "precision_at_5"))
 

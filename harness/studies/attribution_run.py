@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from transformer_lens import HookedTransformer
 
-from harness.backend import LoadedSAE
-from harness.metrics.stats import agreement
+from harness.analysis.stats import agreement
+from harness.engine.backend import LoadedSAE
+from harness.engine.tokens import real_tokens, single_token_id
 from harness.spec.refs import LogitDiff, prompt_list
 from harness.studies.attribution import Attribution
 from harness.studies.contract import StudyContext
 from harness.studies.items import content_key
-from harness.tokens import real_tokens, single_token_id
 
 __all__ = ["ablate", "attribute", "metric_fn", "run"]
 
@@ -90,7 +90,7 @@ def ablate(
     mask: torch.Tensor,
 ) -> torch.Tensor:
     """The metric with ``feature`` zeroed at the masked positions (error term kept)."""
-    from harness.interventions import clamp_features
+    from harness.engine.interventions import clamp_features
 
     values = torch.zeros(tokens.shape[0], 1)
 

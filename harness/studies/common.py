@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.features import Candidate
-from harness.generation import ClampTarget, GenRow, generate_rows
-from harness.metrics.effects import MetricFn, continuation_nll, next_token_effects
-from harness.scoring import judge_generations
+from harness.engine.effects import MetricFn, continuation_nll, next_token_effects
+from harness.engine.features import Candidate
+from harness.engine.generation import ClampTarget, GenRow, generate_rows
+from harness.judge.service import judge_generations
 from harness.studies.contract import StudyContext
 from harness.studies.items import BASELINE, WorkItem, content_key, set_condition, split_condition
 
@@ -39,7 +39,7 @@ def record_top_features(
     excluded) and the token where it peaks. The lab report's "top features per prompt"."""
     import torch
 
-    from harness.tokens import corpus_batches, real_tokens
+    from harness.engine.tokens import corpus_batches, real_tokens
 
     done = ctx.store.done_keys("top_features")
     for prompt_set, prompts in prompt_sets:
@@ -228,7 +228,7 @@ def measure_generations(ctx: StudyContext, items: Sequence[WorkItem], concept: s
     and of the baseline (unintervened) continuation of the same prompt. ``concept_sim``: cosine
     similarity to the concept's description; ``concept_gain``: that minus the baseline's.
     """
-    from harness.metrics.embedding import get_embedder
+    from harness.engine.embedding import get_embedder
 
     embedder = get_embedder()
     gens = ctx.store.done_keys("generation")

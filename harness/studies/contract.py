@@ -22,7 +22,6 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
-from harness.records import Record
 from harness.spec.refs import (
     Corpus,
     FeatureRef,
@@ -34,6 +33,7 @@ from harness.spec.refs import (
     StudySpec,
     prompt_list,
 )
+from harness.store.records import Record
 from harness.studies.items import ItemKey, WorkItem
 
 __all__ = [
@@ -115,8 +115,8 @@ class StudyContext:
 
     experiment: Experiment
     model: Any  # HookedTransformer
-    sae: Any  # harness.backend.LoadedSAE
-    stats: Any  # harness.feature_stats.ActivationStats | None (None: no kind needs it)
+    sae: Any  # harness.engine.backend.LoadedSAE
+    stats: Any  # harness.engine.feature_stats.ActivationStats | None (None: no kind needs it)
     judges: list[Any]  # one per generation rubric, the primary rubric's first
     store: RunStore
     batch_size: int | None  # None: generation picks it from a memory budget
@@ -225,7 +225,7 @@ class StudyKind(Generic[S]):
     ) -> list[Any]:
         """Rows of ``harness compare``: by default one per headline metric and condition,
         paired by prompt."""
-        from harness.compare_rows import item_rows
+        from harness.analysis.compare_rows import item_rows
 
         rows: list[Any] = []
         for h in self.metrics:

@@ -70,7 +70,7 @@ class ContrastKind(StudyKind[ContrastiveSearch]):
         conds: Conds,
         plot_dir: Path | None,
     ) -> list[str]:
-        from harness.report.findings import contrast_section
+        from harness.views.report.findings import contrast_section
 
         return contrast_section(store, sae, study.name)
 

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.features import contrastive_candidates, prompt_activations
-from harness.metrics.stats import contrast_interval
+from harness.analysis.stats import contrast_interval
+from harness.engine.features import contrastive_candidates, prompt_activations
 from harness.spec.refs import FeatureByContrast, prompt_list
 from harness.studies.contract import StudyContext
 from harness.studies.contrast import ContrastiveSearch

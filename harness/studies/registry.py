@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import Field, TypeAdapter
 
-from harness.records import register_record
 from harness.spec.refs import StudySpec
+from harness.store.records import register_record
 from harness.studies import ablation, attribution, contrast, saturation, specificity
 from harness.studies.contract import StudyKind
 

@@ -219,7 +219,7 @@ class SaturationKind(StudyKind[SaturationClamp]):
         return study.feature.label or study.name, study.feature.keywords
 
     def rows(self, rc: RowContext, study: SaturationClamp) -> list[dict[str, Any]]:
-        from harness.aggregate_effects import paired_rows, recommended_rows, trend_rows
+        from harness.analysis.effects import paired_rows, recommended_rows, trend_rows
 
         concept = rc.scores.get(rc.primary_rubric, {})
         conditions = [condition_name(lv, study.level_unit) for lv in study.levels]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from harness.report.effects import (
+from harness.studies.contract import RunStore
+from harness.studies.items import split_condition
+from harness.views.report.effects import (
     Conds,
     conditions_of,
     effects_table,
@@ -16,9 +18,7 @@ from harness.report.effects import (
     plot_name,
     specificity_table,
 )
-from harness.report.markdown_table import cell, fmt_row, table
-from harness.studies.contract import RunStore
-from harness.studies.items import split_condition
+from harness.views.report.markdown_table import cell, fmt_row, table
 
 __all__ = ["saturation_section"]
 

@@ -10,8 +10,8 @@ exists, keyed by content hash, so a rerun redoes nothing that is already stored.
 
 from __future__ import annotations
 
-from harness.features import resolve_feature
-from harness.generation import ClampTarget
+from harness.engine.features import resolve_feature
+from harness.engine.generation import ClampTarget
 from harness.studies.common import (
     generate_items,
     judge_items,

@@ -91,8 +91,8 @@ class SpecificityKind(StudyKind[Specificity]):
 
     def rows(self, rc: RowContext, study: Specificity) -> list[dict[str, Any]]:
         """Per (sae, bin): mean specificity score with a CI, and the share of 3s."""
-        from harness.metrics.rows import estimate_row
-        from harness.metrics.stats import bootstrap_mean
+        from harness.analysis.rows import estimate_row
+        from harness.analysis.stats import bootstrap_mean
 
         rng = np.random.default_rng(rc.seed)
         groups: dict[tuple[str, str, str], list[int]] = {}
@@ -115,7 +115,7 @@ class SpecificityKind(StudyKind[Specificity]):
     def section(
         self, store: RunStore, sae: str, study: Specificity, conds: Conds, plot_dir: Path | None
     ) -> list[str]:
-        from harness.report.findings import specificity_section
+        from harness.views.report.findings import specificity_section
 
         if not conds:
             return []
@@ -128,7 +128,7 @@ class SpecificityKind(StudyKind[Specificity]):
     def compare_rows(
         self, checkpoints: Any, study: Specificity, rng: np.random.Generator
     ) -> list[Any]:
-        from harness.compare_rows import judged_context_rows
+        from harness.analysis.compare_rows import judged_context_rows
 
         return judged_context_rows(checkpoints, study.name, RUBRIC, "specificity_score", rng)
 

@@ -16,16 +16,16 @@ from typing import Any
 import torch
 from transformer_lens import HookedTransformer
 
-from harness.backend import LoadedSAE
-from harness.features import resolve_feature
+from harness.engine.backend import LoadedSAE
+from harness.engine.features import resolve_feature
+from harness.engine.tokens import corpus_batches
 from harness.judge.anthropic_judge import AnthropicJudge
 from harness.judge.base import Judge, JudgeRequest
-from harness.scoring import judge_items
+from harness.judge.service import judge_items
 from harness.spec.refs import prompt_list
 from harness.studies.contract import RunStore, StudyContext
 from harness.studies.items import content_key
 from harness.studies.specificity import INACTIVE, RUBRIC, Specificity
-from harness.tokens import corpus_batches
 
 __all__ = [
     "Context",

@@ -1,4 +1,4 @@
-"""Measure the shipped toy world's planted Golden Gate feature (SAE quality: harness.sae_quality).
+"""Measure the shipped toy world's planted Golden Gate feature (SAE quality: engine.sae_quality).
 
 ``harness toy check`` prints these figures; the README quotes them and the tests hold them.
 """
@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from transformer_lens import HookedTransformer
 
-from harness.backend import LoadedSAE
-from harness.feature_stats import activation_stats
-from harness.features import contrastive_candidates
-from harness.generation import ClampTarget, GenRow, generate_rows
+from harness.engine.backend import LoadedSAE
+from harness.engine.feature_stats import activation_stats
+from harness.engine.features import contrastive_candidates
+from harness.engine.generation import ClampTarget, GenRow, generate_rows
 from harness.spec import FeatureByContrast
 from harness.toy.corpus import words
 

@@ -92,9 +92,9 @@ def _model_check(rebuilt: Path, shipped: Path) -> Check:
 
 
 def _sae_checks(rebuilt: Path, shipped: Path) -> list[Check]:
-    from harness.backend import load_model, load_sae
-    from harness.features import contrastive_candidates
-    from harness.sae_quality import measure_quality, quality_values
+    from harness.engine.backend import load_model, load_sae
+    from harness.engine.features import contrastive_candidates
+    from harness.engine.sae_quality import measure_quality, quality_values
     from harness.spec import SAEQualityEval, ToyModel, ToySAE
     from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS
     from harness.toy.quality import steering_check

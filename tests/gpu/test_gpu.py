@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.bench import bench_sweep
+from harness.bench.sweep import bench_sweep
 from harness.toy.probes import NEUTRAL_PROMPTS
 
 pytestmark = [
@@ -21,8 +21,8 @@ def test_sweep_benchmark_on_cuda() -> None:
 
 
 def test_cuda_and_cpu_generations_agree() -> None:
-    from harness.backend import load_model, load_sae
-    from harness.generation import ClampTarget, GenRow, generate_rows
+    from harness.engine.backend import load_model, load_sae
+    from harness.engine.generation import ClampTarget, GenRow, generate_rows
     from harness.spec import ToyModel, ToySAE
 
     outs = []

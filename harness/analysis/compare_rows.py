@@ -1,0 +1,142 @@
+"""Comparison rows: one metric of one study and condition for every checkpoint, with each
+checkpoint's difference from the reference. The study kinds build theirs from these helpers
+(``StudyKind.compare_rows``); :mod:`harness.analysis.compare` puts them together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.stats import Estimate, bootstrap_mean, unpaired_difference
+from harness.studies.items import BASELINE, ItemKey
+
+__all__ = [
+    "NAN_ESTIMATE",
+    "ComparisonRow",
+    "excludes_zero",
+    "item_rows",
+    "judged_context_rows",
+    "stored_rows",
+    "unpaired_difference",
+]
+
+NAN_ESTIMATE = Estimate(float("nan"), float("nan"), float("nan"), 0)
+_NAN = NAN_ESTIMATE
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One metric of one study and condition, for every checkpoint."""
+
+    study: str
+    condition: str
+    metric: str
+    values: list[Estimate]  # per checkpoint
+    differences: list[Estimate]  # per non-reference checkpoint: it − reference
+    pairing: str  # "sequences", "prompts", "unpaired" or "none"
+    higher_is_better: bool | None = None
+
+
+def excludes_zero(d: Estimate, eps: float = 1e-9) -> bool:
+    """Whether a difference's CI lies clear of 0 (float noise below ``eps`` is 0)."""
+    return d.n > 0 and not math.isnan(d.ci_low) and (d.ci_low > eps or d.ci_high < -eps)
+
+
+def item_rows(
+    checkpoints: Sequence[Any],
+    study: str,
+    metric: str,
+    better: bool | None,
+    rng: np.random.Generator,
+) -> list[ComparisonRow]:
+    """One row per condition of ``study`` (target prompts, baseline excluded)."""
+    per: list[dict[tuple[str, int], float]] = []
+    conditions: dict[str, None] = {}
+    cache: dict[int, dict[ItemKey, float]] = {}
+    for c in checkpoints:
+        if id(c.run) not in cache:
+            cache[id(c.run)] = c.run.item_values(metric)
+        values = cache[id(c.run)]
+        mine = {
+            (k[2], k[4]): v
+            for k, v in values.items()
+            if k[0] == c.position and k[1] == study and k[3] == "target" and k[2] != BASELINE
+        }
+        per.append(mine)
+        conditions.update(dict.fromkeys(cond for cond, _ in mine))  # generation order
+    rows = []
+    for cond in conditions:
+        vals = [[v for (cd, _), v in sorted(p.items()) if cd == cond] for p in per]
+        if not any(vals):
+            continue
+        ests = [bootstrap_mean(v, rng) for v in vals]
+        diffs = []
+        for p in per[1:]:
+            common = sorted(k for k in per[0] if k[0] == cond and k in p)
+            diffs.append(bootstrap_mean([p[k] - per[0][k] for k in common], rng))
+        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "prompts", better))
+    return rows
+
+
+def judged_context_rows(
+    checkpoints: Sequence[Any],
+    study: str,
+    rubric: str,
+    metric: str,
+    rng: np.random.Generator,
+) -> list[ComparisonRow]:
+    """Scores of judged contexts on one of a kind's own rubrics (e.g. specificity), per
+    condition: contexts are sampled per feature, so the differences are unpaired."""
+    per: list[dict[str, list[float]]] = []
+    for c in checkpoints:
+        groups: dict[str, list[float]] = {}
+        prov = c.run.provenance
+        ident = (prov.get("study_rubrics") or {}).get(rubric) or prov.get(f"{rubric}_rubric")
+        recs = c.run.records
+        if ident and "kind" in recs:
+            js = recs[(recs["kind"] == "judgement") & (recs["rubric"] == ident)]
+            for j in js.to_dict("records"):
+                if j["sae"] == c.sae and j["study"] == study and j["judge"] == prov["judge"]:
+                    if j["score"] is not None and j["score"] == j["score"]:
+                        groups.setdefault(j["condition"], []).append(float(j["score"]))
+        per.append(groups)
+    conditions = dict.fromkeys(cond for g in per for cond in g)
+    rows = []
+    for cond in conditions:
+        vals = [g.get(cond, []) for g in per]
+        diffs = [unpaired_difference(vals[0], v, rng) for v in vals[1:]]
+        ests = [bootstrap_mean(v, rng) for v in vals]
+        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "unpaired", True))
+    return rows
+
+
+def stored_rows(
+    checkpoints: Sequence[Any], study: str, metrics: tuple[str, ...]
+) -> list[ComparisonRow]:
+    """Statistics that exist only as summary rows (own CIs, difference without a CI)."""
+    rows = []
+    for metric in metrics:
+        ests: list[Estimate] = []
+        condition = ""
+        for c in checkpoints:
+            s = c.run.summary
+            hit = s[(s["sae"] == c.sae) & (s["study"] == study) & (s["metric"] == metric)]
+            if len(hit):
+                r = hit.iloc[0]
+                condition = str(r["condition"])
+                ests.append(Estimate(r["value"], r["ci_low"], r["ci_high"], int(r["n"])))
+            else:
+                ests.append(_NAN)
+        if all(e.n == 0 for e in ests):
+            continue
+        diffs = [
+            Estimate(e.value - ests[0].value, float("nan"), float("nan"), min(e.n, ests[0].n))
+            for e in ests[1:]
+        ]
+        rows.append(ComparisonRow(study, condition, metric, ests, diffs, "none", True))
+    return rows

@@ -1,0 +1,290 @@
+"""The regression gate: compare a run's headline metrics with an accepted baseline run.
+
+Items are paired across the two runs by (SAE position in the spec, study, condition, prompt set,
+prompt index), so a checkpoint under a new label is still compared with the one it replaces. For
+each tolerance in the spec (``Experiment.regression``) and each matching condition, the mean paired
+difference (current − baseline) gets a bootstrap CI over the paired items; a condition regresses
+when its mean worsens by more than the tolerance *and* the CI excludes no change.
+Baselines are named by tags kept in ``<runs root>/baselines.json`` (``harness accept``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.quality import (
+    QUALITY_CONDITION,
+    QUALITY_METRICS,
+    QUALITY_STUDY,
+    paired_quality_difference,
+    quality_values,
+)
+from harness.analysis.stats import Estimate, bootstrap_mean
+from harness.errors import StoreError
+from harness.spec import Tolerance, sae_label
+from harness.store import RunStore, write_atomic
+from harness.studies.contract import ItemKey as Key
+from harness.studies.items import BASELINE
+from harness.views.notebook import LoadedRun
+from harness.views.report.markdown_table import cell, fmt_estimate, table
+
+__all__ = [
+    "Check",
+    "accept",
+    "baseline_tags",
+    "default_tag",
+    "regress",
+    "resolve_baseline",
+    "write_regression_report",
+]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One tolerance applied to one condition of one study and SAE."""
+
+    sae: str
+    study: str
+    condition: str
+    metric: str
+    baseline: float
+    current: float
+    difference: Estimate  # current − baseline, paired
+    max_change: float
+    higher_is_better: bool
+    regressed: bool
+    note: str = ""
+
+
+def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Check]:
+    """Every tolerance of the current run's spec checked against the baseline."""
+    rng = np.random.default_rng(seed)
+    labels = [sae_label(ref) for ref in current.experiment.saes]
+    checks: list[Check] = []
+    for tol in current.experiment.regression:
+        if tol.metric in QUALITY_METRICS:
+            checks.extend(_quality_checks(current, baseline, tol, labels, rng))
+            continue
+        now, before = current.item_values(tol.metric), baseline.item_values(tol.metric)
+        groups = sorted({k[:3] for k in before if _wanted(tol, k)})
+        for sae_i, study, cond in groups:
+            keys = sorted(k for k in before if k[:3] == (sae_i, study, cond) and k[3] == "target")
+            common = [k for k in keys if k in now]
+            label = labels[sae_i] if sae_i < len(labels) else f"#{sae_i}"
+            if not common:
+                checks.append(_missing(label, study, cond, tol, before, keys))
+                continue
+            a = np.array([before[k] for k in common])
+            b = np.array([now[k] for k in common])
+            diff = bootstrap_mean(b - a, rng)
+            sign = 1.0 if tol.higher_is_better else -1.0
+            worse = -sign * diff.value
+            ci_excludes_zero = (diff.ci_high < 0) if tol.higher_is_better else (diff.ci_low > 0)
+            regressed = worse > tol.max_change and ci_excludes_zero
+            note = (
+                f"{len(keys) - len(common)} baseline items missing"
+                if len(common) < len(keys)
+                else ""
+            )
+            checks.append(
+                Check(
+                    label,
+                    study,
+                    cond,
+                    tol.metric,
+                    float(a.mean()),
+                    float(b.mean()),
+                    diff,
+                    tol.max_change,
+                    tol.higher_is_better,
+                    regressed,
+                    note,
+                )
+            )
+    return checks
+
+
+def _quality_checks(
+    current: LoadedRun,
+    baseline: LoadedRun,
+    tol: Tolerance,
+    labels: list[str],
+    rng: np.random.Generator,
+) -> list[Check]:
+    """SAE-quality tolerances: the same token sequences resampled for both runs (paired)."""
+    if tol.study not in (None, QUALITY_STUDY):
+        return []
+    now, before = current.quality_records(), baseline.quality_records()
+    checks = []
+    for i, label in enumerate(labels):
+        if i not in before:
+            continue
+        base = quality_values(before[i])[tol.metric]
+        if i not in now:
+            checks.append(_missing_check(label, QUALITY_STUDY, QUALITY_CONDITION, tol, base))
+            continue
+        diff = paired_quality_difference(before[i], now[i], tol.metric, rng)
+        worse = -diff.value if tol.higher_is_better else diff.value
+        paired = diff.ci_low == diff.ci_low
+        excludes_zero = not paired or (
+            diff.ci_high < 0 if tol.higher_is_better else diff.ci_low > 0
+        )
+        checks.append(
+            Check(
+                label,
+                QUALITY_STUDY,
+                QUALITY_CONDITION,
+                tol.metric,
+                base,
+                base + diff.value,
+                diff,
+                tol.max_change,
+                tol.higher_is_better,
+                worse > tol.max_change and excludes_zero,
+                "" if paired else "measured on other tokens: not paired, no CI",
+            )
+        )
+    return checks
+
+
+def _wanted(tol: Tolerance, key: Key) -> bool:
+    _, study, cond, pset, _ = key
+    if pset != "target" or cond == BASELINE:
+        return False
+    return (tol.study is None or tol.study == study) and (
+        tol.condition is None or tol.condition == cond
+    )
+
+
+def _missing(
+    label: str, study: str, cond: str, tol: Tolerance, before: dict[Key, float], keys: list[Key]
+) -> Check:
+    return _missing_check(label, study, cond, tol, float(np.mean([before[k] for k in keys])))
+
+
+def _missing_check(label: str, study: str, cond: str, tol: Tolerance, base: float) -> Check:
+    nan = float("nan")
+    return Check(
+        label,
+        study,
+        cond,
+        tol.metric,
+        base,
+        nan,
+        Estimate(nan, nan, nan, 0),
+        tol.max_change,
+        tol.higher_is_better,
+        True,
+        "missing from the current run",
+    )
+
+
+def write_regression_report(
+    checks: list[Check], current: LoadedRun, baseline: LoadedRun, path: Path
+) -> Path:
+    """A Markdown regression report: every check, regressions first."""
+    failed = [c for c in checks if c.regressed]
+    lines = [
+        f"# Regression check: {cell(current.run_id)}",
+        "",
+        f"Baseline: {cell(baseline.run_id)} ({cell(baseline.directory)}). "
+        f"Verdict: **{'REGRESSED' if failed else 'OK'}** — {len(failed)} of {len(checks)} checks "
+        "regressed. A check regresses when the mean paired difference worsens by more than its "
+        "tolerance and its 95% bootstrap CI excludes 0.",
+        "",
+        *table(
+            [
+                "",
+                "SAE",
+                "study",
+                "condition",
+                "metric",
+                "baseline",
+                "current",
+                "difference (paired)",
+                "tolerance",
+                "note",
+            ],
+            [
+                [
+                    "❌" if c.regressed else "✅",
+                    cell(c.sae),
+                    cell(c.study),
+                    cell(c.condition),
+                    cell(c.metric) + ("" if c.higher_is_better else " (lower is better)"),
+                    f"{c.baseline:.3f}",
+                    f"{c.current:.3f}",
+                    fmt_estimate(
+                        c.difference.value,
+                        c.difference.ci_low,
+                        c.difference.ci_high,
+                        c.difference.n,
+                    ),
+                    f"{c.max_change:g}",
+                    cell(c.note),
+                ]
+                for c in sorted(checks, key=lambda c: not c.regressed)
+            ],
+        ),
+        "",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _tags_path(runs_root: Path) -> Path:
+    return runs_root / "baselines.json"
+
+
+def baseline_tags(runs_root: Path) -> dict[str, Any]:
+    """Tag → {run, dir, accepted_at}."""
+    path = _tags_path(runs_root)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def default_tag(experiment_name: str) -> str:
+    """The tag ``harness accept`` uses when none is given: ``accepted/<experiment name>``."""
+    return f"accepted/{experiment_name}"
+
+
+def accept(store: RunStore, runs_root: Path, tag: str | None = None) -> str:
+    """Tag a finished run as the accepted baseline; returns the tag."""
+    status = store.read_json("status.json") if (store.dir / "status.json").exists() else {}
+    if status.get("status") != "finished":
+        raise StoreError(
+            f"run {store.run_id} is {status.get('status', 'unknown')}, not finished; "
+            "only a finished run can be accepted"
+        )
+    name = tag or default_tag(store.experiment().name)
+    tags = baseline_tags(runs_root)
+    tags[name] = {"run": store.run_id, "dir": str(store.dir.resolve()), "accepted_at": time.time()}
+    runs_root.mkdir(parents=True, exist_ok=True)
+    write_atomic(_tags_path(runs_root), json.dumps(tags, indent=1, sort_keys=True))
+    _tag_mlflow(status.get("mlflow_run_id"), name)
+    return name
+
+
+def _tag_mlflow(run_id: str | None, tag: str) -> None:
+    if not run_id:
+        return
+    try:
+        import mlflow
+
+        mlflow.MlflowClient().set_tag(run_id, "harness.accepted_as", tag)
+    except Exception:  # the run store is the record; MLflow is a view that may be elsewhere
+        pass
+
+
+def resolve_baseline(ref: str, runs_root: Path) -> RunStore:
+    """A baseline by tag (``accepted/<name>`` or any tag given to ``accept``), run id or dir."""
+    tags = baseline_tags(runs_root)
+    if ref in tags:
+        return RunStore.open(tags[ref]["dir"], runs_root)
+    return RunStore.open(ref, runs_root)

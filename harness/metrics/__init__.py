@@ -1,1 +1,0 @@
-"""Measurements and statistics (DESIGN §7)."""

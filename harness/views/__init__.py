@@ -1,0 +1,1 @@
+"""Views rebuilt from the run store: Markdown reports and plots, MLflow, pandas."""

@@ -1,0 +1,147 @@
+"""The Markdown checkpoint-comparison report: one side-by-side table per study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.analysis.compare import Checkpoint, ComparisonRow, FeatureMatch, excludes_zero
+from harness.analysis.quality import QUALITY_STUDY
+from harness.analysis.stats import Estimate
+from harness.views.report.markdown_table import cell, fmt_estimate, table
+from harness.views.report.quality import QUALITY_COLUMNS
+
+__all__ = ["render_comparison", "write_comparison"]
+
+_DIGITS = {metric: digits for metric, _, digits in QUALITY_COLUMNS}
+_PAIRING = {
+    "sequences": "paired over the same token sequences",
+    "prompts": "paired over the same prompts",
+    "unpaired": "independent bootstrap (contexts are sampled per feature)",
+    "none": "no CI (a single statistic per checkpoint)",
+}
+
+
+def _verdict(d: Estimate, better: bool | None) -> str:
+    """``better``/``worse``/``higher``/``lower`` when the CI excludes 0, else nothing."""
+    if not excludes_zero(d):
+        return ""
+    up = d.ci_low > 0
+    if better is None:
+        return " higher" if up else " lower"
+    return " **better**" if up == better else " **worse**"
+
+
+def _row_cells(row: ComparisonRow) -> list[str]:
+    digits = _DIGITS.get(row.metric, 2 if row.study != QUALITY_STUDY else 3)
+    cells = [fmt_estimate(e.value, e.ci_low, e.ci_high, e.n, digits) for e in row.values]
+    cells += [
+        fmt_estimate(d.value, d.ci_low, d.ci_high, d.n, digits) + _verdict(d, row.higher_is_better)
+        for d in row.differences
+    ]
+    return cells
+
+
+def render_comparison(
+    checkpoints: list[Checkpoint], rows: list[ComparisonRow], matches: list[FeatureMatch], note: str
+) -> str:
+    """The comparison as Markdown."""
+    ref = checkpoints[0].name
+    names = [cell(c.name) for c in checkpoints]
+    diff_heads = [f"Δ {cell(c.name)} − ref" for c in checkpoints[1:]]
+    lines = [
+        "# Checkpoint comparison",
+        "",
+        f"Reference: **{cell(ref)}**. Every value has its 95% bootstrap CI and n; each Δ is the "
+        "difference from the reference with a bootstrap CI (paired where the same sequences or "
+        "prompts were measured). **better**/**worse** (or higher/lower where the metric has no "
+        "direction) marks a Δ whose CI excludes 0.",
+        "",
+        *table(
+            ["checkpoint", "run", "SAE"],
+            [
+                [
+                    cell(c.name),
+                    cell(c.run.run_id),
+                    cell(c.ref().model_dump(mode="json", exclude_none=True), 200),
+                ]
+                for c in checkpoints
+            ],
+        ),
+        "",
+    ]
+    quality = [r for r in rows if r.study == QUALITY_STUDY]
+    if quality:
+        pairing = _PAIRING[quality[0].pairing]
+        lines += [
+            "## SAE quality",
+            "",
+            f"`sae_lens.evals` metrics on the same token sequences for every checkpoint; Δ "
+            f"{pairing}. Dead fraction: features that never fired on these tokens (no CI).",
+            "",
+            *table(
+                ["metric", *names, *diff_heads],
+                [[cell(r.metric), *_row_cells(r)] for r in quality],
+            ),
+            "",
+        ]
+    studies = dict.fromkeys(r.study for r in rows if r.study != QUALITY_STUDY)
+    for study in studies:
+        mine = [r for r in rows if r.study == study]
+        pairings = ", ".join(sorted({_PAIRING[r.pairing] for r in mine}))
+        lines += [
+            f"## {cell(study)}",
+            "",
+            f"Δ: {pairings}.",
+            "",
+            *table(
+                ["condition", "metric", *names, *diff_heads],
+                [[cell(r.condition), cell(r.metric), *_row_cells(r)] for r in mine],
+            ),
+            "",
+        ]
+    if matches:
+        lines += [
+            "## Features matched across checkpoints",
+            "",
+            "Each checkpoint's feature per study, the cosine of its decoder direction with the "
+            "reference's feature, and the reference feature's closest decoder direction in each "
+            "checkpoint (the match a `FeatureByMatch` reference would pick).",
+            "",
+        ]
+        head = ["study", f"{cell(ref)} feature"]
+        for c in checkpoints[1:]:
+            head += [f"{cell(c.name)} feature (cos)", f"best match in {cell(c.name)} (cos)"]
+        body = []
+        for m in matches:
+            cells = [cell(m.study), _feature(m.features[0], m.labels[0])]
+            for i in range(1, len(checkpoints)):
+                cos = m.cosine_to_reference[i]
+                cells.append(
+                    _feature(m.features[i], m.labels[i]) + ("" if cos is None else f" ({cos:.2f})")
+                )
+                best = m.best_match[i] if m.best_match else None
+                cells.append("–" if best is None else f"{best[0]} ({best[1]:.2f})")
+            body.append(cells)
+        lines += [*table(head, body), ""]
+        if note:
+            lines += [cell(note, 400), ""]
+    return "\n".join(lines)
+
+
+def _feature(index: int | None, label: str | None) -> str:
+    if index is None:
+        return "–"
+    return f"{index}" + (f" ({cell(label)})" if label else "")
+
+
+def write_comparison(
+    checkpoints: list[Checkpoint],
+    rows: list[ComparisonRow],
+    matches: list[FeatureMatch],
+    note: str,
+    path: Path,
+) -> Path:
+    """Write the comparison report; returns its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_comparison(checkpoints, rows, matches, note))
+    return path

@@ -1,0 +1,140 @@
+"""Render a run as a Markdown lab report: provenance, one section per SAE × study, the judge.
+
+Everything is rebuilt from the run store; generated text goes through :func:`cell` so that pipes,
+newlines, backticks or HTML in model output cannot break a table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from harness.spec import sae_label
+from harness.store import RunStore
+from harness.studies.registry import kind_of
+from harness.views.report.markdown_table import cell, fmt_estimate, table
+from harness.views.report.quality import quality_section
+
+__all__ = ["cell", "fmt_estimate", "render_report", "write_report"]
+
+
+def render_report(
+    store: RunStore, summary: list[dict[str, Any]], plot_dir: Path | None = None
+) -> str:
+    """The whole report as Markdown text; plots (if any) are written into ``plot_dir``, which
+    must sit next to the report file (the Markdown links to it by its name)."""
+    exp = store.experiment()
+    prov = store.read_json("provenance.json")
+    packages = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items())
+    lines = [f"# {cell(exp.name)}", ""]
+    if exp.description:
+        lines += [cell(exp.description, 2000), ""]
+    lines += [
+        "## Provenance",
+        "",
+        *table(
+            ["item", "value"],
+            [
+                ["run", cell(store.run_id)],
+                ["spec hash", f"`{exp.spec_hash()[:16]}`"],
+                ["git commit", cell(f"{prov.get('git_commit')} (dirty: {prov.get('git_dirty')})")],
+                ["model", cell(exp.model.model_dump(mode="json"))],
+                ["device", cell(prov.get("device"))],
+                ["judge", cell(prov.get("judge"))],
+                ["rubric", cell(prov.get("rubric"))],
+                ["packages", cell(packages, 400)],
+            ],
+        ),
+        "",
+    ]
+    lines += quality_section(store, summary)
+    by_group: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = defaultdict(dict)
+    for row in summary:
+        cond = by_group[(row["sae"], row["study"])].setdefault(row["condition"], {})
+        cond[row["metric"]] = row
+    for sae in [sae_label(ref) for ref in exp.saes]:
+        for study in exp.studies:
+            conds = by_group.get((sae, study.name), {})
+            lines += kind_of(study).section(store, sae, study, conds, plot_dir)
+    lines += _judge_section(store, prov)
+    return "\n".join(lines)
+
+
+def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
+    from harness.analysis.aggregate import judge_totals
+
+    t = judge_totals(store)
+    lines = [
+        "## Judge",
+        "",
+        *table(
+            [
+                "judge",
+                "rubric",
+                "judgements",
+                "scored",
+                "unscored",
+                "from cache",
+                "API calls",
+                "tokens in / out",
+                "cost (USD)",
+            ],
+            [
+                [
+                    cell(prov.get("judge")),
+                    cell(prov.get("rubric")),
+                    str(t["judgements"]),
+                    str(t["scored"]),
+                    str(t["unscored"]),
+                    str(t["cached"]),
+                    str(t["api_calls"]),
+                    f"{t['input_tokens']} / {t['output_tokens']}",
+                    f"{t['cost_usd']:.4f}",
+                ]
+            ],
+        ),
+        "",
+    ]
+    per_rubric: dict[str, list[int]] = {}
+    for j in store.judgements("*"):
+        counts = per_rubric.setdefault(j["rubric"], [0, 0])
+        counts[0 if j["score"] is not None else 1] += 1
+    if per_rubric:
+        lines += [
+            "Rubric versions (name@version#hash of the rubric text):",
+            "",
+            *table(
+                ["rubric", "scored", "unscored"],
+                [[cell(r), str(c[0]), str(c[1])] for r, c in sorted(per_rubric.items())],
+            ),
+            "",
+        ]
+    if t["unscored_reasons"]:
+        lines += [
+            "Unscored judgements are excluded from every mean above (never counted as 0):",
+            "",
+            *table(
+                ["reason", "count"],
+                [[cell(r), str(n)] for r, n in sorted(t["unscored_reasons"].items())],
+            ),
+            "",
+        ]
+    return lines
+
+
+def write_report(
+    store: RunStore, summary: list[dict[str, Any]], reports_dir: Path, template: str = "full"
+) -> Path:
+    """Write ``<reports_dir>/<run id>.md`` (plots in ``<run id>-files/``), or with
+    ``template="lab"`` the lab-report tables to ``<run id>-lab.md``; returns its path."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    if template == "lab":
+        from harness.views.report.lab import render_lab_report
+
+        path = reports_dir / f"{store.run_id}-lab.md"
+        path.write_text(render_lab_report(store, summary))
+        return path
+    path = reports_dir / f"{store.run_id}.md"
+    path.write_text(render_report(store, summary, reports_dir / f"{store.run_id}-files"))
+    return path

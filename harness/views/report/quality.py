@@ -1,0 +1,57 @@
+"""The SAE-quality table of a run report (``sae_lens.evals`` metrics with bootstrap CIs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.analysis.quality import QUALITY_NEEDS_CORPUS, QUALITY_STUDY, quality_measurable
+from harness.store import RunStore
+from harness.views.report.markdown_table import cell, fmt_estimate, table
+
+__all__ = ["QUALITY_COLUMNS", "quality_section"]
+
+# (metric, column header, digits)
+QUALITY_COLUMNS = (
+    ("explained_variance", "explained variance", 3),
+    ("l0", "L0", 1),
+    ("dead_fraction", "dead fraction", 3),
+    ("ce_loss_score", "CE-loss score", 3),
+    ("kl_div_score", "KL score", 3),
+    ("ce_loss_with_sae", "CE with SAE", 3),
+    ("ce_loss_without_sae", "CE clean", 3),
+    ("mse", "MSE", 3),
+)
+
+
+def quality_section(store: RunStore, summary: list[dict[str, Any]]) -> list[str]:
+    """One row per SAE; empty when the run measured no SAE quality."""
+    by_sae: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in summary:
+        if row["study"] == QUALITY_STUDY:
+            by_sae.setdefault(row["sae"], {})[row["metric"]] = row
+    if not by_sae:
+        exp = store.experiment()
+        if exp.sae_quality is None or quality_measurable(exp):
+            return []
+        return ["## SAE quality", "", f"Not measured: {QUALITY_NEEDS_CORPUS}.", ""]
+    records = {r["sae"]: r for r in store.records(QUALITY_STUDY)}
+    rows = []
+    for sae, metrics in by_sae.items():
+        cells = [cell(sae)]
+        for metric, _, digits in QUALITY_COLUMNS:
+            r = metrics[metric]
+            cells.append(fmt_estimate(r["value"], r["ci_low"], r["ci_high"], r["n"], digits))
+        rows.append(cells)
+    first = next(iter(records.values()))
+    return [
+        "## SAE quality",
+        "",
+        f"Measured with `sae_lens.evals`' definitions on {first['n_sequences']} sequences of "
+        f"{first['context_size']} tokens from {cell(first['corpus'])} (special tokens excluded), "
+        "95% bootstrap CIs over sequences; the dead fraction counts features that never fired "
+        "on these tokens (no CI). CE-loss score = share of the CE increase from zero-ablating "
+        "the hook point that splicing in the SAE recovers; KL score likewise for KL divergence.",
+        "",
+        *table(["SAE", *(h for _, h, _ in QUALITY_COLUMNS)], rows),
+        "",
+    ]
