@@ -16,13 +16,14 @@ from harness.analysis.stats import Estimate, bootstrap_mean, unpaired_difference
 from harness.studies.items import BASELINE, ItemKey
 
 __all__ = [
+    "MIN_N",
     "NAN_ESTIMATE",
     "ComparisonRow",
     "excludes_zero",
     "item_rows",
     "judged_context_rows",
     "stored_rows",
-    "unpaired_difference",
+    "verdict",
 ]
 
 NAN_ESTIMATE = Estimate(float("nan"), float("nan"), float("nan"), 0)
@@ -40,6 +41,31 @@ class ComparisonRow:
     differences: list[Estimate]  # per non-reference checkpoint: it − reference
     pairing: str  # "sequences", "prompts", "unpaired" or "none"
     higher_is_better: bool | None = None
+    offline_judged: bool = False  # a judged score from the offline keyword judge alone
+
+
+MIN_N = 8  # fewer items than this: a difference is reported, never called better or worse
+JUDGED = ("concept_score", "fluency_score", "instruction_score", "specificity_score")
+
+
+def verdict(row: ComparisonRow, d: Estimate) -> str:
+    """What a difference says: "" (its CI includes 0), ``better``/``worse`` (``higher``/
+    ``lower`` when neither direction is better), or ``inconclusive (…)`` when the CI excludes 0
+    but rests on fewer than ``MIN_N`` items or on the offline keyword judge alone."""
+    if not excludes_zero(d):
+        return ""
+    if d.n < MIN_N:
+        return f"inconclusive (n={d.n} < {MIN_N})"
+    if row.offline_judged:
+        return "inconclusive (offline keyword judge only)"
+    up = d.ci_low > 0
+    if row.higher_is_better is None:
+        return "higher" if up else "lower"
+    return "better" if up == row.higher_is_better else "worse"
+
+
+def _offline(checkpoint: Any) -> bool:
+    return str(checkpoint.run.provenance.get("judge", "")).startswith("offline")
 
 
 def excludes_zero(d: Estimate, eps: float = 1e-9) -> bool:
@@ -79,7 +105,8 @@ def item_rows(
         for p in per[1:]:
             common = sorted(k for k in per[0] if k[0] == cond and k in p)
             diffs.append(bootstrap_mean([p[k] - per[0][k] for k in common], rng))
-        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "prompts", better))
+        offline = metric in JUDGED and any(_offline(c) for c in checkpoints)
+        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "prompts", better, offline))
     return rows
 
 
@@ -111,7 +138,8 @@ def judged_context_rows(
         vals = [g.get(cond, []) for g in per]
         diffs = [unpaired_difference(vals[0], v, rng) for v in vals[1:]]
         ests = [bootstrap_mean(v, rng) for v in vals]
-        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "unpaired", True))
+        offline = any(_offline(c) for c in checkpoints)
+        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "unpaired", True, offline))
     return rows
 
 

@@ -171,8 +171,11 @@ def recommended_rows(
     fluency: dict[Group, dict[int, int]],
     seed: int,
 ) -> list[dict[str, Any]]:
-    """The best concept score whose judged fluency stays ≥ the threshold, chosen on one half of
-    the prompts (seeded split) and reported, with CIs, on the other half."""
+    """The best concept score among the levels that steer (mean concept above the baseline's on
+    the same prompts) and keep judged fluency ≥ the threshold,
+    chosen on one half of the prompts (seeded split) and reported, with CIs, on the other half.
+    When no level qualifies the ``level`` row is NaN: the report says no level met the
+    criterion instead of recommending one that does not steer (e.g. 0 × max)."""
     if not fluency:
         return []
     prompts = sorted({i for c in conditions for i in concept.get((sae, study, c), {})})
@@ -187,10 +190,17 @@ def recommended_rows(
         vals = [v for i, v in table.get((sae, study, cond), {}).items() if i in which]
         return float(np.mean(vals)) if vals else NAN
 
+    base = concept.get((sae, study, BASELINE), {})
+
+    def steers(cond: str) -> bool:
+        got = concept.get((sae, study, cond), {})
+        pairs = [got[i] - base[i] for i in sorted(choose) if i in got and i in base]
+        return bool(pairs) and float(np.mean(pairs)) > 0
+
     best: tuple[float, float, str] | None = None
     for level, cond in zip(levels, conditions, strict=True):
         c, f = mean(concept, cond, choose), mean(fluency, cond, choose)
-        if np.isnan(c) or np.isnan(f) or f < fluency_threshold:
+        if np.isnan(c) or np.isnan(f) or f < fluency_threshold or not steers(cond):
             continue
         if best is None or c > best[0] or (c == best[0] and level < best[1]):
             best = (c, level, cond)

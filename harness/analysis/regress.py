@@ -282,9 +282,30 @@ def _tag_mlflow(run_id: str | None, tag: str) -> None:
         pass
 
 
-def resolve_baseline(ref: str, runs_root: Path) -> RunStore:
-    """A baseline by tag (``accepted/<name>`` or any tag given to ``accept``), run id or dir."""
+def resolve_baseline(ref: str, runs_root: Path, current: RunStore | None = None) -> RunStore:
+    """A baseline by tag (``accepted/<name>`` or any tag given to ``accept``), run id or dir.
+
+    With ``current``: a missing default tag says how to accept one, and a baseline from another
+    experiment is refused (exit 2): its items would pair with nothing, or with the wrong ones."""
     tags = baseline_tags(runs_root)
     if ref in tags:
-        return RunStore.open(tags[ref]["dir"], runs_root)
-    return RunStore.open(ref, runs_root)
+        base = RunStore.open(tags[ref]["dir"], runs_root)
+    else:
+        try:
+            base = RunStore.open(ref, runs_root)
+        except StoreError:
+            if current is not None and ref.startswith("accepted/"):
+                raise StoreError(
+                    f"no baseline accepted as {ref!r} under {runs_root}; accept a run you trust "
+                    f"with `harness accept RUN --runs {runs_root}` (e.g. "
+                    f"`harness accept {current.run_id}`), or pass --baseline RUN"
+                ) from None
+            raise
+    if current is not None:
+        want, got = current.experiment().name, base.experiment().name
+        if want != got:
+            raise StoreError(
+                f"baseline {base.run_id} is a run of experiment {got!r}, not {want!r}; "
+                "regress a run against a baseline of the same experiment"
+            )
+    return base

@@ -19,9 +19,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         checkpoints_of,
         compare,
         comparison_name,
-        excludes_zero,
         sae_from_arg,
     )
+    from harness.analysis.compare_rows import verdict
     from harness.engine.feature_match import match_features
     from harness.execute.runner import RunOptions, run_experiment
     from harness.spec import Experiment
@@ -69,9 +69,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(f"comparison of {len(checkpoints)} checkpoints (reference {checkpoints[0].name}): {path}")
     for row in rows:
         for c, d in zip(checkpoints[1:], row.differences, strict=True):
-            if excludes_zero(d):
+            word = verdict(row, d)
+            if word:
                 print(
                     f"  {c.name} {row.study} {row.condition} {row.metric}: "
-                    f"{d.value:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] vs reference"
+                    f"{d.value:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] (n={d.n}) vs reference: "
+                    f"{word}"
                 )
     return 0

@@ -27,17 +27,21 @@ def regress_one(store: Any, baseline_ref: str | None, runs: Path, reports: Path)
 
     current = load_run(store.dir, runs)
     ref = baseline_ref or default_tag(current.experiment.name)
-    base_store = resolve_baseline(ref, runs)
+    base_store = resolve_baseline(ref, runs, store)
     baseline = load_run(base_store.dir, runs)
     checks = regress(current, baseline, current.experiment.seed)
-    path = write_regression_report(
-        checks, current, baseline, reports / f"{current.run_id}-regression.md"
-    )
+    name = f"{current.run_id}-vs-{baseline.run_id}-regression.md"
+    path = write_regression_report(checks, current, baseline, reports / name)
     failed = [c for c in checks if c.regressed]
     verdict = "REGRESSED" if failed else "ok"
+    same = (
+        " (the baseline is this run itself: every check passes trivially)"
+        if (Path(base_store.dir).resolve() == Path(store.dir).resolve())
+        else ""
+    )
     print(
         f"{current.run_id}: {verdict} vs {baseline.run_id} ({len(failed)}/{len(checks)} "
-        f"checks regressed) → {path}"
+        f"checks regressed) → {path}{same}"
     )
     for c in failed:
         print(

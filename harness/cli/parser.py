@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "CE-loss score by more than 0.05) with the baseline, paired by prompt (by token "
         "sequence for SAE quality). A check regresses when its mean worsens by more than "
         "the tolerance and the 95% bootstrap CI of the paired difference excludes 0. Writes "
-        "<reports>/<run>-regression.md; exit 0 = OK, 1 = regressed.",
+        "<reports>/<run>-vs-<baseline>-regression.md; exit 0 = OK, 1 = regressed, 2 = no usable "
+        "baseline (none accepted yet, or one of another experiment).",
     )
     rg.add_argument("run", help="run id, run directory, or 'latest'")
     rg.add_argument(

@@ -84,6 +84,14 @@ def local_weights_fingerprint(experiment: Experiment) -> str:
     return h.hexdigest()
 
 
+def _started(run_dir: Path) -> float:
+    """When the run was last started (``status.json``), else when its spec was written."""
+    try:
+        return float(json.loads((run_dir / "status.json").read_text())["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return (run_dir / "spec.json").stat().st_mtime
+
+
 class RunStore:
     """A run directory: spec, provenance and append-only JSONL records."""
 
@@ -131,11 +139,11 @@ class RunStore:
     def open(cls, ref: str, root: Path) -> RunStore:
         """Open an existing run by directory path, run id, or ``latest``."""
         candidates = [Path(ref), root / ref]
-        if ref == "latest":
-            runs = sorted((p for p in root.glob("*/spec.json")), key=lambda p: p.stat().st_mtime)
+        if ref == "latest":  # the run started most recently (a resume counts as a start)
+            runs = sorted((p.parent for p in root.glob("*/spec.json")), key=_started)
             if not runs:
                 raise StoreError(f"no runs under {root}")
-            candidates = [runs[-1].parent]
+            candidates = [runs[-1]]
         for path in candidates:
             if (path / "spec.json").is_file():
                 return cls(path)

@@ -255,7 +255,10 @@ class SaturationKind(StudyKind[SaturationClamp]):
 
         if not conds:
             return []
-        return saturation_section(store, sae, study.name, conds, plot_dir, study.fluency_threshold)
+        unit = " × max" if study.level_unit == "max_activation" else " (absolute)"
+        return saturation_section(
+            store, sae, study.name, conds, plot_dir, study.fluency_threshold, unit
+        )
 
 
 KIND = SaturationKind()

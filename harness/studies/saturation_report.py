@@ -30,6 +30,7 @@ def saturation_section(
     conds: Conds,
     plot_dir: Path | None,
     threshold: float,
+    unit: str = " × max",
 ) -> list[str]:
     """Dose–response with CIs, paired tests and trend, recommended level, clamp specificity,
     example continuations."""
@@ -96,14 +97,18 @@ def saturation_section(
         level = rec["level"]["value"]
         if math.isnan(level):
             lines += [
-                f"Recommended level: none; no level kept mean judged fluency ≥ {threshold:g} on "
-                f"the selection half (n={rec['level']['n']} prompts).",
+                "Recommended level: none. No level met the criterion on the selection half "
+                f"(n={rec['level']['n']} prompts): raise the mean concept score above the "
+                f"unclamped baseline's on the same prompts while keeping mean judged fluency ≥ "
+                f"{threshold:g}.",
                 "",
             ]
         else:
             lines += [
-                f"Recommended level: **{level:g}** (best concept score with mean judged fluency "
-                f"≥ {threshold:g}, chosen on a seeded half of the prompts, n={rec['level']['n']}); "
+                f"Recommended level: **{level:g}{unit}** (the best concept score among the levels "
+                "that raise it above the unclamped baseline on the same prompts, with mean judged "
+                f"fluency ≥ {threshold:g}; chosen on a seeded half of the prompts, "
+                f"n={rec['level']['n']}); "
                 f"on the other half: concept {fmt_row(rec.get('concept_score_heldout'))}, fluency "
                 f"{fmt_row(rec.get('fluency_score_heldout'))}.",
                 "",

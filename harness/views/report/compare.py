@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.analysis.compare import Checkpoint, ComparisonRow, FeatureMatch, excludes_zero
+from harness.analysis.compare import Checkpoint, ComparisonRow, FeatureMatch
+from harness.analysis.compare_rows import MIN_N, verdict
 from harness.analysis.quality import QUALITY_STUDY
 from harness.analysis.stats import Estimate
 from harness.views.report.markdown_table import cell, fmt_estimate, table
@@ -21,21 +22,16 @@ _PAIRING = {
 }
 
 
-def _verdict(d: Estimate, better: bool | None) -> str:
-    """``better``/``worse``/``higher``/``lower`` when the CI excludes 0, else nothing."""
-    if not excludes_zero(d):
-        return ""
-    up = d.ci_low > 0
-    if better is None:
-        return " higher" if up else " lower"
-    return " **better**" if up == better else " **worse**"
+def _verdict(row: ComparisonRow, d: Estimate) -> str:
+    word = verdict(row, d)
+    return f" **{word}**" if word in ("better", "worse") else f" {word}" if word else ""
 
 
 def _row_cells(row: ComparisonRow) -> list[str]:
     digits = _DIGITS.get(row.metric, 2 if row.study != QUALITY_STUDY else 3)
     cells = [fmt_estimate(e.value, e.ci_low, e.ci_high, e.n, digits) for e in row.values]
     cells += [
-        fmt_estimate(d.value, d.ci_low, d.ci_high, d.n, digits) + _verdict(d, row.higher_is_better)
+        fmt_estimate(d.value, d.ci_low, d.ci_high, d.n, digits) + _verdict(row, d)
         for d in row.differences
     ]
     return cells
@@ -54,7 +50,10 @@ def render_comparison(
         f"Reference: **{cell(ref)}**. Every value has its 95% bootstrap CI and n; each Δ is the "
         "difference from the reference with a bootstrap CI (paired where the same sequences or "
         "prompts were measured). **better**/**worse** (or higher/lower where the metric has no "
-        "direction) marks a Δ whose CI excludes 0.",
+        f"direction) marks a Δ whose CI excludes 0; such a Δ over fewer than {MIN_N} items, or "
+        "on scores of the offline keyword judge alone (it counts concept words from the spec, "
+        "so a checkpoint that steers to words outside the list scores low), is marked "
+        "inconclusive instead.",
         "",
         *table(
             ["checkpoint", "run", "SAE"],

@@ -1,0 +1,105 @@
+"""Verdicts with guards: no recommended level that does not steer, no better/worse on a handful
+of items or on the offline keyword judge alone, no baseline from another experiment, and
+``latest`` is the run started most recently."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.compare_rows import MIN_N, ComparisonRow, verdict
+from harness.analysis.effects import recommended_rows
+from harness.analysis.stats import Estimate
+from harness.cli import main
+from harness.store import RunStore
+
+
+def test_the_recommended_level_is_never_one_that_does_not_steer() -> None:
+    prompts = range(8)
+    concept = {
+        ("s", "t", "baseline"): dict.fromkeys(prompts, 0),
+        ("s", "t", "0x"): dict.fromkeys(prompts, 0),  # fluent, but no concept: not steering
+        ("s", "t", "5x"): dict.fromkeys(prompts, 3),
+    }
+    fluency = {
+        ("s", "t", "0x"): dict.fromkeys(prompts, 2),
+        ("s", "t", "5x"): dict.fromkeys(prompts, 0),  # steers, but no longer fluent
+    }
+    rows = recommended_rows("s", "t", (0.0, 5.0), 1.0, ["0x", "5x"], concept, fluency, seed=0)
+    [level] = [r for r in rows if r["metric"] == "level"]
+    assert math.isnan(level["value"])
+    # a level that steers and stays fluent is recommended
+    concept[("s", "t", "2x")] = dict.fromkeys(prompts, 2)
+    fluency[("s", "t", "2x")] = dict.fromkeys(prompts, 2)
+    rows = recommended_rows(
+        "s", "t", (0.0, 2.0, 5.0), 1.0, ["0x", "2x", "5x"], concept, fluency, seed=0
+    )
+    assert [r["value"] for r in rows if r["metric"] == "level"] == [2.0]
+
+
+def _row(
+    n: int, offline: bool = False, better: bool | None = True
+) -> tuple[ComparisonRow, Estimate]:
+    d = Estimate(-1.65, -2.5, -0.81, n)
+    row = ComparisonRow("s", "2x", "concept_score", [d, d], [d], "prompts", better, offline)
+    return row, d
+
+
+def test_a_difference_on_few_items_or_the_offline_judge_alone_is_inconclusive() -> None:
+    assert verdict(*_row(2)) == f"inconclusive (n=2 < {MIN_N})"
+    assert verdict(*_row(16, offline=True)) == "inconclusive (offline keyword judge only)"
+    assert verdict(*_row(16)) == "worse"
+    assert verdict(*_row(16, better=None)) == "lower"
+    assert verdict(_row(16)[0], Estimate(0.1, -0.2, 0.4, 16)) == ""
+
+
+SPEC = """
+from harness import Experiment, FeatureByIndex, SaturationClamp, ToySAE
+
+def spec():
+    return Experiment(name={name!r}, saes=(ToySAE(),), sae_quality=None, studies=(SaturationClamp(
+        name="s", feature=FeatureByIndex(index=9, keywords=("bridge",)), levels=(0, 5),
+        prompts=("the chef added salt to the", "a cold wind blows and the")),))
+"""
+
+
+def test_regress_refuses_another_experiment_and_says_how_to_accept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("alpha", "beta"):
+        (tmp_path / f"{name}.py").write_text(SPEC.format(name=name))
+        assert main(["run", f"{name}.py", "--quiet", "--no-mlflow"]) == 0
+    alpha = next(Path("runs").glob("alpha-*"))
+    beta = next(Path("runs").glob("beta-*"))
+    capsys.readouterr()
+    assert main(["regress", str(alpha)]) == 2  # nothing accepted yet
+    assert "harness accept" in capsys.readouterr().err
+    assert main(["accept", str(beta)]) == 0
+    assert main(["regress", str(alpha), "--baseline", str(beta)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "of experiment 'beta', not 'alpha'" in err
+    assert main(["regress", str(alpha), "--baseline", str(alpha)]) == 0
+    out = capsys.readouterr().out
+    assert "the baseline is this run itself" in out
+    assert (Path("reports") / f"{alpha.name}-vs-{alpha.name}-regression.md").is_file()
+
+
+def test_latest_is_the_run_started_most_recently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("first", "second"):
+        (tmp_path / f"{name}.py").write_text(SPEC.format(name=name))
+        assert main(["run", f"{name}.py", "--quiet", "--no-mlflow"]) == 0
+    assert RunStore.open("latest", Path("runs")).run_id.startswith("second-")
+    time.sleep(0.01)
+    assert main(["run", "first.py", "--quiet", "--no-mlflow"]) == 0  # a resume is a start
+    latest = RunStore.open("latest", Path("runs"))
+    assert latest.run_id.startswith("first-")
+    started = json.loads((latest.dir / "status.json").read_text())["started"]
+    assert started > 0
