@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from harness.studies.ablation import Ablation
     from harness.studies.attribution import Attribution
     from harness.studies.contrast import ContrastiveSearch
+    from harness.studies.patching import ActivationPatching
     from harness.studies.saturation import SaturationClamp
     from harness.studies.specificity import Specificity
 
@@ -63,6 +64,7 @@ _LAZY = {
     "Study": "harness.spec.experiment",
     "Tolerance": "harness.spec.experiment",
     "Ablation": "harness.studies.ablation",
+    "ActivationPatching": "harness.studies.patching",
     "Attribution": "harness.studies.attribution",
     "ContrastiveSearch": "harness.studies.contrast",
     "SaturationClamp": "harness.studies.saturation",
@@ -82,6 +84,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_TOLERANCES",
     "Ablation",
+    "ActivationPatching",
     "Attribution",
     "ContrastiveSearch",
     "Corpus",

@@ -13,7 +13,7 @@ from pydantic import Field, TypeAdapter
 
 from harness.spec.refs import StudySpec
 from harness.store.records import register_record
-from harness.studies import ablation, attribution, contrast, saturation, specificity
+from harness.studies import ablation, attribution, contrast, patching, saturation, specificity
 from harness.studies.contract import StudyKind
 
 __all__ = [
@@ -100,6 +100,7 @@ _BUILTIN = (
     specificity.KIND,
     attribution.KIND,
     contrast.KIND,
+    patching.KIND,
 )
 for _kind in _BUILTIN:
     register(_kind)
