@@ -174,3 +174,19 @@ def test_bootstrap_ci_of_a_constant_and_of_a_mean() -> None:
     assert abs(est.ci_low - (0.3 - half)) < 0.006 and abs(est.ci_high - (0.3 + half)) < 0.006
     empty = bootstrap_mean([], rng)
     assert empty.n == 0 and np.isnan(empty.value)
+
+
+def test_progress_off_a_terminal_is_one_clean_line_per_stage(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness.execute.runner import _Bars
+
+    bars = _Bars(True, tty=False)
+    for done in range(0, 5):
+        bars("generate", done, 4)
+    bars("judge", 3, 3)  # resumed: everything was stored
+    bars("empty", 0, 0)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("generate: 4 items, 4 done in ")
+    assert lines[1] == "judge: 3 items, all stored already"
+    assert len(lines) == 2

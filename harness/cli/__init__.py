@@ -45,10 +45,23 @@ def _format_warning(
 _default_format = warnings.formatwarning
 
 
+def _quiet_libraries(verbose: bool) -> None:
+    """Library logging (MLflow's database set-up, HTTP clients, model loaders) only with -v."""
+    import logging
+    import os
+
+    if not verbose:  # MLflow sets its own level when it is imported; this is what it reads
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    level = logging.INFO if verbose else logging.WARNING
+    for name in ("mlflow", "alembic", "httpx", "urllib3", "transformers", "sentence_transformers"):
+        logging.getLogger(name).setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``harness`` console script."""
     warnings.formatwarning = _format_warning
     args = build_parser().parse_args(argv)
+    _quiet_libraries(args.verbose)
     handlers = {
         "run": cmd_run,
         "validate": cmd_validate,

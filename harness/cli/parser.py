@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show the libraries' own log lines (MLflow, HTTP clients, model loaders)",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(

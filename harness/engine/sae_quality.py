@@ -137,6 +137,8 @@ def _measure(
     hook = sae.hook_name
     stop = extract_stop_at_layer_from_tlens_hook_name(hook)
     batches = tokens.split(cfg.batch_size)
+    if progress is not None:
+        progress(0, len(batches))
     for b, batch in enumerate(batches):
         batch = batch.to(model.cfg.device)
         mask = ~torch.isin(batch, torch.tensor(ignore, device=batch.device))

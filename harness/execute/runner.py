@@ -8,6 +8,7 @@ item's identity.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,14 +114,26 @@ def check_unscored(exp: Experiment, store: RunStore) -> None:
 
 
 class _Bars:
-    """One tqdm bar per stage name; a no-op when progress is off."""
+    """Progress per stage: a tqdm bar on a terminal; elsewhere (CI logs, nox, a pipe) one clean
+    line when the stage ends; nothing when progress is off."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, tty: bool | None = None) -> None:
         self.enabled = enabled
+        self.tty = sys.stderr.isatty() if tty is None else tty
         self.bars: dict[str, Any] = {}
+        self.started: dict[str, tuple[float, int]] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
+        if not self.enabled or total <= 0:
+            return
+        if not self.tty:
+            first = self.started.setdefault(stage, (time.monotonic(), done))
+            if done >= total:
+                del self.started[stage]
+                made = total - first[1]
+                took = time.monotonic() - first[0]
+                what = f"{made} done in {took:.1f} s" if made else "all stored already"
+                print(f"{stage}: {total} items, {what}", flush=True)
             return
         bar = self.bars.get(stage)
         if bar is None:
