@@ -190,3 +190,11 @@ def test_progress_off_a_terminal_is_one_clean_line_per_stage(
     assert lines[0].startswith("generate: 4 items, 4 done in ")
     assert lines[1] == "judge: 3 items, all stored already"
     assert len(lines) == 2
+
+
+def test_numbers_are_formatted_by_magnitude() -> None:
+    from harness.views.report.markdown_table import fmt_estimate, fmt_number
+
+    assert fmt_estimate(62038.9, 44329.84, 84424.29, 16) == "62,039 [44,330, 84,424] (n=16)"
+    assert fmt_number(-0.0001, 3) == "0.000" and fmt_number(-0.2, 2) == "-0.20"
+    assert fmt_estimate(1.234, 0.9, 1.5, 8) == "1.23 [0.90, 1.50] (n=8)"

@@ -164,6 +164,8 @@ def run_experiment(
     device = resolve_device(options.device or exp.model.device)
     store = RunStore.for_experiment(exp, options.runs_root)
     with store.writer_lock(wait=options.wait, say=say):
+        for leftover in store.dir.glob(".*.tmp*"):  # a write cut short by a kill
+            leftover.unlink(missing_ok=True)
         moved = store.set_aside_damaged()
         if moved:
             say(
@@ -344,6 +346,12 @@ def _run_locked(
 def rescore(store: RunStore, rubric: str | None, reports_dir: Path) -> tuple[int, Path]:
     """Judge a run's stored generations again (no model, no generation); returns the number of
     new judgements and the rebuilt report's path."""
+
+    with store.writer_lock():  # one writer per run: not while a run of it is in progress
+        return _rescore_locked(store, rubric, reports_dir)
+
+
+def _rescore_locked(store: RunStore, rubric: str | None, reports_dir: Path) -> tuple[int, Path]:
     from harness.judge.service import judge_generations
     from harness.views.report.markdown import write_report
 

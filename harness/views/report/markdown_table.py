@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.text import strip_control
 
-__all__ = ["cell", "fmt_estimate", "fmt_row", "table"]
+__all__ = ["cell", "fmt_estimate", "fmt_number", "fmt_row", "table"]
 
 
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|"})
@@ -28,8 +28,22 @@ def fmt_estimate(value: float, low: float, high: float, n: int, digits: int = 2)
     if n == 0 or math.isnan(value):
         return "– (n=0)"
     if math.isnan(low) or math.isnan(high):
-        return f"{value:.{digits}f} (n={n})"
-    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}] (n={n})"
+        return f"{fmt_number(value, digits)} (n={n})"
+    return (
+        f"{fmt_number(value, digits)} [{fmt_number(low, digits)}, {fmt_number(high, digits)}] "
+        f"(n={n})"
+    )
+
+
+def fmt_number(value: float, digits: int = 2) -> str:
+    """A number for a table: thousands separators and no decimals from 1,000 on (perplexity
+    62,039 rather than 62038.90), and never ``-0.00``."""
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def fmt_row(row: dict[str, Any] | None) -> str:
