@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import StoreError
+from harness.judge.base import Judgement
 
 __all__ = [
     "Candidates",
@@ -103,30 +104,13 @@ class NextToken(ItemRecord):
     metric_iv: float | None = None
 
 
-class JudgementRecord(ItemRecord):
-    """One judging attempt of one item (``of``) on one rubric: a score, or unscored with the
-    reason, never both."""
+class JudgementRecord(Judgement, ItemRecord):
+    """One judging attempt of one item (``of``) on one rubric: the :class:`Judgement` (a score,
+    or unscored with the reason, never both) with the item it judged."""
 
     kind: Literal["judgement"] = "judgement"
     of: str
-    score: int | None
-    unscored_reason: str | None = None
-    judge: str
-    rubric: str
-    prompt: str
-    raw_reply: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    api_calls: int = 0
-    cached: bool = False
     attempt: int = 0
-
-    @model_validator(mode="after")
-    def _score_xor_reason(self) -> JudgementRecord:
-        if (self.score is None) == (self.unscored_reason is None):
-            raise ValueError("a judgement has either a score or an unscored_reason, not both")
-        return self
 
 
 class TopFeatures(Record):
