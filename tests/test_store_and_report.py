@@ -186,7 +186,7 @@ def test_progress_off_a_terminal_is_one_clean_line_per_stage(
         bars("generate", done, 4)
     bars("judge", 3, 3)  # resumed: everything was stored
     bars("empty", 0, 0)
-    lines = capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().err.splitlines()  # stdout stays for results
     assert lines[0].startswith("generate: 4 items, 4 done in ")
     assert lines[1] == "judge: 3 items, all stored already"
     assert len(lines) == 2

@@ -114,8 +114,8 @@ def check_unscored(exp: Experiment, store: RunStore) -> None:
 
 
 class _Bars:
-    """Progress per stage: a tqdm bar on a terminal; elsewhere (CI logs, nox, a pipe) one clean
-    line when the stage ends; nothing when progress is off."""
+    """Progress per stage, on stderr (stdout stays for results): a tqdm bar on a terminal;
+    elsewhere (CI logs, nox, a pipe) one clean line when the stage ends; nothing when off."""
 
     def __init__(self, enabled: bool, tty: bool | None = None) -> None:
         self.enabled = enabled
@@ -133,7 +133,7 @@ class _Bars:
                 made = total - first[1]
                 took = time.monotonic() - first[0]
                 what = f"{made} done in {took:.1f} s" if made else "all stored already"
-                print(f"{stage}: {total} items, {what}", flush=True)
+                print(f"{stage}: {total} items, {what}", file=sys.stderr, flush=True)
             return
         bar = self.bars.get(stage)
         if bar is None:
