@@ -126,7 +126,8 @@ class PatchingKind(StudyKind[ActivationPatching]):
 
     def cost(self, exp: Experiment, study: ActivationPatching, batch_size: int) -> Cost:
         pairs = len(prompt_list(study.sources))
-        patches = study.positions + 1 if study.what == "residual" else 1 + len(study.features)
+        n = len(study.features)
+        patches = study.positions + 1 if study.what == "residual" else 1 + (n if n > 1 else 0)
         return Cost(patches, pairs, 0, pairs * (2 + patches), 0)
 
     def rows(self, rc: RowContext, study: ActivationPatching) -> list[dict[str, Any]]:
