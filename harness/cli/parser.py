@@ -253,8 +253,17 @@ def build_parser() -> argparse.ArgumentParser:
         "no intervention. Prints speedup_vs_seed_loop = a/b and intervention_overhead = b/c.",
     )
     sweep.add_argument("--device", default="cpu", help="cpu or cuda")
-    sweep.add_argument("--prompts", type=int, default=32)
-    sweep.add_argument("--new-tokens", type=int, default=32)
+    sweep.add_argument(
+        "--shape",
+        default="toy",
+        choices=["toy", "gpt2-small", "llama-2-7b"],
+        help="toy: the shipped toy world; otherwise that architecture with random weights (no "
+        "download), timed also against SAELens' own path (llama-2-7b: --device cuda only)",
+    )
+    sweep.add_argument("--arch", default="relu", choices=["relu", "topk", "jumprelu"])
+    sweep.add_argument("--sae-width", type=int, default=24576, help="SAE width for --shape")
+    sweep.add_argument("--prompts", type=int, default=None, help="default: 32 toy, 8 shapes")
+    sweep.add_argument("--new-tokens", type=int, default=None, help="default: 32 toy, 16 shapes")
     sweep.add_argument("--repeats", type=int, default=5, help="best of N for the batched runs")
     sweep.add_argument("--json", action="store_true", help="print the result as JSON")
     jb = bench_sub.add_parser(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from harness.errors import SpecError
+
 __all__ = ["cmd_bench", "cmd_toy"]
 
 
@@ -41,10 +43,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
 
     device = resolve_device(args.device)
+    say = (lambda _: None) if args.json else print
+    if args.shape != "toy":
+        from harness.bench.shapes import bench_shape
+
+        try:
+            shaped = bench_shape(
+                args.shape,
+                args.arch,
+                args.sae_width,
+                device,
+                n_prompts=args.prompts or 8,
+                new_tokens=args.new_tokens or 16,
+                say=say,
+            )
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        data = shaped.as_dict()
+        if args.json:
+            print(json.dumps(data, indent=1))
+        else:
+            for key, value in data.items():
+                print(f"{key:>24}: {value}")
+        return 0
     result = bench_sweep(
         device=device,
-        n_prompts=args.prompts,
-        new_tokens=args.new_tokens,
+        n_prompts=args.prompts or 32,
+        new_tokens=args.new_tokens or 32,
         repeats=args.repeats,
         say=(lambda _: None) if args.json else print,
     )

@@ -30,11 +30,25 @@ __all__ = [
     "steer_features",
 ]
 
-_FAST_ARCHS = {"standard", "jumprelu"}
+_FAST_ARCHS = {"standard", "jumprelu"}  # one encoder column gives a feature's activation
+_LINEAR_DECODERS = {"standard", "jumprelu", "topk"}
 
 
 def _fast_path(sae: Any) -> bool:
     return sae.cfg.architecture() in _FAST_ARCHS and sae.cfg.normalize_activations == "none"
+
+
+def _linear_decoder(sae: Any) -> bool:
+    """Whether ``decode`` is ``f @ W_dec + b_dec`` (so a move of some features shifts the output
+    by their decoder rows alone, with no full-width decode): standard, JumpReLU and TopK SAEs
+    without activation normalisation, reshaping or decoder-norm rescaling."""
+    cfg = sae.cfg
+    return (
+        cfg.architecture() in _LINEAR_DECODERS
+        and cfg.normalize_activations == "none"
+        and getattr(cfg, "reshape_activations", "none") == "none"
+        and not getattr(cfg, "rescale_acts_by_decoder_norm", False)
+    )
 
 
 def feature_activations(sae: Any, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -54,7 +68,7 @@ def _decoded_shift(
     sae: Any, x: torch.Tensor, features: torch.Tensor, delta: torch.Tensor
 ) -> torch.Tensor:
     """How the SAE output moves when the selected features move by ``delta`` (float32)."""
-    if _fast_path(sae):
+    if _linear_decoder(sae):
         return cast(torch.Tensor, delta @ sae.W_dec[features].float())
     base = torch.zeros(*x.shape[:-1], sae.cfg.d_sae, dtype=torch.float32, device=x.device)
     moved = base.clone()

@@ -35,3 +35,17 @@ def test_cuda_and_cpu_generations_agree() -> None:
         )
     same = sum(a == b for a, b in zip(*outs, strict=True))
     assert same >= 0.9 * len(outs[0])
+
+
+@pytest.mark.parametrize(
+    ("shape", "arch", "width"),
+    [("gpt2-small", "relu", 24576), ("gpt2-small", "topk", 24576), ("llama-2-7b", "relu", 65536)],
+)
+def test_real_size_benchmark_on_cuda(shape: str, arch: str, width: int) -> None:
+    """The real-size sweep on a GPU: print the figures the README's speed section quotes."""
+    from harness.bench.shapes import bench_shape
+
+    result = bench_shape(shape, arch, width, "cuda", say=lambda _: None)
+    print(result.as_dict())
+    assert result.peak_memory_kind == "CUDA max_memory_allocated"
+    assert result.speedup_vs_saelens > 1 and result.intervention_overhead < 1.5
