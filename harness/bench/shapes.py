@@ -14,7 +14,9 @@ unclamped baseline row per prompt) it times, in one process:
 - the same rows generated with no intervention.
 
 It also measures the machine's matmul throughput on the model's own decode shapes and reports
-the fraction of it the harness reaches, tokens per second and peak memory.
+the fraction of it the harness reaches, tokens per second and peak memory; on a GPU also the
+memory-bandwidth bound of decoding (weights and KV cache read per step, against a measured
+device copy bandwidth).
 """
 
 from __future__ import annotations
@@ -85,6 +87,9 @@ class ShapeBench:
     fraction_of_matmul: float
     peak_memory_mb: float
     peak_memory_kind: str
+    memory_gbps: float | None = None  # CUDA: measured device-memory copy bandwidth
+    decode_gbps: float | None = None  # CUDA: weights + KV cache read per step, per second
+    fraction_of_bandwidth: float | None = None  # CUDA: decode_gbps / memory_gbps
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -153,6 +158,27 @@ def _matmul_gflops(rows: int, d_model: int, d_mlp: int, device: str, dtype: torc
         torch.cuda.synchronize()
     took = time.perf_counter() - start
     return 2 * rows * d_model * d_mlp * reps / took / 1e9
+
+
+def _copy_gbps(device: str) -> float:
+    """Measured device-memory bandwidth: a 1 GiB copy, read and written (GB/s)."""
+    src = torch.empty(2**28, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(10):
+        dst.copy_(src)
+    torch.cuda.synchronize()
+    return 2 * src.numel() * 4 * 10 / (time.perf_counter() - start) / 1e9
+
+
+def _decode_bytes(model: Any, rows: int, context: int) -> float:
+    """Bytes a decode step reads: every weight once, and the KV cache of every row."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    cfg = model.cfg
+    kv = 2 * cfg.n_layers * rows * context * cfg.n_heads * cfg.d_head * 4
+    return float(weights + kv)
 
 
 @torch.no_grad()
@@ -272,7 +298,18 @@ def bench_shape(
     n_tokens = len(rows) * new_tokens
     model_gflops = flops_per_token * n_tokens / t_harness / 1e9
     matmul = _matmul_gflops(len(rows), cfg.d_model, d_mlp, device, cfg.dtype)
+    bandwidth: dict[str, float | None] = {}
+    if device.startswith("cuda"):  # decode is bound by memory bandwidth on a GPU
+        mean_context = prompt_tokens + 1 + new_tokens / 2
+        moved = _decode_bytes(model, len(rows), int(mean_context)) * new_tokens / t_harness / 1e9
+        peak_bw = _copy_gbps(device)
+        bandwidth = {
+            "memory_gbps": round(peak_bw, 1),
+            "decode_gbps": round(moved, 1),
+            "fraction_of_bandwidth": round(moved / peak_bw, 3),
+        }
     return ShapeBench(
+        **bandwidth,
         shape=shape,
         arch=arch,
         sae_width=sae_width,
