@@ -11,9 +11,10 @@ import math
 import os
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = [
+    "CheckedPositions",
     "Corpus",
     "Device",
     "FeatureByContrast",
@@ -33,6 +34,7 @@ __all__ = [
     "PretrainedSAE",
     "PromptFile",
     "PromptSet",
+    "Prompts",
     "SAERef",
     "StudySpec",
     "TargetLogProb",
@@ -232,6 +234,10 @@ def finite(value: float, what: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{what} {value} must be finite")
     return value
+
+
+Prompts = Annotated[PromptSet, AfterValidator(check_prompts)]  # a prompt set, checked
+CheckedPositions = Annotated[Positions, AfterValidator(check_positions)]
 
 
 class StudySpec(Frozen):

@@ -16,13 +16,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from harness.spec.refs import (
+    CheckedPositions,
     FeatureRef,
     Metric,
-    Positions,
+    Prompts,
     PromptSet,
     StudySpec,
-    check_positions,
-    check_prompts,
     finite,
     prompt_list,
 )
@@ -57,9 +56,9 @@ class Ablation(StudySpec):
     amplify_value: float = Field(
         default=20.0, gt=0, description="amplify: the value the features are clamped to."
     )
-    positions: Positions = "all"
-    prompts: PromptSet
-    control_prompts: PromptSet | None = None
+    positions: CheckedPositions = "all"
+    prompts: Prompts
+    control_prompts: Prompts | None = None
     tokens: tuple[str, ...] = Field(default=(), description="Tokens whose logit shifts to report.")
     metric: Metric | None = Field(
         default=None, description="A metric whose shift is reported with a CI and a paired test."
@@ -68,16 +67,6 @@ class Ablation(StudySpec):
         default=True, description="Also generate, judge and measure drift of continuations."
     )
     keep_error_term: bool = True
-
-    @field_validator("prompts", "control_prompts")
-    @classmethod
-    def _prompt_set(cls, v: PromptSet | None) -> PromptSet | None:
-        return v if v is None else check_prompts(v)
-
-    @field_validator("positions")
-    @classmethod
-    def _position_set(cls, v: Positions) -> Positions:
-        return check_positions(v)
 
     @field_validator("amplify_value")
     @classmethod

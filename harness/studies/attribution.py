@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from harness.spec.refs import Metric, PromptSet, StudySpec, check_prompts, prompt_list
+from harness.spec.refs import Metric, Prompts, PromptSet, StudySpec, prompt_list
 from harness.store.records import Record
 from harness.studies.contract import (
     Conds,
@@ -34,14 +34,9 @@ class Attribution(StudySpec):
     """Attribution (grad × (0 − act)) per feature vs true ablations of the top-k features."""
 
     kind: Literal["attribution"] = "attribution"
-    prompts: PromptSet
+    prompts: Prompts
     metric: Metric
     top_k: int = Field(default=20, ge=1, le=1000)
-
-    @field_validator("prompts")
-    @classmethod
-    def _prompt_set(cls, v: PromptSet) -> PromptSet:
-        return check_prompts(v)
 
 
 class AttributionRecord(Record):

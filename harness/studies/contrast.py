@@ -10,9 +10,9 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from harness.spec.refs import PromptSet, StudySpec, check_prompts, prompt_list
+from harness.spec.refs import Prompts, PromptSet, StudySpec, prompt_list
 from harness.studies.contract import (
     Conds,
     Cost,
@@ -29,23 +29,13 @@ class ContrastiveSearch(StudySpec):
     """Rank features by mean activation difference between positive and negative prompts."""
 
     kind: Literal["contrast"] = "contrast"
-    positive: PromptSet
-    negative: PromptSet
+    positive: Prompts
+    negative: Prompts
     position: Literal["last", "max"] = "last"
     top_k: int = Field(default=10, ge=1, le=1000)
-    corpus: PromptSet | None = Field(
+    corpus: Prompts | None = Field(
         default=None, description="Documents for max-activating examples; None: the toy corpus."
     )
-
-    @field_validator("corpus")
-    @classmethod
-    def _corpus_set(cls, v: PromptSet | None) -> PromptSet | None:
-        return v if v is None else check_prompts(v)
-
-    @field_validator("positive", "negative")
-    @classmethod
-    def _prompt_set(cls, v: PromptSet) -> PromptSet:
-        return check_prompts(v)
 
 
 class ContrastKind(StudyKind[ContrastiveSearch]):

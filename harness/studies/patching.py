@@ -17,14 +17,14 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from harness.spec.refs import (
     FeatureRef,
     Metric,
+    Prompts,
     PromptSet,
     StudySpec,
-    check_prompts,
     prompt_list,
 )
 from harness.store.records import Record
@@ -46,8 +46,8 @@ class ActivationPatching(StudySpec):
     """Patch the source prompt's activation (or selected SAE features) into the target prompt."""
 
     kind: Literal["patching"] = "patching"
-    sources: PromptSet
-    targets: PromptSet = Field(description="Paired with sources by position.")
+    sources: Prompts
+    targets: Prompts = Field(description="Paired with sources by position.")
     metric: Metric
     what: Literal["residual", "features"] = "residual"
     features: tuple[FeatureRef, ...] = Field(
@@ -65,11 +65,6 @@ class ActivationPatching(StudySpec):
         description="Pairs whose source − target metric difference is smaller are not used for "
         "the fraction restored (it would divide by noise); the report counts them.",
     )
-
-    @field_validator("sources", "targets")
-    @classmethod
-    def _prompt_set(cls, v: PromptSet) -> PromptSet:
-        return check_prompts(v)
 
     @model_validator(mode="after")
     def _pairs(self) -> ActivationPatching:

@@ -15,12 +15,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from harness.spec.refs import (
+    CheckedPositions,
     FeatureRef,
-    Positions,
+    Prompts,
     PromptSet,
     StudySpec,
-    check_positions,
-    check_prompts,
     prompt_list,
 )
 from harness.studies.contract import (
@@ -56,15 +55,15 @@ class SaturationClamp(StudySpec):
     feature: FeatureRef
     levels: tuple[float, ...] = Field(min_length=1)
     level_unit: Literal["max_activation", "absolute"] = "max_activation"
-    prompts: PromptSet
+    prompts: Prompts
     intervention: Literal["clamp", "add"] = Field(
         default="clamp",
         description="clamp: set the feature to the level; add: add level × W_dec[i] (steering).",
     )
-    positions: Positions = "all"
+    positions: CheckedPositions = "all"
     conditional: bool = False
     keep_error_term: bool = True
-    neutral_prompts: PromptSet | None = Field(
+    neutral_prompts: Prompts | None = Field(
         default=None,
         description="Prompts the clamp should leave alone: every level also runs on them, and "
         "their drift is reported next to the target prompts' (clamp specificity).",
@@ -75,16 +74,6 @@ class SaturationClamp(StudySpec):
         description="Recommended level: the best concept score whose mean judged fluency (0–2) "
         "stays at or above this; chosen on half of the prompts, reported on the other half.",
     )
-
-    @field_validator("positions")
-    @classmethod
-    def _position_set(cls, v: Positions) -> Positions:
-        return check_positions(v)
-
-    @field_validator("neutral_prompts")
-    @classmethod
-    def _neutral_set(cls, v: PromptSet | None) -> PromptSet | None:
-        return v if v is None else check_prompts(v)
 
     @field_validator("levels")
     @classmethod
@@ -107,11 +96,6 @@ class SaturationClamp(StudySpec):
                     f"overflows or the text is nothing but the concept; valid: 0..{bound:g}"
                 )
         return self
-
-    @field_validator("prompts")
-    @classmethod
-    def _prompt_set(cls, v: PromptSet) -> PromptSet:
-        return check_prompts(v)
 
 
 # judged scores and measures of generated continuations, and next-token effects

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from harness.spec.refs import FeatureRef, PromptSet, StudySpec, check_prompts
+from harness.spec.refs import FeatureRef, Prompts, StudySpec
 from harness.studies.contract import (
     Conds,
     Cost,
@@ -50,14 +50,9 @@ class Specificity(StudySpec):
         description="What the feature is said to mean; None: the feature's label, else an "
         "auto-interpretation from its max-activating examples.",
     )
-    corpus: PromptSet | None = Field(
+    corpus: Prompts | None = Field(
         default=None, description="Documents to sample contexts from; None: the toy corpus."
     )
-
-    @field_validator("corpus")
-    @classmethod
-    def _corpus_set(cls, v: PromptSet | None) -> PromptSet | None:
-        return v if v is None else check_prompts(v)
 
     @field_validator("bins")
     @classmethod
