@@ -198,3 +198,15 @@ def test_numbers_are_formatted_by_magnitude() -> None:
     assert fmt_estimate(62038.9, 44329.84, 84424.29, 16) == "62,039 [44,330, 84,424] (n=16)"
     assert fmt_number(-0.0001, 3) == "0.000" and fmt_number(-0.2, 2) == "-0.20"
     assert fmt_estimate(1.234, 0.9, 1.5, 8) == "1.23 [0.90, 1.50] (n=8)"
+
+
+def test_only_a_dead_writers_temp_files_are_removed(tmp_path: Path) -> None:
+    import os
+
+    store = RunStore.for_experiment(tiny_experiment(), tmp_path)
+    live = store.dir / f".spec.json.tmp{os.getpid()}"  # another writer, mid-write
+    dead = store.dir / ".status.json.tmp999999999"  # a write cut short by a kill
+    live.write_text("x")
+    dead.write_text("y")
+    assert store.remove_stale_temp_files() == 1
+    assert live.exists() and not dead.exists()

@@ -164,8 +164,7 @@ def run_experiment(
     device = resolve_device(options.device or exp.model.device)
     store = RunStore.for_experiment(exp, options.runs_root)
     with store.writer_lock(wait=options.wait, say=say):
-        for leftover in store.dir.glob(".*.tmp*"):  # a write cut short by a kill
-            leftover.unlink(missing_ok=True)
+        store.remove_stale_temp_files()
         moved = store.set_aside_damaged()
         if moved:
             say(

@@ -32,6 +32,7 @@ from typing import Any
 import harness.studies.registry  # noqa: F401 - registers the study kinds' record models
 from harness.errors import StoreError
 from harness.spec import Experiment
+from harness.store.files import alive, local_weights_fingerprint, write_atomic
 from harness.store.records import parse_record
 
 __all__ = [
@@ -50,38 +51,6 @@ def default_runs_root() -> Path:
 
 class RunLockedError(StoreError):
     """Another live process is writing this run directory."""
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file so readers see the old or the new content, never a torn one; on an
-    OS error (disk full, read-only) the temporary file is removed and the error raised."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def local_weights_fingerprint(experiment: Experiment) -> str:
-    """SHA-256 over the files of every local SAE folder of the spec ("" when there is none)."""
-    from harness.spec import LocalSAE
-
-    folders = [Path(ref.path) for ref in experiment.saes if isinstance(ref, LocalSAE)]
-    if not folders:
-        return ""
-    h = hashlib.sha256()
-    for folder in folders:
-        for path in sorted(folder.glob("*")):
-            if path.is_file():
-                h.update(path.name.encode())
-                with open(path, "rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(block)
-    return h.hexdigest()
 
 
 def _started(run_dir: Path) -> float:
@@ -266,6 +235,18 @@ class RunStore:
             fh.seek(self._offset)
             if b"\n" not in fh.read(size - self._offset):
                 fh.truncate(self._offset)
+
+    def remove_stale_temp_files(self) -> int:
+        """Remove the temporary files of atomic writes whose process is gone (a write cut short
+        by a kill); a live writer's (``.NAME.tmpPID``) is left alone. Returns how many."""
+        removed = 0
+        for path in self.dir.glob(".*.tmp*"):
+            pid = path.name.rsplit(".tmp", 1)[-1]
+            if pid.isdigit() and alive(int(pid)):
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def set_aside_damaged(self) -> int:
         """Move complete lines that are not JSON records into ``records.damaged.jsonl`` (with

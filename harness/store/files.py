@@ -1,0 +1,57 @@
+"""File-level helpers of the run store: atomic whole-file writes, weights fingerprints, process
+liveness."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.spec.experiment import Experiment
+
+__all__ = ["alive", "local_weights_fingerprint", "write_atomic"]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file so readers see the old or the new content, never a torn one; on an
+    OS error (disk full, read-only) the temporary file is removed and the error raised."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def local_weights_fingerprint(experiment: Experiment) -> str:
+    """SHA-256 over the files of every local SAE folder of the spec ("" when there is none)."""
+    from harness.spec import LocalSAE
+
+    folders = [Path(ref.path) for ref in experiment.saes if isinstance(ref, LocalSAE)]
+    if not folders:
+        return ""
+    h = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(folder.glob("*")):
+            if path.is_file():
+                h.update(path.name.encode())
+                with open(path, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+    return h.hexdigest()
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
