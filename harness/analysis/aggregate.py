@@ -11,6 +11,7 @@ from harness.analysis.effects import measure_rows, next_token_rows, scores_by_ru
 from harness.analysis.quality import quality_rows
 from harness.analysis.rows import SUMMARY_COLUMNS, summary_row
 from harness.analysis.stats import bootstrap_mean
+from harness.spec.refs import sae_label
 from harness.store import RunStore
 from harness.studies.contract import RowContext
 from harness.studies.registry import kind_of
@@ -79,14 +80,20 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
     failed: never counted as a score), one ``<rubric>_score`` per extra rubric, and
     ``steering_score``: per item, the harmonic mean of concept, instruction and fluency scores,
     each divided by its scale's maximum (the aggregate steering benchmarks such as AxBench use),
-    over items scored on all three. Conditions keep the order in which they were generated.
+    over items scored on all three. Groups come in the plan's order (SAE, study, condition), so
+    rows and CIs do not depend on the order records landed in (executors, resumes).
     """
     rng = np.random.default_rng(seed)
     prov = store.read_json("provenance.json")
     primary = prov["rubric"]
     rubrics: dict[str, str] = prov.get("rubrics") or {primary.split("@", 1)[0]: primary}
     order: dict[tuple[str, str, str], int] = {}
-    for g in store.records("generation"):
+    exp = store.experiment()
+    for ref in exp.saes:  # the plan's order, whatever order the records landed in
+        for study in exp.studies:
+            for it in kind_of(study).items(exp, sae_label(ref), study):
+                order.setdefault((it.sae, it.study, it.condition), len(order))
+    for g in store.records("generation"):  # records of a study the spec no longer plans
         order.setdefault((g["sae"], g["study"], g["condition"]), len(order))
     # scores[rubric ident][group] = {generation key: score}
     scores: dict[str, dict[tuple[str, str, str], dict[str, int]]] = defaultdict(

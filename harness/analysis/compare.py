@@ -44,6 +44,7 @@ __all__ = [
     "sae_from_arg",
 ]
 
+
 @dataclass(frozen=True)
 class Checkpoint:
     """One SAE of one stored run."""

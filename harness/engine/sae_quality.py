@@ -215,5 +215,3 @@ def record_quality(
         [{"kind": QUALITY_STUDY, "key": key, "sae": sae.label, "corpus": source, **record}]
     )
     return True
-
-

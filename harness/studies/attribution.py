@@ -24,6 +24,7 @@ from harness.studies.contract import (
     RowContext,
     RunStore,
     StudyKind,
+    in_spec_order,
     prompts_of,
 )
 
@@ -77,7 +78,7 @@ class AttributionKind(StudyKind[Attribution]):
         from harness.analysis.stats import Estimate, agreement
 
         rows = []
-        for rec in rc.store.records("attribution"):
+        for rec in in_spec_order(rc.store, rc.store.records("attribution")):
             if rec["study"] != study.name:
                 continue
             group = (rec["sae"], rec["study"], f"top{len(rec['features'])}")

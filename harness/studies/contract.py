@@ -32,6 +32,7 @@ from harness.spec.refs import (
     SAERef,
     StudySpec,
     prompt_list,
+    sae_label,
 )
 from harness.store.records import Record
 from harness.studies.items import ItemKey, WorkItem
@@ -46,6 +47,7 @@ __all__ = [
     "RunStore",
     "StudyContext",
     "StudyKind",
+    "in_spec_order",
 ]
 
 S = TypeVar("S", bound=StudySpec)
@@ -232,6 +234,19 @@ class StudyKind(Generic[S]):
             if h.headline:
                 rows += item_rows(checkpoints, study.name, h.metric, h.higher_is_better, rng)
         return rows
+
+
+def in_spec_order(store: RunStore, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` by the spec's SAE order, then study order (stable within those): rows built
+    from them do not depend on which SAE × study cell an executor finished first."""
+    exp = store.experiment()
+    saes = {sae_label(ref): i for i, ref in enumerate(exp.saes)}
+    studies = {s.name: i for i, s in enumerate(exp.studies)}
+    last = len(saes) + len(studies)
+    return sorted(
+        records,
+        key=lambda r: (saes.get(r.get("sae", ""), last), studies.get(r.get("study", ""), last)),
+    )
 
 
 def prompts_of(study: StudySpec, *names: str) -> list[tuple[str, PromptSet]]:

@@ -36,6 +36,7 @@ from harness.studies.contract import (
     RowContext,
     RunStore,
     StudyKind,
+    in_spec_order,
     prompts_of,
 )
 
@@ -104,6 +105,14 @@ def patch_names(study: ActivationPatching, features: list[int]) -> list[str]:
     return ["features", *alone]
 
 
+def _patch_rank(condition: str) -> tuple[int, int]:
+    """Where a patch comes in :func:`patch_names`' order."""
+    head, _, tail = condition.partition("@")
+    if head == "residual":
+        return (0, int(tail[1:]) if tail.startswith("-") else 1 << 30)
+    return (0, -1) if condition == "features" else (1, int(condition.split()[-1]))
+
+
 class PatchingKind(StudyKind[ActivationPatching]):
     """Activation patching."""
 
@@ -134,11 +143,14 @@ class PatchingKind(StudyKind[ActivationPatching]):
 
         rng = np.random.default_rng([rc.seed, 7])
         groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        for r in rc.store.records("patch"):
+        for r in in_spec_order(rc.store, rc.store.records("patch")):
             if r["study"] == study.name:
                 groups.setdefault((r["sae"], r["study"], r["condition"]), []).append(r)
         rows = []
-        for group, recs in groups.items():
+        saes = {g[0]: i for i, g in reversed(list(enumerate(groups)))}  # spec order
+        for group, recs in sorted(
+            groups.items(), key=lambda kv: (saes[kv[0][0]], _patch_rank(kv[0][2]))
+        ):
             recs.sort(key=lambda r: r["prompt_index"])
             used = [r["restored"] for r in recs if r["restored"] is not None]
             rows.append(estimate_row(group, "fraction_restored", bootstrap_mean(used, rng)))

@@ -24,6 +24,7 @@ from harness.studies.contract import (
     RowContext,
     RunStore,
     StudyKind,
+    in_spec_order,
 )
 
 __all__ = ["INACTIVE", "KIND", "RUBRIC", "Specificity"]
@@ -90,16 +91,17 @@ class SpecificityKind(StudyKind[Specificity]):
         from harness.analysis.stats import bootstrap_mean
 
         rng = np.random.default_rng(rc.seed)
-        groups: dict[tuple[str, str, str], list[int]] = {}
-        for c in rc.store.records("context"):
-            if c["study"] == study.name:
-                groups.setdefault((c["sae"], c["study"], c["condition"]), [])
+        contexts = [c for c in rc.store.records("context") if c["study"] == study.name]
+        groups: dict[tuple[str, str, str], dict[int, int]] = {}
+        for c in in_spec_order(rc.store, sorted(contexts, key=lambda c: c["prompt_index"])):
+            groups.setdefault((c["sae"], c["study"], c["condition"]), {})
         for j in rc.store.judgements("*"):
             group = (j["sae"], j["study"], j["condition"])
             if group in groups and j["rubric"].startswith(f"{RUBRIC}@") and j["score"] is not None:
-                groups[group].append(j["score"])
+                groups[group][j["prompt_index"]] = j["score"]
         rows = []
-        for group, scores in groups.items():
+        for group, by_index in groups.items():
+            scores = [by_index[i] for i in sorted(by_index)]
             for metric, data in (
                 ("specificity_score", [float(s) for s in scores]),
                 ("share_of_3s", [1.0 if s == 3 else 0.0 for s in scores]),

@@ -75,9 +75,7 @@ class LoadedRun:
     def record_item_values(self, metric: str, study: str | None = None) -> dict[ItemKey, float]:
         """Per-item values of a metric of generations (judged scores, drift, concept gain, nll)
         or of next-token records (kl_mean, top1_changed, metric_shift), of one study or all."""
-        out = {
-            k: v for k, v in self._record_item_values(metric).items() if study in (None, k[1])
-        }
+        out = {k: v for k, v in self._record_item_values(metric).items() if study in (None, k[1])}
         return out
 
     def _record_item_values(self, metric: str) -> dict[ItemKey, float]:
