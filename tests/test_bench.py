@@ -36,8 +36,10 @@ def test_bench_at_gpt2_shape_times_every_path(capsys: pytest.CaptureFixture[str]
     assert result["speedup_vs_saelens"] == pytest.approx(
         result["saelens_s"] / result["harness_s"], rel=0.05
     )
-    assert 0 < result["fraction_of_matmul"] == pytest.approx(
-        result["model_gflops"] / result["matmul_gflops"], rel=0.05
+    assert (
+        0
+        < result["fraction_of_matmul"]
+        == pytest.approx(result["model_gflops"] / result["matmul_gflops"], rel=0.05)
     )
 
 

@@ -139,9 +139,7 @@ def test_steering_score_is_the_harmonic_mean_of_normalised_scores(tmp_path) -> N
     )
     base = {"sae": "x", "study": "s", "condition": "1x", "prompt_index": 0}
     generation = {**base, "level": 1.0, "prompt": "p", "continuation": "c", "tokens": [1]}
-    store.append(
-        [{"kind": "generation", "key": k, **generation} for k in ("g1", "g2")]
-    )
+    store.append([{"kind": "generation", "key": k, **generation} for k in ("g1", "g2")])
     scores = {"g1": (3, 2, 1), "g2": (1, 2, None)}  # g2's instruction judgement failed
     for gen, triple in scores.items():
         for (name, ident), score in zip(idents.items(), triple, strict=True):

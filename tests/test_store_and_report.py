@@ -89,9 +89,7 @@ def test_records_are_checked_against_their_kind_before_they_are_written(tmp_path
 def test_a_key_is_stored_once_per_kind(tmp_path: Path) -> None:
     """Appending a key already stored (or twice in one call) writes nothing: no count twice."""
     store = RunStore.for_experiment(tiny_experiment(), tmp_path)
-    assert (
-        store.append([{"kind": "note", "key": "a"}, {"kind": "note", "key": "a"}]) == 1
-    )
+    assert store.append([{"kind": "note", "key": "a"}, {"kind": "note", "key": "a"}]) == 1
     assert store.append([{"kind": "note", "key": "a", "v": 2}]) == 0
     assert store.append([{"kind": "memo", "key": "a"}]) == 1  # keys are per kind
     assert len(store.records_path.read_text().splitlines()) == 2
@@ -179,9 +177,9 @@ def test_bootstrap_ci_of_a_constant_and_of_a_mean() -> None:
 def test_progress_off_a_terminal_is_one_clean_line_per_stage(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from harness.execute.runner import _Bars
+    from harness.execute.options import Bars
 
-    bars = _Bars(True, tty=False)
+    bars = Bars(True, tty=False)
     for done in range(0, 5):
         bars("generate", done, 4)
     bars("judge", 3, 3)  # resumed: everything was stored

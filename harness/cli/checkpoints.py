@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from harness.cli.commands import on_sigterm
+from harness.cli.commands import executor_of, on_sigterm
 from harness.errors import HarnessError, SpecError
 from harness.store import default_runs_root
 
@@ -49,17 +49,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "several runs, or --sae given twice or more)"
         )
     loaded = []
-    for t in targets:
-        if isinstance(t, Experiment):
-            options = RunOptions(
-                runs_root=runs_root,
-                reports_dir=args.reports,
-                device=args.device,
-                show_progress=not args.quiet,
-                log_to_mlflow=not args.no_mlflow,
-            )
-            t = load_run(run_experiment(t, options).store.dir, runs_root)
-        loaded.append(t)
+    with executor_of(args) as executor:  # one pool for every spec (models stay warm)
+        for t in targets:
+            if isinstance(t, Experiment):
+                options = RunOptions(
+                    runs_root=runs_root,
+                    reports_dir=args.reports,
+                    device=args.device,
+                    show_progress=not args.quiet,
+                    log_to_mlflow=not args.no_mlflow,
+                    executor=executor,
+                )
+                t = load_run(run_experiment(t, options).store.dir, runs_root)
+            loaded.append(t)
     checkpoints = checkpoints_of(loaded)
     rows = compare(checkpoints, loaded[0].experiment.seed)
     matches, note = match_features(checkpoints)

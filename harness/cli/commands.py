@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
-from harness.errors import StoreError
+from harness.errors import HarnessError, StoreError
 from harness.store import default_runs_root
 from harness.text import strip_control
 
@@ -20,6 +23,7 @@ __all__ = [
     "cmd_run",
     "cmd_show",
     "cmd_validate",
+    "executor_of",
     "on_sigterm",
 ]
 
@@ -28,13 +32,46 @@ def on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
 
+@contextmanager
+def executor_of(args: argparse.Namespace, say: Any = print) -> Iterator[Any]:
+    """The executor the command line asks for (None: local), closed when the command ends."""
+    if args.executor == "local":
+        for flag in ("address", "gpus_per_worker", "workers"):
+            if getattr(args, flag) is not None:
+                raise HarnessError(f"--{flag.replace('_', '-')} applies to --executor ray")
+        yield None
+        return
+    from harness.execute.ray_executor import RayExecutor
+
+    executor = RayExecutor(
+        args.address, args.gpus_per_worker, args.workers, args.cell_retries, say=say
+    )
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.execute.runner import RunOptions, run_experiment
     from harness.spec.loading import load_spec
 
     exp = load_spec(args.spec)
     signal.signal(signal.SIGTERM, on_sigterm)
-    result = run_experiment(
+    with executor_of(args) as executor:
+        result = _run(args, exp, executor)
+    print(f"report: {result.report_path}")
+    print(f"run store: {result.store.dir}")
+    if result.mlflow_run_id:
+        import mlflow
+
+        print(f"mlflow run: {result.mlflow_run_id} (tracking URI {mlflow.get_tracking_uri()})")
+    return 0
+
+
+def _run(args: argparse.Namespace, exp: Any, executor: Any) -> Any:
+    from harness.execute.runner import RunOptions, run_experiment
+
+    return run_experiment(
         exp,
         RunOptions(
             runs_root=args.runs or default_runs_root(),
@@ -49,15 +86,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             judge_retries=args.judge_retries,
             judge_cache=args.judge_cache,
             wait=args.wait,
+            executor=executor,
         ),
     )
-    print(f"report: {result.report_path}")
-    print(f"run store: {result.store.dir}")
-    if result.mlflow_run_id:
-        import mlflow
-
-        print(f"mlflow run: {result.mlflow_run_id} (tracking URI {mlflow.get_tracking_uri()})")
-    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

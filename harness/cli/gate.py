@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.cli.commands import on_sigterm
+from harness.cli.commands import executor_of, on_sigterm
 from harness.errors import HarnessError
 from harness.store import default_runs_root
 
@@ -72,16 +72,25 @@ def cmd_accept(args: argparse.Namespace) -> int:
 def cmd_nightly(args: argparse.Namespace) -> int:
     import time
 
-    from harness.analysis.regress import baseline_tags, default_tag
-    from harness.execute.runner import RunOptions, run_experiment
-    from harness.spec.loading import load_spec
-
     runs = args.runs or default_runs_root()
     if not args.folder.is_dir():
         raise HarnessError(f"{args.folder} is not a folder of specs")
     night = runs / "nightly" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     signal.signal(signal.SIGTERM, on_sigterm)
     specs = sorted(args.folder.glob("*.py"))
+    with executor_of(args) as executor:  # one pool for the whole suite (models stay warm)
+        worst, ran = _nightly(args, specs, runs, night, executor)
+    print(f"nightly: {ran} spec(s) tagged nightly in {args.folder}; runs in {night}")
+    return worst
+
+
+def _nightly(
+    args: argparse.Namespace, specs: list[Path], runs: Path, night: Path, executor: Any
+) -> tuple[int, int]:
+    from harness.analysis.regress import baseline_tags, default_tag
+    from harness.execute.runner import RunOptions, run_experiment
+    from harness.spec.loading import load_spec
+
     worst, ran = 0, 0
     for path in specs:
         try:
@@ -102,6 +111,7 @@ def cmd_nightly(args: argparse.Namespace) -> int:
                     device=args.device,
                     show_progress=False,
                     log_to_mlflow=not args.no_mlflow,
+                    executor=executor,
                 ),
                 say=lambda _: None,
             )
@@ -116,5 +126,4 @@ def cmd_nightly(args: argparse.Namespace) -> int:
             )
             continue
         worst = max(worst, regress_one(result.store, None, runs, args.reports))
-    print(f"nightly: {ran} spec(s) tagged nightly in {args.folder}; runs in {night}")
-    return worst
+    return worst, ran

@@ -25,6 +25,48 @@ examples:
 """
 
 
+def add_executor_args(cmd: argparse.ArgumentParser) -> None:
+    """--executor and the Ray executor's options (run, nightly, compare)."""
+    g = cmd.add_argument_group(
+        "executor",
+        "where the cells (SAE × study) are computed; the driver always writes the run store, "
+        "judges and logs to MLflow",
+    )
+    g.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: in this process (default); ray: on actors of a Ray cluster, one per GPU or "
+        "CPU slot, the model kept warm across cells (needs `pip install 'harness[ray]'`)",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="Ray: the cluster to join ('auto' for the one `ray start` runs here, or "
+        "ray://HOST:10001); default: start a local cluster for this command",
+    )
+    g.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=None,
+        help="Ray: GPUs per actor (default: 1 when the cluster has GPUs, else 0: one actor per "
+        "CPU slot)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Ray: actors to start (default: the cluster's GPUs / --gpus-per-worker, or its CPUs)",
+    )
+    g.add_argument(
+        "--cell-retries",
+        type=int,
+        default=2,
+        help="Ray: times a cell whose worker died is retried on a fresh actor (default: 2); "
+        "then it is listed as failed and the next run resumes it",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="harness",
@@ -104,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "~/.cache/harness/judge-cache.sqlite)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_args(run)
     run.add_argument(
         "--wait",
         action="store_true",
@@ -195,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     ni.add_argument("--reports", type=Path, default=Path("reports"))
     ni.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
     ni.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+    add_executor_args(ni)
 
     cp = sub.add_parser(
         "compare",
@@ -220,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view of new runs")
     cp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
     cp.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_executor_args(cp)
 
     for name, text in (
         ("show", "print a run's summary table"),

@@ -38,9 +38,18 @@ class Embedder:
         """``[len(texts), dim]`` float32, each row of norm 1 (an empty text embeds as itself)."""
         if not texts:
             return np.zeros((0, 1), dtype=np.float32)
-        out = self._model.encode(
-            list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
-        )
+        import torch
+
+        # one CPU thread: a thread count splits the sums differently (last-digit changes), and
+        # a measurement must not depend on the machine or on the executor's CPU slots
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            out = self._model.encode(
+                list(texts), batch_size=64, normalize_embeddings=True, show_progress_bar=False
+            )
+        finally:
+            torch.set_num_threads(threads)
         return np.asarray(out, dtype=np.float32)
 
 

@@ -20,7 +20,7 @@ from harness.studies.contract import Experiment, RunStore
 from harness.studies.items import content_key
 from harness.studies.registry import kind_of
 
-__all__ = ["MAX_ATTEMPTS", "judge_generations", "judge_items", "judgement_record"]
+__all__ = ["MAX_ATTEMPTS", "describe_with", "judge_generations", "judge_items", "judgement_record"]
 
 MAX_ATTEMPTS = 3  # judgements per item and rubric while unscored (the first included)
 
@@ -179,3 +179,13 @@ def _collect(
     results = judge.collect_batch(batch_id, {cid: request(by_id[cid][0]) for cid in ids}, poll_s)
     store.append(judgement_record(by_id[cid][0], results[cid], by_id[cid][1]) for cid in ids)
     store.append([{"kind": "judge_batch_done", "key": batch_id}])
+
+
+def describe_with(judge: Judge, record: dict[str, Any], examples: list[str]) -> dict[str, Any]:
+    """A description ``record`` with the judge's description of ``examples`` when it gives one
+    (an API judge; the offline judge keeps the record's offline text)."""
+    if isinstance(judge, AnthropicJudge):
+        text = judge.describe(examples)
+        if text is not None:
+            return {**record, "text": text, "source": judge.name}
+    return record

@@ -20,6 +20,7 @@ from harness.judge.base import Judgement
 
 __all__ = [
     "Candidates",
+    "CellRecord",
     "ContextRecord",
     "Description",
     "FeatureRecord",
@@ -201,6 +202,15 @@ class JudgeBatchDone(Record):
     kind: Literal["judge_batch_done"] = "judge_batch_done"
 
 
+class CellRecord(Record):
+    """A cell (one SAE × study, or one SAE's quality measurement) whose computed records are all
+    stored: no executor schedules it again (its judgements are checked every run)."""
+
+    kind: Literal["cell"] = "cell"
+    sae: str
+    study: str
+
+
 _MODELS: dict[str, type[Record]] = {}
 
 
@@ -249,5 +259,6 @@ for _model in (
     QualityRecord,
     JudgeBatch,
     JudgeBatchDone,
+    CellRecord,
 ):
     register_record(_model)

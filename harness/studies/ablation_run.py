@@ -27,7 +27,11 @@ from harness.studies.items import WorkItem
 from harness.studies.saturation import concept_text
 from harness.studies.saturation_run import check_clamp_values
 
-__all__ = ["check", "run"]
+__all__ = [
+    "check",
+    "judge",
+    "run",
+]
 
 
 def check(ctx: StudyContext, study: Ablation, path: str) -> None:
@@ -115,3 +119,8 @@ def run(ctx: StudyContext, study: Ablation, field: str) -> None:
     label, keywords = concept_of(study)
     measure_generations(ctx, items, concept_text(label, keywords))
     judge_items(ctx, items)
+
+
+def judge(ctx: StudyContext, study: Ablation, path: str) -> None:
+    """The driver's step: judge the study's stored continuations on ``ctx.sae``."""
+    judge_items(ctx, KIND.items(ctx.experiment, ctx.sae.label, study))

@@ -290,7 +290,10 @@ def measure_generations(ctx: StudyContext, items: Sequence[WorkItem], concept: s
 
 
 def judge_items(ctx: StudyContext, items: Sequence[WorkItem]) -> None:
-    """Judge the items' continuations with every rubric of the run (cached ones are free)."""
+    """Judge the items' continuations with every rubric of the run (cached ones are free); in a
+    remote worker (``ctx.judging`` False) nothing: the driver judges afterwards."""
+    if not ctx.judging:
+        return
     for judge in ctx.judges:
         judge_generations(
             ctx.store,

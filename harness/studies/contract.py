@@ -40,6 +40,7 @@ from harness.studies.items import ItemKey, WorkItem
 __all__ = [
     "Conds",
     "Cost",
+    "DescriptionNeeded",
     "Experiment",
     "Headline",
     "ItemKey",
@@ -128,6 +129,12 @@ class StudyContext:
     study_judges: dict[str, Any] = field(default_factory=dict)  # rubric name → judge
     neuronpedia: str | None = None
     judge_batch: bool = False
+    # False in a remote worker: judging happens in the driver afterwards (`StudyKind.judge`)
+    judging: bool = True
+    # a worker's stand-in for a judge call a study makes while it computes (an auto-interpreted
+    # description): (rubric, offline record, examples) → the record to store; raises
+    # DescriptionNeeded when only the driver's judge can answer. None: ask `judge_for(rubric)`
+    describe: Callable[[str, dict[str, Any], list[str]], dict[str, Any]] | None = None
 
     def judge_for(self, rubric: str) -> Any:
         """The judge of one of the kinds' own rubrics (``StudyKind.rubrics``)."""
@@ -143,6 +150,18 @@ class RowContext:
     rng: np.random.Generator  # shared by the intervention kinds, in spec order
     primary_rubric: str  # the primary rubric's name (e.g. concept_presence)
     scores: dict[str, Any]  # rubric name → (sae, study, condition) → prompt index → score
+
+
+class DescriptionNeeded(Exception):
+    """Raised in a worker that may not call the judge: the driver describes ``examples`` with
+    its judge, stores ``record`` (its ``text`` replaced when the judge answers) and runs the
+    cell again."""
+
+    def __init__(self, rubric: str, record: dict[str, Any], examples: list[str]) -> None:
+        super().__init__("a description by the run's judge is needed")
+        self.rubric = rubric
+        self.record = record
+        self.examples = examples
 
 
 class StudyKind(Generic[S]):
@@ -205,6 +224,15 @@ class StudyKind(Generic[S]):
             check = getattr(importlib.import_module(self.engine), "check", None)
             if check is not None:
                 check(ctx, study, path)
+
+    def judge(self, ctx: StudyContext, study: S, path: str) -> None:
+        """Judge what the study stored on ``ctx.sae`` and is not judged yet (the driver's step
+        after a remote worker computed it; ``ctx.model`` is None). The default calls the engine
+        module's ``judge(ctx, study, path)`` when it has one."""
+        if self.engine:
+            judge = getattr(importlib.import_module(self.engine), "judge", None)
+            if judge is not None:
+                judge(ctx, study, path)
 
     # ---- analysis and views
     def rows(self, rc: RowContext, study: S) -> list[dict[str, Any]]:

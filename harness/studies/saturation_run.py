@@ -24,7 +24,12 @@ from harness.studies.contract import StudyContext
 from harness.studies.items import WorkItem, condition_name
 from harness.studies.saturation import KIND, SaturationClamp, concept_text, prompt_sets
 
-__all__ = ["check", "check_clamp_values", "run"]
+__all__ = [
+    "check",
+    "check_clamp_values",
+    "judge",
+    "run",
+]
 
 
 def check_clamp_values(
@@ -129,3 +134,8 @@ def run(ctx: StudyContext, study: SaturationClamp, field: str) -> None:
             )
     measure_generations(ctx, items, concept_text(study.feature.label, study.feature.keywords))
     judge_items(ctx, items)
+
+
+def judge(ctx: StudyContext, study: SaturationClamp, path: str) -> None:
+    """The driver's step: judge the study's stored continuations on ``ctx.sae``."""
+    judge_items(ctx, KIND.items(ctx.experiment, ctx.sae.label, study))

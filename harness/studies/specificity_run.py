@@ -19,17 +19,17 @@ from transformer_lens import HookedTransformer
 from harness.engine.backend import LoadedSAE
 from harness.engine.features import resolve_feature
 from harness.engine.tokens import corpus_batches
-from harness.judge.anthropic_judge import AnthropicJudge
-from harness.judge.base import Judge, JudgeRequest
-from harness.judge.service import judge_items
+from harness.judge.base import JudgeRequest
+from harness.judge.service import describe_with, judge_items
 from harness.spec.refs import prompt_list
-from harness.studies.contract import RunStore, StudyContext
+from harness.studies.contract import StudyContext
 from harness.studies.items import content_key
 from harness.studies.specificity import INACTIVE, RUBRIC, Specificity
 
 __all__ = [
     "Context",
     "feature_contexts",
+    "judge",
     "max_activating_examples",
     "run",
 ]
@@ -102,47 +102,41 @@ def _describe(contexts: list[Context]) -> str:
     return "fires on: " + ", ".join(words)
 
 
-def _description(
-    study: Specificity, sae: LoadedSAE, contexts: list[Context], judge: Judge, store: RunStore
-) -> str:
+def _description(ctx: StudyContext, study: Specificity, contexts: list[Context]) -> str:
     """The spec's description or label; else an auto-interpretation, made once and stored."""
     if study.description or study.feature.label:
         return str(study.description or study.feature.label)
-    key = content_key({"sae": sae.label, "study": study.name, "what": "description"})
-    stored = store.done_keys("description").get(key)
+    key = content_key({"sae": ctx.sae.label, "study": study.name, "what": "description"})
+    stored = ctx.store.done_keys("description").get(key)
     if stored is not None:
         return str(stored["text"])
     examples = [c.text for c in max_activating_examples(contexts, 10)]
-    text, source = None, "offline: the most frequent max-activating tokens"
-    if isinstance(judge, AnthropicJudge):
-        text, source = judge.describe(examples), judge.name
-    if text is None:
-        text = _describe(contexts)
-    store.append(
-        [
-            {
-                "kind": "description",
-                "key": key,
-                "sae": sae.label,
-                "study": study.name,
-                "text": text,
-                "source": source,
-                "examples": examples,
-            }
-        ]
-    )
-    return text
+    record: dict[str, Any] = {
+        "kind": "description",
+        "key": key,
+        "sae": ctx.sae.label,
+        "study": study.name,
+        "text": _describe(contexts),
+        "source": "offline: the most frequent max-activating tokens",
+        "examples": examples,
+    }
+    if ctx.describe is not None:  # a remote worker: the driver's judge describes
+        record = ctx.describe(RUBRIC, record, examples)
+    else:
+        record = describe_with(ctx.judge_for(RUBRIC), record, examples)
+    ctx.store.append([record])
+    return str(record["text"])
 
 
 def run(ctx: StudyContext, study: Specificity, field: str) -> None:
     """Sample contexts per activation bin, judge them, append everything to the store."""
-    model, sae, store, judge = ctx.model, ctx.sae, ctx.store, ctx.judge_for(RUBRIC)
+    model, sae, store = ctx.model, ctx.sae, ctx.store
     docs = list(prompt_list(study.corpus)) if study.corpus else ctx.documents
     seed = ctx.experiment.seed
     feature, _ = resolve_feature(model, sae, study.feature, f"{field}.feature", ctx.all_saes)
     contexts = feature_contexts(model, sae, docs, feature, study.context_window)
     max_act = max((c.activation for c in contexts), default=0.0)
-    description = _description(study, sae, contexts, judge, store)
+    description = _description(ctx, study, contexts)
     edges = [*study.bins, 1.0 + 1e-9]
     rng = random.Random(f"{seed}-{sae.label}-{study.name}")
     chosen: list[tuple[str, Context]] = []
@@ -182,12 +176,28 @@ def run(ctx: StudyContext, study: Specificity, field: str) -> None:
     ]
     done = store.done_keys("context")
     store.append(r for r in records if r["key"] not in done)
+    _judge_contexts(ctx, study, records)
+
+
+def judge(ctx: StudyContext, study: Specificity, path: str) -> None:
+    """The driver's step: judge the stored contexts of the study on ``ctx.sae``."""
+    records = [
+        r
+        for r in ctx.store.records("context")
+        if r["sae"] == ctx.sae.label and r["study"] == study.name
+    ]
+    _judge_contexts(ctx, study, sorted(records, key=lambda r: r["prompt_index"]))
+
+
+def _judge_contexts(ctx: StudyContext, study: Specificity, records: list[dict[str, Any]]) -> None:
+    if not ctx.judging or not records:
+        return
     keywords = study.feature.keywords
     judge_items(
-        store,
-        judge,
+        ctx.store,
+        ctx.judge_for(RUBRIC),
         records,
-        lambda r: JudgeRequest(text=r["text"], concept=description, keywords=keywords),
+        lambda r: JudgeRequest(text=r["text"], concept=r["description"], keywords=keywords),
         batch_size=256,
         progress=ctx.progress,
         use_batches=ctx.judge_batch,

@@ -1,0 +1,139 @@
+"""The compute side of a run, shared by every executor: load the model and SAEs once, check the
+studies against them, and run cells.
+
+The local executor uses one :class:`Warm` in the driver process, writing the run store directly
+and judging as it goes; the Ray executor keeps one per actor, warm across the cells (and runs)
+of the same model, writing each cell into a :class:`harness.execute.cells.CellStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness.execute.cells import QUALITY, Cell
+from harness.spec import Experiment, sae_label
+from harness.studies.contract import Progress, RunStore, StudyContext
+from harness.studies.registry import kind_of
+
+__all__ = ["Warm", "model_identity"]
+
+
+def model_identity(exp: Experiment) -> str:
+    """What a warm worker must have loaded to run ``exp``'s cells: its model and SAEs."""
+    from harness.studies.items import content_key
+
+    return content_key(
+        {
+            "model": exp.model.model_dump(mode="json", exclude={"device"}),
+            "saes": [ref.model_dump(mode="json") for ref in exp.saes],
+        }
+    )
+
+
+class Warm:
+    """A model and the SAEs of one experiment, loaded on one device, with their feature
+    statistics (computed once, on first use)."""
+
+    def __init__(self, exp: Experiment, device: str, say: Callable[[str], None]) -> None:
+        from harness.engine.backend import load_model, load_sae, neuronpedia_id
+        from harness.engine.feature_stats import stats_corpus
+        from harness.engine.features import resolve_feature
+        from harness.engine.sae_quality import quality_measurable
+        from harness.spec.validate import study_features, validate_loaded
+        from harness.toy.world import eval_documents
+
+        self.identity = model_identity(exp)
+        self.device = device
+        self.say = say
+        self.model = load_model(exp.model, device)
+        saes = [load_sae(ref, sae_label(ref), device) for ref in exp.saes]
+        validate_loaded(exp, self.model, saes)
+        self.saes = {sae.label: sae for sae in saes}
+        for sae in saes:  # resolve every feature before the first generation
+            for path, ref in study_features(exp):
+                resolve_feature(self.model, sae, ref, path, self.saes)
+        self.neuronpedia = {sae_label(ref): neuronpedia_id(ref) for ref in exp.saes}
+        self.documents = eval_documents()
+        needs_stats = any(kind_of(s).needs_stats for s in exp.studies)
+        self.quality = exp.sae_quality if quality_measurable(exp) else None
+        wanted = needs_stats or self.quality is not None
+        self.stat_docs, self.stat_source = stats_corpus(exp) if wanted else ([], "")
+        self.needs_stats = needs_stats
+        self._stats: dict[str, Any] = {}
+        self._model_json = exp.model.model_dump(mode="json", exclude={"device"})
+
+    def stats(self, label: str) -> Any:
+        """The feature statistics of one SAE (None when no study needs them)."""
+        if not self.needs_stats:
+            return None
+        if label not in self._stats:
+            from harness.engine.feature_stats import cached_activation_stats
+
+            stats, cached = cached_activation_stats(
+                self.model, self._model_json, self.saes[label], self.stat_docs, self.stat_source
+            )
+            self.say(
+                f"feature statistics for {label}: {self.stat_source}, {stats.n_tokens} tokens"
+                + (" (cached)" if cached else "")
+            )
+            self._stats[label] = stats
+        return self._stats[label]
+
+    def context(
+        self,
+        exp: Experiment,
+        label: str,
+        store: RunStore,
+        progress: Progress,
+        batch_size: int | None,
+        judges: list[Any] | None = None,
+        study_judges: dict[str, Any] | None = None,
+        judge_batch: bool = False,
+        describe: Any = None,
+    ) -> StudyContext:
+        """The study context of one SAE; without judges it computes only (a remote worker)."""
+        return StudyContext(
+            exp,
+            self.model,
+            self.saes[label],
+            self.stats(label),
+            judges or [],
+            store,
+            batch_size,
+            progress,
+            self.saes,
+            documents=self.documents,
+            study_judges=study_judges or {},
+            neuronpedia=self.neuronpedia.get(label),
+            judge_batch=judge_batch,
+            judging=judges is not None,
+            describe=describe,
+        )
+
+    def check(self, exp: Experiment, contexts: dict[str, StudyContext]) -> None:
+        """Every study's loaded-model checks on every SAE, before the first cell (SpecError)."""
+        for ctx in contexts.values():
+            for i, study in enumerate(exp.studies):
+                kind_of(study).check_loaded(ctx, study, f"studies.{i}")
+
+    def run_cell(self, exp: Experiment, cell: Cell, ctx: StudyContext) -> None:
+        """Compute one cell into ``ctx.store`` (and judge it, when ``ctx`` has judges)."""
+        if cell.study == QUALITY:
+            from harness.engine.sae_quality import record_quality
+
+            assert self.quality is not None
+            measured = record_quality(
+                self.model,
+                ctx.sae,
+                self.quality,
+                self.stat_docs,
+                self.stat_source,
+                ctx.store,  # type: ignore[arg-type]
+                lambda done, total: ctx.progress("SAE quality", done, total),
+            )
+            self.say(f"SAE quality of {cell.sae}: " + ("measured" if measured else "stored"))
+            return
+        assert cell.study_index is not None
+        study = exp.studies[cell.study_index]
+        kind_of(study).run(ctx, study, f"studies.{cell.study_index}")
