@@ -19,18 +19,19 @@ nox.options.error_on_missing_interpreters = False
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 
 
-def _install(session: nox.Session, *groups: str) -> None:
+def _install(session: nox.Session, *groups: str, extras: str = "") -> None:
     torch_args = os.environ.get("HARNESS_TORCH", "torch==2.13.0").split()
     if torch_args:
         session.install(*torch_args)
     extra = [dep for group in groups for dep in nox.project.dependency_groups(PYPROJECT, group)]
-    session.install("-e", ".", *extra)
+    session.install("-e", f".[{extras}]" if extras else ".", *extra)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (gpu, api and slow tests are opt-in: `nox -- -m slow`)."""
-    _install(session, "test")
+    """Run the test suite (gpu, api and slow tests are opt-in: `nox -- -m slow`); the Ray
+    extra is installed so that the Ray executor's tests run on a real local cluster."""
+    _install(session, "test", extras="ray")
     session.run("pytest", *session.posargs)
 
 

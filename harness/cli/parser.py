@@ -22,6 +22,7 @@ examples:
   harness toy build --out /tmp/toy               rebuild the toy world from its seed
   harness bench sweep --json                     clamp-sweep speed and overhead ratios
   harness bench store                            run-store cost per record at 10k and 100k
+  harness bench scale                            Ray executor vs local: cells/s, driver cost
 """
 
 
@@ -328,6 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="one-at-a-time calls actually timed (default 25)",
     )
     jb.add_argument("--json", action="store_true", help="print the result as JSON")
+    sc = bench_sub.add_parser(
+        "scale",
+        help="the Ray executor vs the local one on a toy suite (cells/s, driver overhead)",
+        description="Runs a toy suite (two specs over both toy SAEs, 8 cells) from scratch on the "
+        "local executor, then on the Ray executor (a local cluster unless --address). Prints "
+        "cells per second for each, the worker's and the driver's seconds per cell, and how "
+        "many workers one driver keeps busy (worker time / driver time per cell). Needs Ray.",
+    )
+    sc.add_argument("--workers", type=int, default=2, help="Ray actors (default 2)")
+    sc.add_argument("--address", default=None, help="a running Ray cluster (default: start one)")
+    sc.add_argument("--json", action="store_true", help="print the result as JSON")
     sb = bench_sub.add_parser(
         "store",
         help="run-store cost per record as runs grow (append, then parse and aggregate)",

@@ -25,6 +25,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"({r['aggregate_us_per_record']} µs/record), {r['summary_rows']} summary rows"
             )
         return 0
+    if args.bench_command == "scale":
+        from harness.bench.scale import bench_scale
+
+        data = bench_scale(args.workers, args.address)
+        if args.json:
+            print(json.dumps(data, indent=1))
+        else:
+            for key, value in data.items():
+                print(f"{key:>28}: {value}")
+        return 0
     from harness.bench.sweep import bench_judge, bench_sweep
     from harness.engine.backend import resolve_device
 

@@ -1,0 +1,202 @@
+"""The Ray executor on a real local Ray cluster (two CPU slots, two actors): the same records,
+summaries and reports as the local executor; a worker killed mid-cell costs only a retry; a Ray
+run logged to a real `mlflow server` on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'harness[ray]'")
+
+RAY = ["--executor", "ray", "--workers", "2"]
+
+
+def _spec(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.py"
+    path.write_text(
+        "from harness import Experiment, SaturationClamp, ToySAE\n"
+        "from harness.spec import Ablation, ContrastiveSearch, Specificity\n"
+        "from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS, BRIDGE_PROMPTS\n"
+        "def spec():\n"
+        f"    return Experiment(name={name!r}, tags=('nightly',),\n"
+        "        saes=(ToySAE(name='relu-256'), ToySAE(name='topk-256')),\n"
+        f"        studies=({body}))\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two specs over both toy SAEs: a sweep with an ablation; a search with specificity."""
+    folder = tmp_path_factory.mktemp("suite")
+    _spec(
+        folder,
+        "ray_sweep",
+        "SaturationClamp(name='sweep', feature=GOLDEN_GATE, levels=(0, 5), "
+        "prompts=NEUTRAL_PROMPTS[:4]), Ablation(name='ablate', features=(GOLDEN_GATE,), "
+        "prompts=BRIDGE_PROMPTS[:4], tokens=('bridge',)),",
+    )
+    _spec(
+        folder,
+        "ray_specificity",
+        "ContrastiveSearch(name='search', positive=GOLDEN_GATE.positive, "
+        "negative=GOLDEN_GATE.negative, top_k=5), Specificity(name='spec', feature=GOLDEN_GATE, "
+        "bins=(0.0, 0.5), n_per_bin=3, description='the Golden Gate Bridge'),",
+    )
+    return folder
+
+
+def _cli(args: list[str], cwd: Path, timeout: float = 600, **env: str) -> str:
+    """Run ``harness ARGS`` in a fresh process (its own Ray cluster); it must succeed."""
+    out = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def _records(run_dir: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for line in (run_dir / "records.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        assert (r["kind"], r["key"]) not in out, f"duplicate {r['kind']} {r['key']}"
+        for volatile in ("latency_s",):
+            r.pop(volatile, None)
+        out[(r["kind"], r["key"])] = r
+    return out
+
+
+def _runs(root: Path) -> dict[str, Path]:
+    """Experiment name → run directory, for the runs under ``root``."""
+    return {p.parent.name.rsplit("-", 1)[0]: p.parent for p in root.rglob("records.jsonl")}
+
+
+@pytest.fixture(scope="module")
+def local_suite(suite: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("local")
+    _cli(["nightly", str(suite), "--runs", "runs", "--reports", "reports", "--no-mlflow"], work)
+    return work
+
+
+def test_a_ray_suite_stores_what_the_local_executor_stores(
+    suite: Path, local_suite: Path, tmp_path: Path
+) -> None:
+    log = _cli(
+        ["nightly", str(suite), "--runs", "runs", "--reports", "reports", "--no-mlflow", *RAY],
+        tmp_path,
+    )
+    assert "starting a local Ray cluster" in log
+    local, ray = _runs(local_suite / "runs"), _runs(tmp_path / "runs")
+    assert sorted(local) == sorted(ray) == ["ray_specificity", "ray_sweep"]
+    for name in local:
+        a, b = _records(local[name]), _records(ray[name])
+        assert a.keys() == b.keys(), name
+        assert a == b, name
+        summary = json.loads((local[name] / "summary.json").read_text())
+        assert summary == json.loads((ray[name] / "summary.json").read_text())
+        status = json.loads((ray[name] / "status.json").read_text())
+        assert status["cells"]["executor"] == "ray"
+        assert status["cells"]["failed"] == [] and status["cells"]["workers"] == 2
+        # one cell per SAE × study and per SAE's quality measurement, each done once
+        assert sum(k == "cell" for k, _ in b) == 2 * 3 == status["cells"]["done"]
+        report = next((local_suite / "reports").glob(f"{local[name].name}.md")).read_text()
+        assert report == (tmp_path / "reports" / f"{ray[name].name}.md").read_text()
+
+
+def test_a_worker_killed_mid_cell_costs_one_retry(
+    suite: Path, local_suite: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "killed"
+    log = _cli(
+        ["run", str(suite / "ray_sweep.py"), "--runs", "runs", "--no-mlflow", "--quiet", *RAY],
+        tmp_path,
+        HARNESS_RAY_FAULT_KILL=str(marker),
+    )
+    assert marker.exists(), "the fault hook never fired"
+    assert "retry 1 of 2" in log
+    run = _runs(tmp_path / "runs")["ray_sweep"]
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "finished"
+    assert status["cells"]["retried"] == 1 and status["cells"]["failed"] == []
+    assert _records(run) == _records(_runs(local_suite / "runs")["ray_sweep"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_ray_run_logs_to_a_real_mlflow_server(suite: Path, tmp_path: Path) -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=5) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, "mlflow server exited"
+            assert time.monotonic() < deadline, "mlflow server did not come up"
+            time.sleep(0.5)
+        _cli(
+            ["run", str(suite / "ray_sweep.py"), "--runs", "runs", "--quiet", *RAY],
+            tmp_path,
+            MLFLOW_TRACKING_URI=uri,
+        )
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
+        runs = mlflow.search_runs(experiment_names=["ray_sweep"], output_format="list")
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert [p.info.status for p in parents] == ["FINISHED"]
+        assert len(children) == 2 * 2  # SAE × study
+        assert any(k.startswith("concept_score") for c in children for k in c.data.metrics)
+        client = mlflow.MlflowClient()
+        artifacts = client.list_artifacts(parents[0].info.run_id, "report")
+        assert any(a.path.endswith(".md") for a in artifacts)  # uploaded through the server
+    finally:
+        import mlflow
+
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+        server.terminate()
+        server.wait(timeout=60)
