@@ -189,7 +189,7 @@ def test_a_ray_run_logs_to_a_real_mlflow_server(suite: Path, tmp_path: Path) -> 
         parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
         assert [p.info.status for p in parents] == ["FINISHED"]
-        assert len(children) == 2 * 2  # SAE × study
+        assert len(children) == 2 * 3  # per SAE: its quality and the two studies
         assert any(k.startswith("concept_score") for c in children for k in c.data.metrics)
         client = mlflow.MlflowClient()
         artifacts = client.list_artifacts(parents[0].info.run_id, "report")

@@ -55,13 +55,15 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     rubrics = 1 + len(exp.judge.extra_rubrics)
     # per generation: itself, one judgement per rubric, one measure record; next-token records
     # (sweep: 5 levels × 24 prompts; ablation 16 prompts; amplify 24); one feature record a study;
-    # one top-features record per prompt of each study (24 + 16 + 24); SAE quality once per SAE
+    # one top-features record per prompt of each study (24 + 16 + 24); SAE quality once per SAE;
+    # one cell record per SAE × study and per SAE's quality measurement
     total = (
         len(plan(exp).items) * (2 + rubrics)
         + (5 * 24 + 16 + 24)
         + len(exp.studies)
         + (24 + 16 + 24)
         + len(exp.saes)
+        + len(exp.saes) * (len(exp.studies) + 1)
     )
     # anywhere in the first 70%: the last study's measures and judgements (~250 records) land in
     # a few large appends, so a later kill point can come after the run has already finished

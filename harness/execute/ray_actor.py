@@ -47,6 +47,7 @@ class CellActor:
         ):
             self.warm = None  # free the old model before loading the next
             self.warm = Warm(exp, resolved, self._say)
+        self.warm.adopt(exp)  # another spec on the same model: its own features and needs
         return self.warm
 
     def prepare(self, exp: Experiment, device: str | None) -> dict[str, Any]:

@@ -294,6 +294,11 @@ class RayExecutor:
 
 
 def _short(exc: BaseException) -> str:
-    """The first line of an error from Ray (its tracebacks run to pages)."""
-    text = str(exc).strip().splitlines()
+    """One line for an error from Ray: the cell's own exception when there is one (Ray's
+    wrappers start with a header and run to pages of traceback)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        text = f"{type(cause).__name__}: {cause}".strip().splitlines()
+    else:
+        text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__

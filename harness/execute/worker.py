@@ -36,11 +36,7 @@ class Warm:
     statistics (computed once, on first use)."""
 
     def __init__(self, exp: Experiment, device: str, say: Callable[[str], None]) -> None:
-        from harness.engine.backend import load_model, load_sae, neuronpedia_id
-        from harness.engine.feature_stats import stats_corpus
-        from harness.engine.features import resolve_feature
-        from harness.engine.sae_quality import quality_measurable
-        from harness.spec.validate import study_features, validate_loaded
+        from harness.engine.backend import load_model, load_sae
         from harness.toy.world import eval_documents
 
         self.identity = model_identity(exp)
@@ -48,26 +44,41 @@ class Warm:
         self.say = say
         self.model = load_model(exp.model, device)
         saes = [load_sae(ref, sae_label(ref), device) for ref in exp.saes]
-        validate_loaded(exp, self.model, saes)
         self.saes = {sae.label: sae for sae in saes}
-        for sae in saes:  # resolve every feature before the first generation
+        self.documents = eval_documents()
+        self._model_json = exp.model.model_dump(mode="json", exclude={"device"})
+        self._stats: dict[tuple[str, str], Any] = {}  # (SAE, corpus) → feature statistics
+        self.exp: Experiment | None = None
+        self.adopt(exp)
+
+    def adopt(self, exp: Experiment) -> None:
+        """Take on ``exp`` (same model and SAEs as loaded): its checks against the loaded
+        weights, its features resolved, and what its studies need (statistics, quality)."""
+        if self.exp is not None and exp == self.exp:
+            return
+        from harness.analysis.quality import quality_measurable
+        from harness.engine.backend import neuronpedia_id
+        from harness.engine.feature_stats import stats_corpus
+        from harness.engine.features import resolve_feature
+        from harness.spec.validate import study_features, validate_loaded
+
+        assert model_identity(exp) == self.identity, "a warm model serves one model and SAE set"
+        validate_loaded(exp, self.model, list(self.saes.values()))
+        for sae in self.saes.values():  # resolve every feature before the first generation
             for path, ref in study_features(exp):
                 resolve_feature(self.model, sae, ref, path, self.saes)
         self.neuronpedia = {sae_label(ref): neuronpedia_id(ref) for ref in exp.saes}
-        self.documents = eval_documents()
-        needs_stats = any(kind_of(s).needs_stats for s in exp.studies)
+        self.needs_stats = any(kind_of(s).needs_stats for s in exp.studies)
         self.quality = exp.sae_quality if quality_measurable(exp) else None
-        wanted = needs_stats or self.quality is not None
+        wanted = self.needs_stats or self.quality is not None
         self.stat_docs, self.stat_source = stats_corpus(exp) if wanted else ([], "")
-        self.needs_stats = needs_stats
-        self._stats: dict[str, Any] = {}
-        self._model_json = exp.model.model_dump(mode="json", exclude={"device"})
+        self.exp = exp
 
     def stats(self, label: str) -> Any:
         """The feature statistics of one SAE (None when no study needs them)."""
         if not self.needs_stats:
             return None
-        if label not in self._stats:
+        if (label, self.stat_source) not in self._stats:
             from harness.engine.feature_stats import cached_activation_stats
 
             stats, cached = cached_activation_stats(
@@ -77,8 +88,8 @@ class Warm:
                 f"feature statistics for {label}: {self.stat_source}, {stats.n_tokens} tokens"
                 + (" (cached)" if cached else "")
             )
-            self._stats[label] = stats
-        return self._stats[label]
+            self._stats[label, self.stat_source] = stats
+        return self._stats[label, self.stat_source]
 
     def context(
         self,
