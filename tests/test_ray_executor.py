@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -200,3 +201,42 @@ def test_a_ray_run_logs_to_a_real_mlflow_server(suite: Path, tmp_path: Path) -> 
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_a_ray_run_stopped_by_sigterm_ends_killed_and_resumes(suite: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    args = ["run", str(suite / "ray_sweep.py"), "--runs", "runs", "--quiet", *RAY]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until the first cell is stored: the others are in flight
+        if line.startswith("cells 1/"):
+            break
+        assert time.monotonic() < deadline, "no cell finished"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    run = _runs(tmp_path / "runs")["ray_sweep"]
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "killed"
+    import mlflow
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    try:
+        runs = mlflow.search_runs(experiment_names=["ray_sweep"], output_format="list")
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert [p.info.status for p in parents] == ["KILLED"]
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    done_before = sum(k == "cell" for k, _ in _records(run))
+    assert 1 <= done_before < 6
+    _cli([*args[: -len(RAY)], "--no-mlflow"], tmp_path)  # resumed by the local executor
+    after = json.loads((run / "status.json").read_text())
+    assert after["status"] == "finished" and after["cells"]["done"] == 6 - done_before

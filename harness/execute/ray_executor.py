@@ -97,7 +97,14 @@ class RayExecutor:
                 self.say("starting a local Ray cluster")
             else:
                 kwargs["address"] = self.address
+            import signal
+
+            previous = signal.getsignal(signal.SIGTERM)
             ray.init(**kwargs)
+            # ray.init installs a SIGTERM handler that exits at once; keep the caller's (the CLI
+            # turns SIGTERM into a clean stop: run marked killed, MLflow run KILLED)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         resources = ray.cluster_resources()
         gpus = float(resources.get("GPU", 0))
         if self.gpus_per_worker is None:
