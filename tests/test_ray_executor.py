@@ -144,6 +144,19 @@ def _free_port() -> int:
 
 
 def test_a_ray_run_logs_to_a_real_mlflow_server(suite: Path, tmp_path: Path) -> None:
+    _log_through_a_server(suite, tmp_path, f"sqlite:///{tmp_path / 'server.db'}")
+
+
+def test_a_ray_run_logs_to_an_mlflow_server_on_postgresql(suite: Path, tmp_path: Path) -> None:
+    uri = os.environ.get("HARNESS_TEST_POSTGRES_URI")
+    if not uri:
+        pytest.skip("opt-in: set HARNESS_TEST_POSTGRES_URI to an empty PostgreSQL database's URI")
+    pytest.importorskip("psycopg2", reason="the server's PostgreSQL driver: psycopg2-binary")
+    _log_through_a_server(suite, tmp_path, uri)
+
+
+def _log_through_a_server(suite: Path, tmp_path: Path, backend: str) -> None:
+    """Start ``mlflow server`` on loopback over ``backend``, log a Ray run to it, read it back."""
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -156,7 +169,7 @@ def test_a_ray_run_logs_to_a_real_mlflow_server(suite: Path, tmp_path: Path) -> 
             "--port",
             str(port),
             "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
+            backend,
             "--artifacts-destination",
             str(tmp_path / "artifacts"),
             "--workers",
