@@ -109,6 +109,11 @@ class RayExecutor:
         gpus = float(resources.get("GPU", 0))
         if self.gpus_per_worker is None:
             self.gpus_per_worker = 1.0 if gpus >= 1 else 0.0
+        if self.gpus_per_worker > gpus:
+            raise HarnessError(
+                f"--gpus-per-worker {self.gpus_per_worker:g}: the Ray cluster has {gpus:g} GPU(s), "
+                "so no actor could be placed (use 0 for CPU actors)"
+            )
         if self.workers is None:
             if self.gpus_per_worker > 0:
                 self.workers = max(1, int(gpus // self.gpus_per_worker))
