@@ -150,7 +150,10 @@ def test_a_ray_run_logs_to_a_real_mlflow_server(suite: Path, tmp_path: Path) -> 
 def test_a_ray_run_logs_to_an_mlflow_server_on_postgresql(suite: Path, tmp_path: Path) -> None:
     uri = os.environ.get("HARNESS_TEST_POSTGRES_URI")
     if not uri:
-        pytest.skip("opt-in: set HARNESS_TEST_POSTGRES_URI to an empty PostgreSQL database's URI")
+        pytest.skip(
+            "opt-in: set HARNESS_TEST_POSTGRES_URI to an empty PostgreSQL database "
+            "(postgresql+psycopg2://USER@HOST:PORT/DB)"
+        )
     pytest.importorskip("psycopg2", reason="the server's PostgreSQL driver: psycopg2-binary")
     _log_through_a_server(suite, tmp_path, uri)
 
@@ -176,7 +179,7 @@ def _log_through_a_server(suite: Path, tmp_path: Path, backend: str) -> None:
             "1",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "server.log").open("w"),
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -188,7 +191,7 @@ def _log_through_a_server(suite: Path, tmp_path: Path, backend: str) -> None:
                         break
             except OSError:
                 pass
-            assert server.poll() is None, "mlflow server exited"
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
             assert time.monotonic() < deadline, "mlflow server did not come up"
             time.sleep(0.5)
         _cli(
