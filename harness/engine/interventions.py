@@ -23,6 +23,7 @@ from transformer_lens import HookedTransformer
 from transformer_lens.hook_points import HookPoint
 
 __all__ = [
+    "Direction",
     "RowIntervention",
     "clamp_features",
     "feature_activations",
@@ -34,7 +35,18 @@ _FAST_ARCHS = {"standard", "jumprelu"}  # one encoder column gives a feature's a
 _LINEAR_DECODERS = {"standard", "jumprelu", "topk"}
 
 
+class Direction:
+    """Fixed directions to add, shaped like an SAE's decoder (one row each): a steering control
+    with no encoder, used with ``mode="add"`` only (e.g. a random direction of a feature's
+    decoder norm)."""
+
+    def __init__(self, rows: torch.Tensor) -> None:
+        self.W_dec = rows.detach().float()
+
+
 def _fast_path(sae: Any) -> bool:
+    if isinstance(sae, Direction):
+        return False
     return sae.cfg.architecture() in _FAST_ARCHS and sae.cfg.normalize_activations == "none"
 
 
@@ -68,7 +80,7 @@ def _decoded_shift(
     sae: Any, x: torch.Tensor, features: torch.Tensor, delta: torch.Tensor
 ) -> torch.Tensor:
     """How the SAE output moves when the selected features move by ``delta`` (float32)."""
-    if _linear_decoder(sae):
+    if isinstance(sae, Direction) or _linear_decoder(sae):
         return cast(torch.Tensor, delta @ sae.W_dec[features].float())
     base = torch.zeros(*x.shape[:-1], sae.cfg.d_sae, dtype=torch.float32, device=x.device)
     moved = base.clone()

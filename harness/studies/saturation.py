@@ -68,12 +68,35 @@ class SaturationClamp(StudySpec):
         description="Prompts the clamp should leave alone: every level also runs on them, and "
         "their drift is reported next to the target prompts' (clamp specificity).",
     )
+    controls: tuple[
+        Literal["random_feature", "random_direction", "wrong_sign", "prompt_only"], ...
+    ] = Field(
+        default=("random_feature", "random_direction", "wrong_sign", "prompt_only"),
+        description="Controls generated at every non-zero level on the target prompts "
+        "(harness/studies/controls.py); () turns them off.",
+    )
+    control_draws: int = Field(
+        default=2, ge=1, le=10, description="random features drawn for the random_feature control"
+    )
+    control_instruction: str = Field(
+        default="Talk about {concept}. ",
+        min_length=1,
+        description="the prompt-only baseline's prefix ({concept}: the feature's label, else its "
+        "keywords)",
+    )
     fluency_threshold: float = Field(
         default=1.0,
         ge=0,
         description="Recommended level: the best concept score whose mean judged fluency (0–2) "
         "stays at or above this; chosen on half of the prompts, reported on the other half.",
     )
+
+    @field_validator("controls")
+    @classmethod
+    def _distinct_controls(cls, controls: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(controls)) != len(controls):
+            raise ValueError(f"controls {list(controls)} contain duplicates")
+        return controls
 
     @field_validator("levels")
     @classmethod
@@ -116,6 +139,10 @@ def concept_text(label: str | None, keywords: tuple[str, ...]) -> str | None:
     return label or (", ".join(keywords) if keywords else None)
 
 
+def _concept(study: SaturationClamp) -> str | None:
+    return concept_text(study.feature.label, study.feature.keywords)
+
+
 def prompt_sets(study: SaturationClamp) -> list[tuple[str, tuple[str, ...]]]:
     """The study's prompt sets by name: ``target`` first, then ``neutral``."""
     sets = [("target", prompt_list(study.prompts))]
@@ -138,6 +165,17 @@ def _identity(exp: Experiment, sae: str, study: SaturationClamp) -> dict[str, An
         "intervention": study.intervention,
         "positions": study.positions,
     }
+
+
+def _drift(store: RunStore, study: str) -> dict[tuple[str, str, str], dict[int, Any]]:
+    """(sae, study, condition) → prompt index → drift, from the measure records."""
+    out: dict[tuple[str, str, str], dict[int, Any]] = {}
+    for m in store.records("measure"):
+        if m["study"] == study:
+            out.setdefault((m["sae"], m["study"], m["condition"]), {})[m["prompt_index"]] = m[
+                "drift"
+            ]
+    return out
 
 
 class SaturationKind(StudyKind[SaturationClamp]):
@@ -175,11 +213,19 @@ class SaturationKind(StudyKind[SaturationClamp]):
                 field=f"{path}.level_unit",
             )
 
+        if "prompt_only" in study.controls and not _concept(study):
+            raise SpecError(
+                "the prompt-only control asks the model to talk about the feature's concept: "
+                "give the feature a label or keywords, or leave 'prompt_only' out of controls",
+                field=f"{path}.controls",
+            )
+
     def cost(self, exp: Experiment, study: SaturationClamp, batch_size: int) -> Cost:
         new = exp.generation.max_new_tokens
         judges = 1 + len(exp.judge.extra_rubrics)
         prompts = sum(len(p) for _, p in prompt_sets(study))
         rows = prompts * (len(study.levels) + 1)
+        rows += len(self._control_items(exp, "", study))
         passes = math.ceil(rows / batch_size) * new + 2 * math.ceil(rows / batch_size)
         return Cost(len(study.levels) + 1, prompts, rows, passes, rows * judges)
 
@@ -197,7 +243,12 @@ class SaturationKind(StudyKind[SaturationClamp]):
                     items.append(
                         make_item(key, sae, study.name, prompt_set, cond, level, i, prompt)
                     )
-        return items
+        return items + self._control_items(exp, sae, study)
+
+    def _control_items(self, exp: Experiment, sae: str, study: SaturationClamp) -> list[WorkItem]:
+        from harness.studies.controls import control_items
+
+        return control_items(sae, study, _identity(exp, sae, study), _concept(study))
 
     def concept(self, study: SaturationClamp) -> tuple[str, tuple[str, ...]]:
         return study.feature.label or study.name, study.feature.keywords
@@ -225,6 +276,10 @@ class SaturationKind(StudyKind[SaturationClamp]):
                 rc.scores.get("fluency", {}),
                 rc.seed,
             )
+            if study.controls:
+                from harness.studies.controls import control_rows
+
+                rows += control_rows(sae, study, concept, _drift(rc.store, study.name), rc.rng)
         return rows
 
     def section(
@@ -239,10 +294,14 @@ class SaturationKind(StudyKind[SaturationClamp]):
 
         if not conds:
             return []
+        from harness.studies.controls import controls_section, parse_control
+
         unit = " × max" if study.level_unit == "max_activation" else " (absolute)"
-        return saturation_section(
-            store, sae, study.name, conds, plot_dir, study.fluency_threshold, unit
+        main = {c: m for c, m in conds.items() if parse_control(c) is None}
+        lines = saturation_section(
+            store, sae, study.name, main, plot_dir, study.fluency_threshold, unit
         )
+        return lines + controls_section(study, main)
 
 
 KIND = SaturationKind()

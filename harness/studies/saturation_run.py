@@ -21,6 +21,7 @@ from harness.studies.common import (
     record_top_features,
 )
 from harness.studies.contract import StudyContext
+from harness.studies.controls import parse_control
 from harness.studies.items import WorkItem, condition_name
 from harness.studies.saturation import KIND, SaturationClamp, concept_text, prompt_sets
 
@@ -95,9 +96,10 @@ def run(ctx: StudyContext, study: SaturationClamp, field: str) -> None:
         mode=study.intervention,
     )
     items = KIND.items(ctx.experiment, sae.label, study)
+    sweep = [it for it in items if parse_control(it.condition) is None]
     generate_items(
         ctx,
-        items,
+        sweep,
         target,
         values,
         lambda it: {
@@ -105,8 +107,13 @@ def run(ctx: StudyContext, study: SaturationClamp, field: str) -> None:
             "feature": feature,
         },
     )
+    if len(sweep) < len(items):
+        from harness.studies.controls_run import generate_controls
+
+        per_max = study.level_unit == "max_activation"
+        generate_controls(ctx, items, feature, target, value, study.control_draws, per_max)
     by_set: dict[str, list[str]] = {}
-    for it in items:
+    for it in sweep:
         if it.level is None:
             by_set.setdefault(it.prompt_set, []).append(it.prompt)
     record_top_features(ctx, study.name, prompt_sets(study))

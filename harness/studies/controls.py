@@ -1,0 +1,198 @@
+"""Controls of a saturation sweep (on by default; ``controls=()`` opts out).
+
+A steered number means little alone: a random feature or a random direction of the same size may
+move the text just as far, and simply asking for the concept may beat steering (AxBench). At every
+non-zero level, on the target prompts, the sweep also generates with
+
+- ``random_feature``: another feature of the same SAE whose max activation is closest to the
+  studied feature's (``control_draws`` seeded draws among the 20 closest), clamped to the same
+  multiple of *its* max activation;
+- ``random_direction``: a seeded random direction scaled to the studied feature's decoder norm,
+  added with the level's value (what a clamp from zero adds);
+- ``wrong_sign``: the studied feature at minus the level's value;
+
+and once per prompt ``prompt_only``: the unsteered model given an instruction to talk about the
+concept (``control_instruction``) before the prompt. Summary rows, paired by prompt, with
+bootstrap CIs: ``concept_vs_<control>`` (the feature's concept score minus the control's; random
+features averaged over draws) and ``drift_vs_<control>`` per level.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.spec.refs import prompt_list
+from harness.studies.items import WorkItem, condition_name, content_key, make_item
+
+__all__ = [
+    "CONTROLS",
+    "control_items",
+    "control_rows",
+    "controls_section",
+    "parse_control",
+]
+
+CONTROLS = ("random_feature", "random_direction", "wrong_sign", "prompt_only")
+PROMPT_ONLY = "prompt_only"
+
+
+def parse_control(condition: str) -> tuple[str, int | None, str | None] | None:
+    """``random_feature#2@10x`` → (control, draw, level condition); ``prompt_only`` → (control,
+    None, None); a condition that is no control → None."""
+    if condition == PROMPT_ONLY:
+        return PROMPT_ONLY, None, None
+    head, sep, level = condition.partition("@")
+    if not sep:
+        return None
+    name, _, draw = head.partition("#")
+    if name not in CONTROLS:
+        return None
+    return name, (int(draw) if draw else None), level
+
+
+def instruction(study: Any, concept: str) -> str:
+    """The prompt-only baseline's prefix for ``concept``."""
+    return str(study.control_instruction).format(concept=concept)
+
+
+def control_items(
+    sae: str, study: Any, identity: dict[str, Any], concept: str | None
+) -> list[WorkItem]:
+    """The control generations of one sweep on one SAE (target prompts only)."""
+    items = []
+    levels = [lv for lv in study.levels if lv > 0]
+    for i, prompt in enumerate(prompt_list(study.prompts)):
+        for level in levels:
+            name = condition_name(level, study.level_unit)
+            for control in study.controls:
+                if control == PROMPT_ONLY:
+                    continue
+                draws = range(study.control_draws) if control == "random_feature" else [None]
+                for d in draws:
+                    cond = f"{control}#{d + 1}@{name}" if d is not None else f"{control}@{name}"
+                    key = content_key(
+                        {
+                            **identity,
+                            "prompt": prompt,
+                            "level": level,
+                            "control": control,
+                            "draw": d,
+                        }
+                    )
+                    items.append(make_item(key, sae, study.name, "target", cond, level, i, prompt))
+        if PROMPT_ONLY in study.controls and concept:
+            text = instruction(study, concept) + prompt
+            key = content_key({**identity, "prompt": text, "control": PROMPT_ONLY})
+            items.append(make_item(key, sae, study.name, "target", PROMPT_ONLY, None, i, text))
+    return items
+
+
+Table = dict[tuple[str, str, str], dict[int, Any]]  # (sae, study, condition) → prompt → value
+
+
+def _per_prompt(table: Table, sae: str, study: str, conditions: list[str]) -> dict[int, float]:
+    """Per prompt, the mean over ``conditions`` (the draws of a random feature)."""
+    sums: dict[int, list[float]] = {}
+    for cond in conditions:
+        for i, v in table.get((sae, study, cond), {}).items():
+            if v is not None:
+                sums.setdefault(i, []).append(float(v))
+    return {i: sum(v) / len(v) for i, v in sums.items()}
+
+
+def control_rows(
+    sae: str, study: Any, concept: Table, drift: Table, rng: Any
+) -> list[dict[str, Any]]:
+    """Per non-zero level and control: the feature minus the control, paired by prompt."""
+    from harness.analysis.rows import estimate_row
+    from harness.analysis.stats import paired_difference
+
+    rows = []
+    for level in (lv for lv in study.levels if lv > 0):
+        cond = condition_name(level, study.level_unit)
+        for control in study.controls:
+            if control == "random_feature":
+                conds = [f"{control}#{d + 1}@{cond}" for d in range(study.control_draws)]
+            else:
+                conds = [PROMPT_ONLY if control == PROMPT_ONLY else f"{control}@{cond}"]
+            for metric, table in (("concept", concept), ("drift", drift)):
+                mine = _per_prompt(table, sae, study.name, [cond])
+                theirs = _per_prompt(table, sae, study.name, conds)
+                both = sorted(set(mine) & set(theirs))
+                if len(both) < 2:
+                    continue
+                test = paired_difference(
+                    [theirs[i] for i in both], [mine[i] for i in both], rng, method="signflip"
+                )
+                group = (sae, study.name, cond)
+                rows.append(estimate_row(group, f"{metric}_vs_{control}", test.mean_difference))
+    return rows
+
+
+def controls_section(study: Any, rows: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The report's controls table from the summary rows (condition → metric → row)."""
+    from harness.views.report.markdown_table import cell, fmt_row, table
+
+    body = []
+    for level in (lv for lv in study.levels if lv > 0):
+        cond = condition_name(level, study.level_unit)
+        for control in study.controls:
+            c = rows.get(cond, {}).get(f"concept_vs_{control}")
+            d = rows.get(cond, {}).get(f"drift_vs_{control}")
+            if c is None:
+                continue
+            word = (
+                "beats it"
+                if c["ci_low"] > 0
+                else "loses to it"
+                if c["ci_high"] < 0
+                else "inconclusive"
+            )
+            body.append([cell(cond), cell(control), fmt_row(c), word, fmt_row(d)])
+    if not body:
+        return []
+    return [
+        *_at_recommended(study, rows),
+        "### Controls (target prompts)",
+        "",
+        "The feature at each level against controls on the same prompts: a random feature of "
+        "matched max activation (clamped to the same multiple of its own max; averaged over "
+        f"{study.control_draws} seeded draws), a random direction of the feature's decoder norm "
+        "(added with the level's value), the wrong sign, and the unsteered model asked to talk "
+        "about the concept (prompt-only). Δ: the feature's mean minus the control's, paired by "
+        "prompt, with a 95% bootstrap CI; 'beats it' when the concept CI is above 0.",
+        "",
+        *table(
+            ["level", "control", "Δ concept score", "verdict", "Δ drift"],
+            body,
+        ),
+        "",
+    ]
+
+
+def _at_recommended(study: Any, rows: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """One sentence: how the feature fares against its controls at the recommended level."""
+    import math
+
+    from harness.views.report.markdown_table import fmt_row
+
+    level = rows.get("recommended", {}).get("level", {}).get("value")
+    if level is None or (isinstance(level, float) and math.isnan(level)):
+        return []
+    cond = condition_name(float(level), study.level_unit)
+    beats: list[str] = []
+    fails: list[str] = []
+    for control in study.controls:
+        row = rows.get(cond, {}).get(f"concept_vs_{control}")
+        if row is None:
+            continue
+        (beats if row["ci_low"] > 0 else fails).append(f"{control} (Δ {fmt_row(row)})")
+    if not beats and not fails:
+        return []
+    text = f"At the recommended level ({cond}) the feature's concept score "
+    text += f"beats {', '.join(beats)}" if beats else "beats no control"
+    text += f"; it does not beat {', '.join(fails)}." if fails else "."
+    prompt = rows.get(cond, {}).get(f"concept_vs_{PROMPT_ONLY}")
+    if prompt is not None and prompt["ci_high"] < 0:
+        text += " Asking the model for the concept (prompt-only) scores higher than steering."
+    return [text, ""]
