@@ -132,3 +132,33 @@ def test_the_golden_gate_feature_beats_its_random_controls_at_the_recommended_le
     # the sweep's own tables do not list the controls as levels
     dose = report.split("### Dose–response (target prompts)", 1)[1].split("###", 1)[0]
     assert "random_feature" not in dose and "prompt_only" not in dose
+
+
+ABLATION = """
+from harness import Experiment, ToySAE
+from harness.spec import Ablation
+from harness.toy.probes import BRIDGE_PROMPTS, GOLDEN_GATE
+def spec():
+    return Experiment(name="ablation_controls", saes=(ToySAE(name="relu-256"),), studies=(
+        Ablation(name="ablate", features=(GOLDEN_GATE,), prompts=BRIDGE_PROMPTS,
+                 tokens=("bridge",)),))
+"""
+
+
+def test_an_ablation_is_measured_against_random_features_of_matched_activation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ablation.py").write_text(ABLATION)
+    store = run_spec(tmp_path / "ablation.py")
+    studied = next(store.records("feature"))["features"]
+    controls = [r for r in store.records("next_token") if r["condition"].startswith("random_")]
+    assert {r["condition"] for r in controls} == {"random_feature#1@zero", "random_feature#2@zero"}
+    gens = [g for g in store.records("generation") if g["condition"].startswith("random_")]
+    assert gens and all(not set(g["features"]) & set(studied) for g in gens)
+    rows = {(r["condition"], r["metric"]): r for r in store.read_json("summary.json")}
+    shift = rows[("zero", "logit_shift[bridge]_vs_random_feature")]
+    assert shift["ci_high"] < 0  # zeroing the bridge feature lowers "bridge" more than random
+    assert ("zero", "concept_vs_random_feature") in rows
+    report = next(Path("reports").glob("ablation_controls-*.md")).read_text()
+    assert "| logit\\_shift\\[bridge\\] |" in report and "beats it" in report

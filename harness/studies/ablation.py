@@ -67,6 +67,12 @@ class Ablation(StudySpec):
         default=True, description="Also generate, judge and measure drift of continuations."
     )
     keep_error_term: bool = True
+    controls: tuple[Literal["random_feature"], ...] = Field(
+        default=("random_feature",),
+        description="random_feature: the same intervention on random features of matched max "
+        "activation, on the target prompts (harness/studies/controls.py); () turns it off.",
+    )
+    control_draws: int = Field(default=2, ge=1, le=10, description="random draws per feature")
 
     @field_validator("amplify_value")
     @classmethod
@@ -176,7 +182,10 @@ class AblationKind(StudyKind[Ablation]):
                     items.append(
                         make_item(key, sae, study.name, prompt_set, cond, level, i, prompt)
                     )
-        return items
+        from harness.studies.controls import ablation_control_items
+
+        cond = ablation_condition(study)
+        return items + ablation_control_items(sae, study, identity, cond, value)
 
     def concept(self, study: Ablation) -> tuple[str, tuple[str, ...]]:
         label, keywords = concept_of(study)
@@ -185,23 +194,30 @@ class AblationKind(StudyKind[Ablation]):
     def rows(self, rc: RowContext, study: Ablation) -> list[dict[str, Any]]:
         from harness.analysis.effects import paired_rows
 
-        if not study.generate:
-            return []
         concept = rc.scores.get(rc.primary_rubric, {})
         rows: list[dict[str, Any]] = []
-        for sae in dict.fromkeys(g["sae"] for g in rc.store.records("generation")):
-            if any(g[:2] == (sae, study.name) for g in concept):
-                rows += paired_rows(sae, study.name, [ablation_condition(study)], concept, rc.rng)
+        if study.generate:
+            for sae in dict.fromkeys(g["sae"] for g in rc.store.records("generation")):
+                if any(g[:2] == (sae, study.name) for g in concept):
+                    cond = ablation_condition(study)
+                    rows += paired_rows(sae, study.name, [cond], concept, rc.rng)
+        if study.controls:
+            from harness.studies.controls import ablation_control_rows
+
+            rows += ablation_control_rows(rc, study, ablation_condition(study), concept)
         return rows
 
     def section(
         self, store: RunStore, sae: str, study: Ablation, conds: Conds, plot_dir: Path | None
     ) -> list[str]:
         from harness.studies.ablation_report import ablation_section
+        from harness.studies.controls import ablation_controls_section, parse_control
 
         if not conds:
             return []
-        return ablation_section(store, sae, study.name, conds, plot_dir)
+        main = {c: m for c, m in conds.items() if parse_control(c) is None}
+        lines = ablation_section(store, sae, study.name, main, plot_dir)
+        return lines + ablation_controls_section(study, ablation_condition(study), main)
 
 
 KIND = AblationKind()

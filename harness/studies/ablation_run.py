@@ -9,9 +9,12 @@ drift) like a saturation level. Everything is stored as it is made, keyed by con
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.engine.features import Candidate, resolve_feature
 from harness.engine.generation import ClampTarget
 from harness.engine.tokens import single_token_id
+from harness.spec.refs import prompt_list
 from harness.studies.ablation import KIND, Ablation, ablation_condition, concept_of, prompt_sets
 from harness.studies.attribution_run import metric_fn
 from harness.studies.common import (
@@ -23,6 +26,7 @@ from harness.studies.common import (
     record_top_features,
 )
 from harness.studies.contract import StudyContext
+from harness.studies.controls import parse_control
 from harness.studies.items import WorkItem
 from harness.studies.saturation import concept_text
 from harness.studies.saturation_run import check_clamp_values
@@ -102,16 +106,36 @@ def run(ctx: StudyContext, study: Ablation, field: str) -> None:
             named,
             metric,
         )
+    items = KIND.items(ctx.experiment, sae.label, study)
+    if study.controls:
+        from harness.studies.controls_run import ablation_controls
+
+        def record(condition: str, control: ClampTarget, extra: dict[str, Any]) -> None:
+            prompts = list(prompt_list(study.prompts))
+            identity_c = {**identity, **extra}
+            record_next_token(
+                ctx,
+                study.name,
+                condition,
+                "target",
+                prompts,
+                control,
+                values,
+                identity_c,
+                named,
+                metric,
+            )
+
+        ablation_controls(ctx, study, items, features, target, values, record)
     if not study.generate:
         return
 
     def row_values(item: WorkItem) -> tuple[float, ...] | None:
         return None if item.level is None else values
 
-    items = KIND.items(ctx.experiment, sae.label, study)
     generate_items(
         ctx,
-        items,
+        [it for it in items if parse_control(it.condition) is None],
         target,
         row_values,
         lambda it: {"clamp_value": it.level, "feature": features[0], "features": features},

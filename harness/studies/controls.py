@@ -26,10 +26,16 @@ from harness.studies.items import WorkItem, condition_name, content_key, make_it
 
 __all__ = [
     "CONTROLS",
+    "ablation_control_items",
+    "ablation_control_rows",
+    "ablation_controls_section",
+    "control_conditions",
     "control_items",
     "control_rows",
     "controls_section",
     "parse_control",
+    "sweep_pairs",
+    "verdict",
 ]
 
 CONTROLS = ("random_feature", "random_direction", "wrong_sign", "prompt_only")
@@ -87,6 +93,32 @@ def control_items(
     return items
 
 
+def ablation_control_items(
+    sae: str, study: Any, identity: dict[str, Any], cond: str, value: float
+) -> list[WorkItem]:
+    """An ablation's controls: the same intervention on random features of matched max
+    activation (one per studied feature, ``control_draws`` draws), on the target prompts."""
+    items: list[WorkItem] = []
+    if "random_feature" not in study.controls:
+        return items
+    for i, prompt in enumerate(prompt_list(study.prompts)):
+        for d in range(study.control_draws):
+            what = {"prompt": prompt, "control": "random_feature", "draw": d}
+            items.append(
+                make_item(
+                    content_key({**identity, **what}),
+                    sae,
+                    study.name,
+                    "target",
+                    f"random_feature#{d + 1}@{cond}",
+                    value,
+                    i,
+                    prompt,
+                )
+            )
+    return items
+
+
 Table = dict[tuple[str, str, str], dict[int, Any]]  # (sae, study, condition) → prompt → value
 
 
@@ -100,61 +132,74 @@ def _per_prompt(table: Table, sae: str, study: str, conditions: list[str]) -> di
     return {i: sum(v) / len(v) for i, v in sums.items()}
 
 
+Pair = tuple[str, str, list[str]]  # (the feature's condition, control, the control's conditions)
+
+
+def sweep_pairs(study: Any) -> list[Pair]:
+    """A sweep's comparisons: every non-zero level against each control."""
+    pairs = []
+    for level in (lv for lv in study.levels if lv > 0):
+        cond = condition_name(level, study.level_unit)
+        for control in study.controls:
+            pairs.append((cond, control, control_conditions(study, control, cond)))
+    return pairs
+
+
+def control_conditions(study: Any, control: str, cond: str) -> list[str]:
+    """The stored conditions of ``control`` for the feature's condition ``cond``."""
+    if control == PROMPT_ONLY:
+        return [PROMPT_ONLY]
+    if control == "random_feature":
+        return [f"{control}#{d + 1}@{cond}" for d in range(study.control_draws)]
+    return [f"{control}@{cond}"]
+
+
 def control_rows(
-    sae: str, study: Any, concept: Table, drift: Table, rng: Any
+    sae: str, study: str, pairs: list[Pair], tables: dict[str, Table], rng: Any
 ) -> list[dict[str, Any]]:
-    """Per non-zero level and control: the feature minus the control, paired by prompt."""
+    """Per comparison and measure: the feature minus the control, paired by prompt (a random
+    feature's draws averaged per prompt), with a bootstrap CI."""
     from harness.analysis.rows import estimate_row
     from harness.analysis.stats import paired_difference
 
     rows = []
-    for level in (lv for lv in study.levels if lv > 0):
-        cond = condition_name(level, study.level_unit)
-        for control in study.controls:
-            if control == "random_feature":
-                conds = [f"{control}#{d + 1}@{cond}" for d in range(study.control_draws)]
-            else:
-                conds = [PROMPT_ONLY if control == PROMPT_ONLY else f"{control}@{cond}"]
-            for metric, table in (("concept", concept), ("drift", drift)):
-                mine = _per_prompt(table, sae, study.name, [cond])
-                theirs = _per_prompt(table, sae, study.name, conds)
-                both = sorted(set(mine) & set(theirs))
-                if len(both) < 2:
-                    continue
-                test = paired_difference(
-                    [theirs[i] for i in both], [mine[i] for i in both], rng, method="signflip"
-                )
-                group = (sae, study.name, cond)
-                rows.append(estimate_row(group, f"{metric}_vs_{control}", test.mean_difference))
+    for cond, control, conds in pairs:
+        for metric, table in tables.items():
+            mine = _per_prompt(table, sae, study, [cond])
+            theirs = _per_prompt(table, sae, study, conds)
+            both = sorted(set(mine) & set(theirs))
+            if len(both) < 2:
+                continue
+            test = paired_difference(
+                [theirs[i] for i in both], [mine[i] for i in both], rng, method="signflip"
+            )
+            group = (sae, study, cond)
+            rows.append(estimate_row(group, f"{metric}_vs_{control}", test.mean_difference))
     return rows
 
 
+def verdict(row: dict[str, Any], sign: int = 1) -> str:
+    """'beats it' when the CI of ``sign`` × Δ is above 0, 'loses to it' when below."""
+    low, high = sorted((sign * row["ci_low"], sign * row["ci_high"]))
+    return "beats it" if low > 0 else "loses to it" if high < 0 else "inconclusive"
+
+
 def controls_section(study: Any, rows: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    """The report's controls table from the summary rows (condition → metric → row)."""
+    """A sweep's controls table from the summary rows (condition → metric → row)."""
     from harness.views.report.markdown_table import cell, fmt_row, table
 
     body = []
-    for level in (lv for lv in study.levels if lv > 0):
-        cond = condition_name(level, study.level_unit)
-        for control in study.controls:
-            c = rows.get(cond, {}).get(f"concept_vs_{control}")
-            d = rows.get(cond, {}).get(f"drift_vs_{control}")
-            if c is None:
-                continue
-            word = (
-                "beats it"
-                if c["ci_low"] > 0
-                else "loses to it"
-                if c["ci_high"] < 0
-                else "inconclusive"
-            )
-            body.append([cell(cond), cell(control), fmt_row(c), word, fmt_row(d)])
+    for cond, control, _ in sweep_pairs(study):
+        c = rows.get(cond, {}).get(f"concept_vs_{control}")
+        d = rows.get(cond, {}).get(f"drift_vs_{control}")
+        if c is not None:
+            body.append([cell(cond), cell(control), fmt_row(c), verdict(c), fmt_row(d)])
     if not body:
         return []
     return [
-        *_at_recommended(study, rows),
         "### Controls (target prompts)",
         "",
+        *_at_recommended(study, rows),
         "The feature at each level against controls on the same prompts: a random feature of "
         "matched max activation (clamped to the same multiple of its own max; averaged over "
         f"{study.control_draws} seeded draws), a random direction of the feature's decoder norm "
@@ -196,3 +241,65 @@ def _at_recommended(study: Any, rows: dict[str, dict[str, dict[str, Any]]]) -> l
     if prompt is not None and prompt["ci_high"] < 0:
         text += " Asking the model for the concept (prompt-only) scores higher than steering."
     return [text, ""]
+
+
+def ablation_control_rows(rc: Any, study: Any, cond: str, concept: Table) -> list[dict[str, Any]]:
+    """An ablation against its random-feature controls, per SAE: concept score and drift of
+    the continuations, logit shifts of the named tokens and KL of the next token."""
+    tables: dict[str, Table] = {"concept": concept, "drift": {}, "kl_mean": {}}
+    for m in rc.store.records("measure"):
+        if m["study"] == study.name:
+            tables["drift"].setdefault((m["sae"], m["study"], m["condition"]), {})[
+                m["prompt_index"]
+            ] = m["drift"]
+    for r in rc.store.records("next_token"):
+        if r["study"] != study.name:
+            continue
+        group = (r["sae"], r["study"], r["condition"])
+        tables["kl_mean"].setdefault(group, {})[r["prompt_index"]] = r["kl_mean"]
+        for word, shift in r["logit_shift"].items():
+            tables.setdefault(f"logit_shift[{word}]", {}).setdefault(group, {})[
+                r["prompt_index"]
+            ] = shift
+    pairs = [(cond, "random_feature", control_conditions(study, "random_feature", cond))]
+    saes = dict.fromkeys(g[0] for t in tables.values() for g in t if g[1] == study.name)
+    rows = []
+    for sae in saes:
+        rows += control_rows(sae, study.name, pairs, tables, rc.rng)
+    return rows
+
+
+def ablation_controls_section(
+    study: Any, cond: str, rows: dict[str, dict[str, dict[str, Any]]]
+) -> list[str]:
+    """An ablation's controls table: each measure, the feature(s) minus random features."""
+    from harness.views.report.markdown_table import cell, fmt_row, table
+
+    got = {
+        m.removesuffix("_vs_random_feature"): r
+        for m, r in rows.get(cond, {}).items()
+        if m.endswith("_vs_random_feature")
+    }
+    if not got:
+        return []
+    # what the intervention is for: zeroing should lower the concept and its tokens' logits,
+    # amplifying raise them
+    sign = -1 if study.mode == "zero" else 1
+    body = []
+    for metric, row in got.items():
+        aimed = metric == "concept" or metric.startswith("logit_shift")
+        body.append([cell(metric), fmt_row(row), verdict(row, sign) if aimed else ""])
+    direction = "lower" if sign < 0 else "raise"
+    return [
+        "### Controls (target prompts)",
+        "",
+        f"The intervention ({cell(cond)}) against the same intervention on random features of "
+        "matched max activation (one per studied feature; averaged over "
+        f"{study.control_draws} seeded draws). Δ: the studied features' mean minus the "
+        "random features', paired by prompt, with a 95% bootstrap CI; 'beats it' when the "
+        f"studied features {direction} the concept score or the named tokens' logits more "
+        "(CI excluding 0).",
+        "",
+        *table(["measure", "Δ (studied − random)", "verdict"], body),
+        "",
+    ]

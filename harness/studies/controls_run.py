@@ -14,19 +14,29 @@ from harness.studies.contract import StudyContext
 from harness.studies.controls import parse_control
 from harness.studies.items import WorkItem
 
-__all__ = ["NEAREST", "generate_controls", "random_direction", "random_features"]
+__all__ = [
+    "NEAREST",
+    "ablation_controls",
+    "generate_controls",
+    "random_direction",
+    "random_features",
+]
 
 NEAREST = 20  # random features are drawn among the features this close in max activation
 
 
-def random_features(ctx: StudyContext, feature: int, draws: int) -> list[int]:
-    """``draws`` features of the SAE other than ``feature`` whose max activation is among the
-    :data:`NEAREST` closest to its (on a log scale), in a seeded order; dead features never."""
+def random_features(
+    ctx: StudyContext, feature: int, draws: int, exclude: Sequence[int] = ()
+) -> list[int]:
+    """``draws`` features of the SAE other than ``feature`` (and ``exclude``) whose max
+    activation is among the :data:`NEAREST` closest to its (on a log scale), in a seeded order;
+    dead features never."""
     import numpy as np
 
     maxes = np.asarray(ctx.stats.max, dtype=float)
     own = math.log(max(float(maxes[feature]), 1e-8))
-    alive = [i for i in range(len(maxes)) if i != feature and maxes[i] > 0]
+    skip = {feature, *exclude}
+    alive = [i for i in range(len(maxes)) if i not in skip and maxes[i] > 0]
     alive.sort(key=lambda i: (abs(math.log(maxes[i]) - own), i))
     pool = alive[:NEAREST]
     rng = np.random.default_rng([ctx.experiment.seed, feature, 17])
@@ -105,3 +115,39 @@ def _generate(
         return {"clamp_value": None if v is None else v[0], "feature": chosen}
 
     generate_items(ctx, items, target, values, extra)
+
+
+def ablation_controls(
+    ctx: StudyContext,
+    study: Any,
+    items: Sequence[WorkItem],
+    features: list[int],
+    target: ClampTarget,
+    values: tuple[float, ...],
+    record: Callable[[str, ClampTarget, dict[str, Any]], None],
+) -> None:
+    """An ablation's random-feature controls: per draw, one random feature of matched max
+    activation for each studied feature, intervened on the same way; their next-token records
+    (through ``record(condition, target, identity extra)``) and generations."""
+    from harness.studies.ablation import ablation_condition
+
+    cond = ablation_condition(study)
+    drawn = [random_features(ctx, f, study.control_draws, features) for f in features]
+    for d in range(min(len(x) for x in drawn)):
+        chosen = tuple(x[d] for x in drawn)
+        control_target = replace(target, features=chosen)
+        control = f"random_feature#{d + 1}@{cond}"
+        record(control, control_target, {"control": "random_feature", "features": list(chosen)})
+        group = [it for it in items if it.condition == control]
+        if group:
+            generate_items(
+                ctx,
+                group,
+                control_target,
+                lambda it: values,
+                lambda it, chosen=chosen: {  # type: ignore[misc]
+                    "clamp_value": it.level,
+                    "feature": chosen[0],
+                    "features": list(chosen),
+                },
+            )

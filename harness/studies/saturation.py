@@ -277,9 +277,10 @@ class SaturationKind(StudyKind[SaturationClamp]):
                 rc.seed,
             )
             if study.controls:
-                from harness.studies.controls import control_rows
+                from harness.studies.controls import control_rows, sweep_pairs
 
-                rows += control_rows(sae, study, concept, _drift(rc.store, study.name), rc.rng)
+                tables = {"concept": concept, "drift": _drift(rc.store, study.name)}
+                rows += control_rows(sae, study.name, sweep_pairs(study), tables, rc.rng)
         return rows
 
     def section(
