@@ -101,3 +101,20 @@ def test_without_a_description_the_feature_is_auto_interpreted_once(
     [desc] = list(store.records("description"))
     assert desc["source"].startswith("anthropic:") and desc["text"] == "the word 'gate'"
     assert {c["description"] for c in store.records("context")} == {"the word 'gate'"}
+
+
+def test_a_contrastive_choice_reports_its_margin_and_stability() -> None:
+    import numpy as np
+
+    from harness.analysis.stats import choice_stability
+
+    rng = np.random.default_rng(0)
+    # a clear winner: first candidate far ahead on every prompt
+    pos = np.array([[5.0, 5.1, 4.9, 5.2], [1.0, 1.1, 0.9, 1.0], [0.5, 0.4, 0.6, 0.5]])
+    neg = np.zeros((3, 4))
+    margin, stable = choice_stability(pos, neg, rng)
+    assert margin.value == pytest.approx(4.0, abs=0.2) and margin.ci_low > 3 and stable == 1.0
+    # two candidates that swap places prompt by prompt: unstable, the margin's CI spans 0
+    pos = np.array([[3.0, 0.0, 3.0, 0.0, 2.0], [0.0, 3.0, 0.0, 3.0, 1.9]])
+    margin, stable = choice_stability(pos, np.zeros((2, 5)), rng)
+    assert margin.ci_low < 0 < margin.ci_high and 0.2 < stable < 0.9

@@ -15,6 +15,7 @@ __all__ = [
     "PairedTest",
     "agreement",
     "bootstrap_mean",
+    "choice_stability",
     "contrast_interval",
     "holm",
     "paired_difference",
@@ -237,3 +238,30 @@ def agreement(
         )
         for k, v in estimate.items()
     }
+
+
+def choice_stability(
+    positive: np.ndarray,
+    negative: np.ndarray,
+    rng: np.random.Generator,
+    n_resamples: int = N_RESAMPLES_SCREEN,
+) -> tuple[Estimate, float]:
+    """How firmly a contrastive search's first candidate is first: the margin between the
+    first and second candidates' scores (mean on positive prompts minus mean on negative
+    prompts), with a bootstrap CI, and the share of resamples in which the first stays first.
+
+    ``positive`` / ``negative`` are ``[candidates, prompts]`` in rank order; each resample draws
+    the positive and the negative prompts apart, the same draw for every candidate.
+    """
+    pos, neg = np.asarray(positive, dtype=float), np.asarray(negative, dtype=float)
+    scores = pos.mean(1) - neg.mean(1)
+    margins, first = [], 0
+    for _ in range(n_resamples):
+        p = pos[:, rng.integers(0, pos.shape[1], pos.shape[1])].mean(1)
+        q = neg[:, rng.integers(0, neg.shape[1], neg.shape[1])].mean(1)
+        s = p - q
+        margins.append(s[0] - s[1])
+        first += int(np.argmax(s) == 0)
+    low, high = percentile_interval(np.asarray(margins))
+    n = pos.shape[1] + neg.shape[1]
+    return Estimate(float(scores[0] - scores[1]), low, high, n), first / n_resamples

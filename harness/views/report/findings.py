@@ -13,8 +13,11 @@ from harness.views.report.markdown_table import cell, fmt_estimate, table
 __all__ = ["attribution_section", "contrast_section", "specificity_section"]
 
 
-def contrast_section(store: RunStore, sae: str, study: str) -> list[str]:
-    """Ranked candidates with bootstrap CIs, max-activating examples and Neuronpedia links."""
+def contrast_section(
+    store: RunStore, sae: str, study: str, conds: dict[str, dict[str, dict[str, Any]]]
+) -> list[str]:
+    """Ranked candidates with bootstrap CIs, how firmly the first is first, max-activating
+    examples and Neuronpedia links."""
     found = [r for r in store.records("candidates") if r["sae"] == sae and r["study"] == study]
     if not found:
         return []
@@ -40,6 +43,7 @@ def contrast_section(store: RunStore, sae: str, study: str) -> list[str]:
             ],
         ),
         "",
+        *_stability(rows, conds),
     ]
     for r in rows:
         if r["examples"]:
@@ -49,6 +53,32 @@ def contrast_section(store: RunStore, sae: str, study: str) -> list[str]:
             ]
             lines += [*table(["activation", "context (token where it fires in ⟦ ⟧)"], examples), ""]
     return lines
+
+
+STABLE = 0.9  # share of resamples below which the first candidate is called unstable
+
+
+def _stability(
+    rows: list[dict[str, Any]], conds: dict[str, dict[str, dict[str, Any]]]
+) -> list[str]:
+    """The first candidate's margin over the second and its rank stability, with a warning."""
+    got = conds.get(f"feature {rows[0]['feature']}", {}) if rows else {}
+    margin, stable = got.get("margin_over_second"), got.get("rank_stability")
+    if margin is None or stable is None:
+        return []
+    share = stable["value"]
+    text = (
+        f"Feature {rows[0]['feature']} leads feature {rows[1]['feature']} by "
+        f"{fmt_estimate(margin['value'], margin['ci_low'], margin['ci_high'], margin['n'])} "
+        f"and stays first in {share:.0%} of bootstrap resamples of the prompts (among the "
+        "listed candidates)."
+    )
+    if share < STABLE or margin["ci_low"] <= 0:
+        text += (
+            f" **Unstable choice**: with these {margin['n']} prompts another candidate is "
+            "often first; add probe prompts before relying on this feature."
+        )
+    return [text, ""]
 
 
 def _mark(text: str) -> str:
