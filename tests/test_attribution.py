@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformer_lens.hook_points import HookedRootModule, HookPoint
@@ -95,8 +96,24 @@ def test_toy_attribution_agrees_with_ablation(
         assert spearman["n"] == 20
         last = rec["by_position"][0]
         assert last["position"] == -1 and len(last["features"]) == 5
-    rows = [r for r in store.read_json("summary.json") if r["metric"] == "spearman"]
+    rows = [
+        r
+        for r in store.read_json("summary.json")
+        if r["metric"] == "spearman" and r["condition"].startswith("top")
+    ]
     assert len(rows) == 2
+    # judged on features chosen without attribution (all 256 of each toy SAE), each ablated:
+    # attribution finds most of the true strongest, and the recall comes with a CI
+    recall = [r for r in store.read_json("summary.json") if r["metric"] == "recall_at_20"]
+    assert [r["condition"] for r in recall] == ["sample256", "sample256"]
+    for r in recall:
+        assert 0.5 <= r["value"] <= 1 and r["ci_low"] <= r["value"] <= r["ci_high"]
+    for rec in store.records("attribution"):
+        assert rec["sample"]["features"] == list(range(256))
+        top = {f["feature"]: f["ablation"] for f in rec["features"]}
+        abl = np.array(rec["sample"]["ablation"]).mean(0)
+        for f, effect in top.items():  # the top-k ablations are the same numbers in the sample
+            assert abl[f] == pytest.approx(effect, abs=1e-6)
     # the summary recomputes every CI from the stored per-prompt values: the same numbers
     for rec in store.records("attribution"):
         [row] = [r for r in rows if r["sae"] == rec["sae"]]
@@ -111,3 +128,18 @@ def test_toy_attribution_agrees_with_ablation(
     report = next(Path("reports").glob("*.md")).read_text()
     assert "attribution vs ablation" in report and "position −1 is the last token" in report
     assert len(list(Path("reports").glob("*-files/*.png"))) == 2
+
+
+def test_the_independent_sample_mixes_the_most_active_and_seeded_random_features() -> None:
+    import torch
+
+    from harness.studies.attribution_run import independent_sample
+
+    acts = torch.arange(1000, dtype=torch.float32)  # feature i has mean activation i
+    chosen, how = independent_sample(1000, 256, acts, seed=3)
+    assert len(chosen) == len(set(chosen)) == 256 and chosen == sorted(chosen)
+    assert set(range(1000 - 64, 1000)) <= set(chosen)  # the 64 most active
+    assert chosen == independent_sample(1000, 256, acts, seed=3)[0]
+    assert chosen != independent_sample(1000, 256, acts, seed=4)[0]
+    assert "64 most active" in how
+    assert independent_sample(100, 256, acts[:100], seed=3)[0] == list(range(100))

@@ -23,6 +23,7 @@ __all__ = [
     "resample_indices",
     "signflip_pvalue",
     "split_halves",
+    "topk_recall",
     "trend_test",
     "unpaired_difference",
 ]
@@ -265,3 +266,30 @@ def choice_stability(
     low, high = percentile_interval(np.asarray(margins))
     n = pos.shape[1] + neg.shape[1]
     return Estimate(float(scores[0] - scores[1]), low, high, n), first / n_resamples
+
+
+def topk_recall(
+    attribution: np.ndarray,
+    ablation: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    n_resamples: int = N_RESAMPLES_SCREEN,
+) -> Estimate:
+    """Recall of the true top-``k`` features (largest |mean ablation effect|) by attribution's
+    top-``k`` (largest |mean attribution|), both ``[prompts, features]`` over one set of
+    features chosen independently of attribution; a bootstrap CI over prompts."""
+    a, b = np.asarray(attribution, dtype=float), np.asarray(ablation, dtype=float)
+    k = min(k, a.shape[1])
+
+    def recall(x: np.ndarray, y: np.ndarray) -> float:
+        top_x = set(np.argsort(-np.abs(x.mean(0)), kind="stable")[:k].tolist())
+        top_y = set(np.argsort(-np.abs(y.mean(0)), kind="stable")[:k].tolist())
+        return len(top_x & top_y) / k
+
+    n = a.shape[0]
+    draws = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n, n)
+        draws.append(recall(a[idx], b[idx]))
+    low, high = percentile_interval(np.asarray(draws))
+    return Estimate(recall(a, b), low, high, n)

@@ -38,6 +38,14 @@ class Attribution(StudySpec):
     prompts: Prompts
     metric: Metric
     top_k: int = Field(default=20, ge=1, le=1000)
+    sample: int = Field(
+        default=256,
+        ge=10,
+        le=4096,
+        description="Features also ablated independently of attribution, to measure how many of "
+        "the true strongest it finds: all of the SAE's when it has at most this many, else a "
+        "seeded random sample of this size, a quarter of it the most active features.",
+    )
 
 
 class AttributionRecord(Record):
@@ -53,6 +61,30 @@ class AttributionRecord(Record):
     agreement: dict[str, dict[str, float]]
     by_position: list[dict[str, Any]]
     per_prompt: dict[str, list[list[float]]] | None = None  # runs stored before it: None
+    # features chosen independently of attribution, with per-prompt attribution and ablation
+    sample: dict[str, Any] | None = None
+
+
+RECALL_AT = (5, 20)
+
+
+def _sample_rows(rec: dict[str, Any], seed: int) -> list[dict[str, Any]]:
+    """Attribution judged on features chosen independently of it: recall of the true top-k by
+    ablation, and the agreement statistics over the whole sample."""
+    from harness.analysis.rows import estimate_row
+    from harness.analysis.stats import agreement, topk_recall
+
+    sample = rec["sample"]
+    attr, abl = np.array(sample["attribution"]), np.array(sample["ablation"])
+    group = (rec["sae"], rec["study"], f"sample{len(sample['features'])}")
+    rng = np.random.default_rng([seed, 13])
+    rows = [
+        estimate_row(group, f"recall_at_{k}", topk_recall(attr, abl, k, rng))
+        for k in RECALL_AT
+        if k < attr.shape[1]
+    ]
+    rows += [estimate_row(group, m, e) for m, e in agreement(attr, abl, rng).items()]
+    return rows
 
 
 class AttributionKind(StudyKind[Attribution]):
@@ -89,6 +121,8 @@ class AttributionKind(StudyKind[Attribution]):
             else:
                 estimates = {k: Estimate(**e) for k, e in rec["agreement"].items()}
             rows += [estimate_row(group, metric, est) for metric, est in estimates.items()]
+            if rec.get("sample"):
+                rows += _sample_rows(rec, rc.seed)
         return rows
 
     def section(
@@ -100,7 +134,7 @@ class AttributionKind(StudyKind[Attribution]):
             r["sae"] == sae and r["study"] == study.name for r in store.records("attribution")
         ):
             return []
-        return attribution_section(store, sae, study.name, plot_dir)
+        return attribution_section(store, sae, study.name, plot_dir, conds)
 
     def compare_rows(
         self, checkpoints: Any, study: Attribution, rng: np.random.Generator

@@ -100,6 +100,32 @@ def ablate(
     return metric(model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)]), tokens)
 
 
+@torch.no_grad()
+def f_acts(
+    model: HookedTransformer, sae: LoadedSAE, tokens: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Each feature's mean activation over the prompts' real tokens ``[d_sae]``."""
+    _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
+    acts = sae.encode(cache[sae.hook_name]).float() * mask[..., None]
+    return acts.sum((0, 1)) / mask.sum().clamp(min=1)
+
+
+def independent_sample(
+    d_sae: int, size: int, mean_acts: torch.Tensor, seed: int
+) -> tuple[list[int], str]:
+    """Features chosen without looking at attribution: all of them when ``d_sae <= size``, else
+    the ``size // 4`` most active on the prompts plus a seeded random draw of the rest."""
+    if d_sae <= size:
+        return list(range(d_sae)), f"all {d_sae} features"
+    n_top = size // 4
+    top = torch.topk(mean_acts, n_top).indices.tolist()
+    rest = sorted(set(range(d_sae)) - set(top))
+    rng = np.random.default_rng([seed, 19])
+    drawn = rng.choice(len(rest), size=size - n_top, replace=False)
+    chosen = sorted(top + [rest[int(j)] for j in drawn])
+    return chosen, f"{n_top} most active features + {size - n_top} drawn at random (seeded)"
+
+
 def run(ctx: StudyContext, study: Attribution, field: str) -> None:
     """Attribute, ablate the top-k features, measure agreement; one record per SAE × study."""
     model, sae, store, seed = ctx.model, ctx.sae, ctx.store, ctx.experiment.seed
@@ -123,6 +149,17 @@ def run(ctx: StudyContext, study: Attribution, field: str) -> None:
     ablation = torch.stack([ablate(model, sae, tokens, metric, i, mask) - base for i in top], 1)
     attr_top = per_prompt[:, top].cpu().numpy()
     abl_top = ablation.cpu().numpy()
+    sample, how = independent_sample(
+        per_prompt.shape[1], study.sample, f_acts(model, sae, tokens, mask), seed
+    )
+    done = dict(zip(top, ablation.T, strict=True))
+    abl_sample = torch.stack(
+        [
+            done[i] if i in done else ablate(model, sae, tokens, metric, i, mask) - base
+            for i in sample
+        ],
+        1,
+    )
     estimates = agreement(attr_top, abl_top, np.random.default_rng(seed))
     store.append(
         [
@@ -144,6 +181,12 @@ def run(ctx: StudyContext, study: Attribution, field: str) -> None:
                 "agreement": {k: asdict(e) for k, e in estimates.items()},
                 # per prompt and feature: every statistic above can be recomputed from these
                 "per_prompt": {"attribution": attr_top.tolist(), "ablation": abl_top.tolist()},
+                "sample": {
+                    "features": sample,
+                    "how": how,
+                    "attribution": per_prompt[:, sample].cpu().numpy().tolist(),
+                    "ablation": abl_sample.cpu().numpy().tolist(),
+                },
                 "by_position": by_position,
             }
         ]

@@ -168,7 +168,13 @@ def _stacked_bars(dist: dict[str, Counter[str]], path: Path, title: str) -> None
     plt.close(fig)
 
 
-def attribution_section(store: RunStore, sae: str, study: str, plot_dir: Path | None) -> list[str]:
+def attribution_section(
+    store: RunStore,
+    sae: str,
+    study: str,
+    plot_dir: Path | None,
+    conds: dict[str, dict[str, dict[str, Any]]] | None = None,
+) -> list[str]:
     """Agreement statistics, the top features, and a scatter of attribution vs ablation."""
     found = [r for r in store.records("attribution") if r["sae"] == sae and r["study"] == study]
     if not found:
@@ -201,6 +207,7 @@ def attribution_section(store: RunStore, sae: str, study: str, plot_dir: Path | 
         ),
         "",
     ]
+    lines += _independent(rec, conds or {})
     if rec.get("by_position"):
         lines += [
             "Top features by |attribution| at each of the last prompt positions (mean over "
@@ -220,6 +227,30 @@ def attribution_section(store: RunStore, sae: str, study: str, plot_dir: Path | 
         _scatter(rec["features"], plot_dir / name, f"{study} on {sae}")
         lines += [f"![attribution vs ablation]({plot_dir.name}/{name})", ""]
     return lines
+
+
+def _independent(rec: dict[str, Any], conds: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Attribution on features chosen without it (the table above ranks only what attribution
+    itself put first, so a feature it misses could never show there); from the summary rows."""
+    sample = rec.get("sample")
+    if not sample:
+        return []
+    got = conds.get(f"sample{len(sample['features'])}", {})
+    if not got:
+        return []
+    names = {f"recall_at_{k}": f"recall of the true top {k}" for k in (5, 20)}
+    rows = [
+        [names.get(m, m), fmt_estimate(r["value"], r["ci_low"], r["ci_high"], r["n"])]
+        for m, r in got.items()
+    ]
+    return [
+        f"On features chosen independently of attribution ({cell(sample['how'])}), each ablated "
+        "exactly: how many of the true strongest (by |ablation effect|) attribution's own top "
+        "finds, and the agreement over the whole sample (95% bootstrap CIs over prompts):",
+        "",
+        *table(["statistic", "value"], rows),
+        "",
+    ]
 
 
 def _scatter(features: list[dict[str, Any]], path: Path, title: str) -> None:
