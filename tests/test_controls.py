@@ -44,14 +44,18 @@ def test_controls_are_planned_by_default_and_can_be_turned_off() -> None:
     on = [it.condition for it in plan(_sweep()).items]
     controls = [c for c in on if parse_control(c) is not None]
     # per prompt at the one non-zero level: 2 random-feature draws, a random direction, the wrong
-    # sign; and one prompt-only row per prompt
-    assert len(controls) == 3 * (2 + 1 + 1) + 3
+    # sign, additive steering; and one prompt-only row per prompt
+    assert len(controls) == 3 * (2 + 1 + 1 + 1) + 3
     assert {parse_control(c)[0] for c in controls} == {  # type: ignore[index]
         "random_feature",
         "random_direction",
         "wrong_sign",
         "prompt_only",
+        "additive",
     }
+    # an additive sweep has nothing to compare additive steering with
+    adding = [it.condition for it in plan(_sweep(intervention="add")).items]
+    assert not any(c.startswith("additive") for c in adding)
     prompt_only = [it for it in plan(_sweep()).items if it.condition == "prompt_only"]
     assert all(it.prompt.startswith("Talk about Golden Gate Bridge. ") for it in prompt_only)
     off = [it.condition for it in plan(_sweep(controls=())).items]
@@ -126,6 +130,7 @@ def test_the_golden_gate_feature_beats_its_random_controls_at_the_recommended_le
     drawn = {g["feature"] for g in gens if g["condition"].startswith("random_feature")}
     assert len(drawn) == 2 and None not in drawn
     assert all(g["clamp_value"] < 0 for g in gens if g["condition"].startswith("wrong_sign"))
+    assert (cond, "concept_vs_additive") in rows
     report = next(Path("reports").glob("controls-*.md")).read_text()
     assert "### Controls (target prompts)" in report
     assert f"At the recommended level ({cond}) the feature's concept score beats" in report

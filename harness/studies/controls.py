@@ -12,9 +12,11 @@ non-zero level, on the target prompts, the sweep also generates with
 - ``wrong_sign``: the studied feature at minus the level's value;
 
 and once per prompt ``prompt_only``: the unsteered model given an instruction to talk about the
-concept (``control_instruction``) before the prompt. Summary rows, paired by prompt, with
-bootstrap CIs: ``concept_vs_<control>`` (the feature's concept score minus the control's; random
-features averaged over draws) and ``drift_vs_<control>`` per level.
+concept (``control_instruction``) before the prompt. ``additive`` is no control but the other way
+practitioners steer: the level's value added along the feature's decoder row instead of clamping
+the feature to it (a clamping sweep only), row by row on the same prompts. Summary rows, paired
+by prompt, with bootstrap CIs: ``concept_vs_<control>`` (the feature's concept score minus the
+control's; random features averaged over draws) and ``drift_vs_<control>`` per level.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ __all__ = [
     "control_rows",
     "controls_section",
     "parse_control",
+    "sweep_controls",
     "sweep_pairs",
     "verdict",
 ]
 
-CONTROLS = ("random_feature", "random_direction", "wrong_sign", "prompt_only")
+CONTROLS = ("random_feature", "random_direction", "wrong_sign", "prompt_only", "additive")
 PROMPT_ONLY = "prompt_only"
 
 
@@ -61,6 +64,11 @@ def instruction(study: Any, concept: str) -> str:
     return str(study.control_instruction).format(concept=concept)
 
 
+def sweep_controls(study: Any) -> list[str]:
+    """The controls a sweep runs (additive steering only beside a clamping sweep)."""
+    return [c for c in study.controls if c != "additive" or study.intervention == "clamp"]
+
+
 def control_items(
     sae: str, study: Any, identity: dict[str, Any], concept: str | None
 ) -> list[WorkItem]:
@@ -70,7 +78,7 @@ def control_items(
     for i, prompt in enumerate(prompt_list(study.prompts)):
         for level in levels:
             name = condition_name(level, study.level_unit)
-            for control in study.controls:
+            for control in sweep_controls(study):
                 if control == PROMPT_ONLY:
                     continue
                 draws = range(study.control_draws) if control == "random_feature" else [None]
@@ -140,7 +148,7 @@ def sweep_pairs(study: Any) -> list[Pair]:
     pairs = []
     for level in (lv for lv in study.levels if lv > 0):
         cond = condition_name(level, study.level_unit)
-        for control in study.controls:
+        for control in sweep_controls(study):
             pairs.append((cond, control, control_conditions(study, control, cond)))
     return pairs
 
@@ -204,8 +212,10 @@ def controls_section(study: Any, rows: dict[str, dict[str, dict[str, Any]]]) -> 
         "matched max activation (clamped to the same multiple of its own max; averaged over "
         f"{study.control_draws} seeded draws), a random direction of the feature's decoder norm "
         "(added with the level's value), the wrong sign, and the unsteered model asked to talk "
-        "about the concept (prompt-only). Δ: the feature's mean minus the control's, paired by "
-        "prompt, with a 95% bootstrap CI; 'beats it' when the concept CI is above 0.",
+        "about the concept (prompt-only); and additive steering with the level's value along the "
+        "decoder row, the way Neuronpedia and Goodfire steer (additive). Δ: the clamped "
+        "feature's mean minus the other's, paired by prompt, with a 95% bootstrap CI; 'beats it' "
+        "when the concept CI is above 0.",
         "",
         *table(
             ["level", "control", "Δ concept score", "verdict", "Δ drift"],
@@ -227,7 +237,9 @@ def _at_recommended(study: Any, rows: dict[str, dict[str, dict[str, Any]]]) -> l
     cond = condition_name(float(level), study.level_unit)
     beats: list[str] = []
     fails: list[str] = []
-    for control in study.controls:
+    for control in sweep_controls(study):
+        if control == "additive":
+            continue  # a comparison of two ways to steer, not a control
         row = rows.get(cond, {}).get(f"concept_vs_{control}")
         if row is None:
             continue
@@ -240,6 +252,15 @@ def _at_recommended(study: Any, rows: dict[str, dict[str, dict[str, Any]]]) -> l
     prompt = rows.get(cond, {}).get(f"concept_vs_{PROMPT_ONLY}")
     if prompt is not None and prompt["ci_high"] < 0:
         text += " Asking the model for the concept (prompt-only) scores higher than steering."
+    added = rows.get(cond, {}).get("concept_vs_additive")
+    if added is not None:
+        word = {"beats it": "scores higher than", "loses to it": "scores lower than"}.get(
+            verdict(added), "does not differ measurably from"
+        )
+        text += (
+            f" Clamping to the level {word} adding the same value along the decoder row "
+            f"(Δ {fmt_row(added)}; the two differ only where the feature already fires)."
+        )
     return [text, ""]
 
 

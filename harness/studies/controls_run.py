@@ -82,6 +82,8 @@ def generate_controls(
             t = replace(target, features=(chosen,))
         elif control == "wrong_sign":
             fn = _negated(value)
+        elif control == "additive":
+            t = replace(target, mode="add", conditional=False)
         elif control == "random_direction":
             chosen = None  # no feature: a direction
             t = ClampTarget(

@@ -69,11 +69,13 @@ class SaturationClamp(StudySpec):
         "their drift is reported next to the target prompts' (clamp specificity).",
     )
     controls: tuple[
-        Literal["random_feature", "random_direction", "wrong_sign", "prompt_only"], ...
+        Literal["random_feature", "random_direction", "wrong_sign", "prompt_only", "additive"],
+        ...,
     ] = Field(
-        default=("random_feature", "random_direction", "wrong_sign", "prompt_only"),
+        default=("random_feature", "random_direction", "wrong_sign", "prompt_only", "additive"),
         description="Controls generated at every non-zero level on the target prompts "
-        "(harness/studies/controls.py); () turns them off.",
+        "(harness/studies/controls.py); additive: the same value added along the decoder row "
+        "instead of clamped (a clamping sweep only); () turns them off.",
     )
     control_draws: int = Field(
         default=2, ge=1, le=10, description="random features drawn for the random_feature control"
