@@ -39,6 +39,7 @@ def spec() -> Experiment:
                 metric=metric,
                 what="features",
                 features=(SAD,),
+                rank_features=True,
             ),
         ),
     )

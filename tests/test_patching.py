@@ -42,7 +42,7 @@ def spec():
             ActivationPatching(name="residual", sources=SOURCES, targets=TARGETS, metric=metric,
                                positions={positions}),
             ActivationPatching(name="feature", sources=SOURCES, targets=TARGETS, metric=metric,
-                               what="features", features=(SAD,)),
+                               what="features", features=(SAD,), rank_features=True),
         ),
     )
 """
@@ -79,6 +79,25 @@ def test_patching_restores_what_the_activation_carries(
     report = next(Path("reports").glob("patch_test-*.md")).read_text()
     assert "activation patching" in report and "residual@-1" in report
 
+    # the three-way ranking: every feature of each toy SAE, per pair; its patching effect of the
+    # studied feature is the "features" patch itself (same clamp, same position)
+    rankings = {r["sae"]: r for r in store.records("patch_ranking")}
+    assert sorted(rankings) == ["toy/relu-256", "toy/topk-256"]
+    for r in feature:
+        rec = rankings[r["sae"]]
+        assert rec["features"] == list(range(256))
+        shifts = rec["per_pair"]["patching"][r["prompt_index"]]
+        expected = r["metric_patched"] - r["metric_target"]
+        assert shifts[_sad(store, r["sae"])] == pytest.approx(expected, abs=1e-4)
+    spearman = [r for r in rows if r["condition"] == "ranking"]
+    assert {r["metric"] for r in spearman} == {
+        "spearman_attribution_vs_ablation",
+        "spearman_attribution_vs_patching",
+        "spearman_ablation_vs_patching",
+        "spearman_attribution_patching_vs_patching",
+    }
+    assert "### Features ranked three ways" in report
+
     # compare and regress read it through the kind's metrics
     assert main(["compare", str(store.dir)]) == 0
     comparison = next(Path("reports").glob("compare-*.md")).read_text()
@@ -90,6 +109,18 @@ def test_patching_restores_what_the_activation_carries(
     n = len(store.records_path.read_text().splitlines())
     assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
     assert len(RunStore(store.dir).records_path.read_text().splitlines()) == n
+
+
+def _sad(store: RunStore, sae: str) -> int:
+    """The index of the feature the 'feature' study patched on ``sae``."""
+    from harness.engine.backend import load_model, load_sae
+    from harness.engine.features import resolve_feature
+    from harness.spec import ToyModel, ToySAE
+    from harness.toy.probes import SAD
+
+    model = load_model(ToyModel(), "cpu")
+    loaded = load_sae(ToySAE(name=sae.split("/")[1]), sae, "cpu")
+    return resolve_feature(model, loaded, SAD, "f", {sae: loaded})[0]
 
 
 def test_patching_checks_its_spec(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

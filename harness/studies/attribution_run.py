@@ -26,7 +26,7 @@ from harness.studies.attribution import Attribution
 from harness.studies.contract import StudyContext
 from harness.studies.items import content_key
 
-__all__ = ["ablate", "attribute", "metric_fn", "run"]
+__all__ = ["ablate", "attribute", "feature_gradient", "metric_fn", "run"]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, tokens) -> [batch]
 
@@ -50,17 +50,11 @@ def metric_fn(model: HookedTransformer, metric: Any, field: str) -> Metric:
     return logprob
 
 
-def attribute(
-    model: HookedTransformer,
-    sae: LoadedSAE,
-    tokens: torch.Tensor,
-    metric: Metric,
-    mask: torch.Tensor,
+def feature_gradient(
+    model: HookedTransformer, sae: LoadedSAE, tokens: torch.Tensor, metric: Metric
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(metric [batch], feature activations [batch, pos, d_sae], attribution [batch, pos, d_sae]).
-
-    ``mask`` [batch, pos] marks the positions whose features are attributed (not BOS or padding).
-    """
+    """(metric [batch], feature activations, ∂metric/∂f) — both ``[batch, pos, d_sae]`` — with
+    the SAE error term held fixed, so the model's output is unchanged."""
     store: dict[str, torch.Tensor] = {}
 
     def hook(act: torch.Tensor, hook: Any) -> torch.Tensor:
@@ -75,9 +69,23 @@ def attribute(
         logits = model.run_with_hooks(tokens, fwd_hooks=[(sae.hook_name, hook)])
         values = metric(logits, tokens)
         (grad,) = torch.autograd.grad(values.sum(), store["f"])
-    f = store["f"].detach()
+    return values.detach(), store["f"].detach(), grad
+
+
+def attribute(
+    model: HookedTransformer,
+    sae: LoadedSAE,
+    tokens: torch.Tensor,
+    metric: Metric,
+    mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(metric [batch], feature activations [batch, pos, d_sae], attribution [batch, pos, d_sae]).
+
+    ``mask`` [batch, pos] marks the positions whose features are attributed (not BOS or padding).
+    """
+    values, f, grad = feature_gradient(model, sae, tokens, metric)
     attribution = grad * (0 - f) * mask[..., None]
-    return values.detach(), f, attribution
+    return values, f, attribution
 
 
 @torch.no_grad()

@@ -40,7 +40,7 @@ from harness.studies.contract import (
     prompts_of,
 )
 
-__all__ = ["KIND", "ActivationPatching", "PatchRecord", "patch_names"]
+__all__ = ["KIND", "ActivationPatching", "PatchRanking", "PatchRecord", "patch_names"]
 
 
 class ActivationPatching(StudySpec):
@@ -59,6 +59,16 @@ class ActivationPatching(StudySpec):
         ge=1,
         le=64,
         description='what="residual": patch each of the last N positions (and all N together).',
+    )
+    rank_features: bool = Field(
+        default=False,
+        description="Also rank SAE features by the difference each carries, three ways "
+        "(attribution, ablation, patching; plus attribution patching), on a sample chosen "
+        "without any of them, with Spearman between each pair (harness/studies/"
+        "patching_rank_run.py).",
+    )
+    rank_sample: int = Field(
+        default=256, ge=10, le=4096, description="rank_features: features in the sample"
     )
     min_difference: float = Field(
         default=0.1,
@@ -113,13 +123,54 @@ def _patch_rank(condition: str) -> tuple[int, int]:
     return (0, -1) if condition == "features" else (1, int(condition.split()[-1]))
 
 
+class PatchRanking(Record):
+    """Per pair and feature of a sample: the metric's change under patching, ablation, and the
+    attribution estimates of both, at the target's last position."""
+
+    kind: Literal["patch_ranking"] = "patch_ranking"
+    sae: str
+    study: str
+    features: list[int]
+    how: str
+    per_pair: dict[str, list[list[float]]]
+
+
+RANK_PAIRS = (
+    ("attribution", "ablation"),
+    ("attribution", "patching"),
+    ("ablation", "patching"),
+    ("attribution_patching", "patching"),
+)
+
+
+def _ranking_rows(rc: RowContext, study: str) -> list[dict[str, Any]]:
+    """Spearman (and the other agreement statistics) between each pair of methods over the
+    sample's features, with bootstrap CIs over prompt pairs."""
+    import numpy as np
+
+    from harness.analysis.rows import estimate_row
+    from harness.analysis.stats import agreement
+
+    rows = []
+    for rec in in_spec_order(rc.store, rc.store.records("patch_ranking")):
+        if rec["study"] != study:
+            continue
+        per = {m: np.array(v) for m, v in rec["per_pair"].items()}
+        group = (rec["sae"], study, "ranking")
+        for a, b in RANK_PAIRS:
+            rng = np.random.default_rng([rc.seed, 23])
+            est = agreement(per[a], per[b], rng)["spearman"]
+            rows.append(estimate_row(group, f"spearman_{a}_vs_{b}", est))
+    return rows
+
+
 class PatchingKind(StudyKind[ActivationPatching]):
     """Activation patching."""
 
     kind = "patching"
     spec = ActivationPatching
     engine = "harness.studies.patching_run"
-    records = (PatchRecord,)
+    records = (PatchRecord, PatchRanking)
     metrics = (Headline("fraction_restored", True),)
 
     def features(self, study: ActivationPatching) -> list[tuple[str, FeatureRef]]:
@@ -158,7 +209,7 @@ class PatchingKind(StudyKind[ActivationPatching]):
             rows.append(estimate_row(group, "metric_shift", bootstrap_mean(shift, rng)))
             skipped = float(len(recs) - len(used))
             rows.append(summary_row(group, "pairs_skipped", skipped, skipped, skipped, len(recs)))
-        return rows
+        return rows + _ranking_rows(rc, study.name)
 
     def section(
         self,
@@ -168,8 +219,11 @@ class PatchingKind(StudyKind[ActivationPatching]):
         conds: Conds,
         plot_dir: Path | None,
     ) -> list[str]:
+        from harness.studies.patching_report import ranking_section
         from harness.views.report.markdown_table import cell, fmt_row, table
 
+        ranking = conds.get("ranking", {})
+        conds = {c: m for c, m in conds.items() if c != "ranking"}
         if not conds:
             return []
         recs = [r for r in store.records("patch") if r["sae"] == sae and r["study"] == study.name]
@@ -200,6 +254,7 @@ class PatchingKind(StudyKind[ActivationPatching]):
             "",
             *table(["patch", "fraction restored", "metric shift", "pairs skipped"], rows),
             "",
+            *ranking_section(store, sae, study.name, ranking),
         ]
 
     def item_values(self, run: Any, study: ActivationPatching, metric: str) -> dict[Any, float]:

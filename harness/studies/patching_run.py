@@ -96,6 +96,10 @@ def run(ctx: StudyContext, study: ActivationPatching, field: str) -> None:
             )
         store.append(records)
         ctx.progress(stage, i + 1, len(pairs))
+    if study.rank_features:
+        from harness.studies.patching_rank_run import rank_features
+
+        rank_features(ctx, study, field)
 
 
 def _patched_logits(
