@@ -137,8 +137,11 @@ def test_interrupted_run_is_killed_in_mlflow_and_resumes_without_redoing_work(
         saturation, "generate_rows", lambda *a, **k: generated.append(len(a[1])) or real(*a, **k)
     )
     assert main(["run", str(DEMO), "--quiet", "--batch-size", "32"]) == 0
-    total = len(plan(store.experiment()).items)  # sweep 24×6 + ablation 16×2 + amplify 24×2
-    assert total == 224
+    # sweep 24×6, its controls 16 target prompts × 4 non-zero levels × 5 (2 random features, a
+    # random direction, the wrong sign, additive) + 16 prompt-only; ablation 16×2 + 8×2 random-
+    # feature controls; amplify 24×2 + 16×2
+    total = len(plan(store.experiment()).items)
+    assert total == 144 + 16 * 4 * 5 + 16 + 32 + 16 + 48 + 32 == 608
     assert sum(generated) == total - 32  # only the unfinished rows were generated
     assert len(store.done_keys("generation")) == total
     keys = [r["key"] for r in store.records("generation")]
@@ -188,10 +191,11 @@ def test_plan_prints_the_matrix_and_counts(capsys: pytest.CaptureFixture[str]) -
     data = json.loads(capsys.readouterr().out)
     row = data["rows"][0]
     assert row["study"] == "golden_gate_sweep" and row["conditions"] == 6
-    assert row["generations"] == (16 + 8) * 6 and row["judge_calls"] == 144 * 3  # 3 rubrics
-    # ceil(144 / 64) batches × (24 new tokens + 2 teacher-forced passes)
-    assert row["forward_passes"] == 3 * 24 + 2 * 3
-    assert data["totals"]["generations"] == 144 + 32 + 48 and data["judge_cost_usd"] == 0.0
+    # the sweep's rows and its controls (16 target prompts × 4 levels × 5, + 16 prompt-only)
+    assert row["generations"] == (16 + 8) * 6 + 336 and row["judge_calls"] == 480 * 3  # 3 rubrics
+    # ceil(480 / 64) batches × (24 new tokens + 2 teacher-forced passes)
+    assert row["forward_passes"] == 8 * 24 + 2 * 8
+    assert data["totals"]["generations"] == 480 + 48 + 80 and data["judge_cost_usd"] == 0.0
     assert main(["plan", str(DEMO)]) == 0
     assert "estimated judge cost $0.00" in capsys.readouterr().out
 
@@ -219,7 +223,8 @@ def test_absolute_levels_and_ablation_without_generation(
     [feature] = list(store.records("feature"))
     # statistics are reported for every intervened feature, but absolute levels ignore them
     assert feature["max_activation_source"].startswith("toy held-out corpus")
-    assert {g["clamp_value"] for g in store.records("generation")} == {None, 0.0, 30.0}
+    sweep_values = {g["clamp_value"] for g in store.records("generation") if g["feature"] == 9}
+    assert sweep_values == {None, 0.0, 30.0, -30.0}  # -30: the wrong-sign control
     assert "Feature **9** (bridge)." in (Path("reports") / f"{store.run_id}.md").read_text()
 
     # an ablation needs concept keywords to judge its continuations offline, or generate=False
@@ -239,5 +244,11 @@ def test_absolute_levels_and_ablation_without_generation(
     bad.write_text(bad.read_text().replace("prompts=", "generate=False, prompts="))
     store = run_spec(bad)
     assert not list(store.records("generation"))
-    [effect] = list(store.records("next_token"))
-    assert effect["condition"] == "zero" and effect["base_top"] == "stadium"
+    effects = list(store.records("next_token"))
+    [effect] = [r for r in effects if r["condition"] == "zero"]
+    assert effect["base_top"] == "stadium"
+    # its random-feature controls' next-token effects are measured without generation too
+    assert sorted(r["condition"] for r in effects if r is not effect) == [
+        "random_feature#1@zero",
+        "random_feature#2@zero",
+    ]

@@ -212,7 +212,9 @@ def test_batch_mode_survives_a_crash_while_waiting(
         assert len(fake.state.batches) == 1
         store = RunStore.open("latest", Path("runs"))
         [submitted] = list(store.records("judge_batch"))
-        assert len(submitted["custom_ids"]) == 144  # (16 + 8 neutral prompts) × 6 conditions
+        # (16 + 8 neutral prompts) × 6 conditions, and the controls: 16 target prompts × 4
+        # non-zero levels × 5 (2 random features, random direction, wrong sign, additive) + 16
+        assert len(submitted["custom_ids"]) == 144 + 336
         assert main(["run", str(spec), "--quiet", "--no-mlflow", "--judge-batch"]) == 0
         # the crashed batch was collected, not resubmitted; fluency and instruction had their own
         batches = fake.state.batches
@@ -222,6 +224,6 @@ def test_batch_mode_survives_a_crash_while_waiting(
         for later in ("msgbatch_000002", "msgbatch_000003"):
             assert not first_ids & {r["custom_id"] for r in batches[later]["requests"]}
         assert fake.state.message_calls == 0  # everything went through the batches
-    assert len(list(store.judgements())) == 144
-    assert len(list(store.judgements("*"))) == 3 * 144
+    assert len(list(store.judgements())) == 480
+    assert len(list(store.judgements("*"))) == 3 * 480
     assert sum(j["cost_usd"] for j in store.judgements()) > 0

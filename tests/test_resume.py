@@ -57,9 +57,12 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     # (sweep: 5 levels × 24 prompts; ablation 16 prompts; amplify 24); one feature record a study;
     # one top-features record per prompt of each study (24 + 16 + 24); SAE quality once per SAE;
     # one cell record per SAE × study and per SAE's quality measurement
+    # (the ablations' random-feature controls: next-token records on their 8 and 16 target
+    # prompts, 2 draws each)
     total = (
         len(plan(exp).items) * (2 + rubrics)
         + (5 * 24 + 16 + 24)
+        + (8 + 16) * 2
         + len(exp.studies)
         + (24 + 16 + 24)
         + len(exp.saes)

@@ -27,7 +27,8 @@ def spec():
     return Experiment(
         name="robust",
         saes=(ToySAE(name="relu-256"),),
-        studies=(SaturationClamp(name="sweep", feature=FEATURE, levels=(0, 5), prompts=PROMPTS),),
+        studies=(SaturationClamp(name="sweep", feature=FEATURE, levels=(0, 5), prompts=PROMPTS,
+                                 controls=()),),
         sae_quality=None,
         {extra}
     )
@@ -372,8 +373,8 @@ def test_a_damaged_line_is_set_aside_and_its_items_redone(
     spec = _spec(tmp_path)
     other = _spec(tmp_path, "seed=1,", "other.py")
     assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
+    store = RunStore.open("latest", Path("runs"))  # the run of `spec`, damaged below
     assert main(["run", str(other), "--quiet", "--no-mlflow"]) == 0
-    store = RunStore.open(str(next(Path("runs").glob("robust-*"))), Path("runs"))
     before = store.read_json("summary.json")
     lines = store.records_path.read_text().splitlines(keepends=True)
     middle = len(lines) // 2

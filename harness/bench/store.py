@@ -60,6 +60,7 @@ def _experiment(n_prompts: int) -> Experiment:
         feature=FeatureByIndex(index=9, keywords=("bridge",)),
         levels=LEVELS,
         prompts=prompts,
+        controls=(),  # the plain sweep the figures were first measured on
     )
     return Experiment(name="bench_store", saes=(ToySAE(),), studies=(study,))
 

@@ -149,8 +149,10 @@ class AblationKind(StudyKind[Ablation]):
         new = exp.generation.max_new_tokens
         judges = 1 + len(exp.judge.extra_rubrics)
         prompts = sum(len(p) for _, p in prompt_sets(study))
-        rows = 2 * prompts if study.generate else 0
-        passes = 2 * math.ceil(prompts / batch_size) + math.ceil(rows / batch_size) * (new + 1)
+        rows = len(self.items(exp, "", study))  # with its random-feature controls
+        controls = len(prompt_list(study.prompts)) * study.control_draws if study.controls else 0
+        next_token = prompts + controls
+        passes = 2 * math.ceil(next_token / batch_size) + math.ceil(rows / batch_size) * (new + 1)
         return Cost(2, prompts, rows, passes, rows * judges)
 
     def items(self, exp: Experiment, sae: str, study: Ablation) -> list[WorkItem]:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from harness.store import RunStore
+from harness.studies.controls import parse_control
 from harness.studies.items import split_condition
 from harness.studies.registry import kind_of
 from harness.views.report.effects import next_token_table
@@ -155,7 +156,8 @@ def _intervention_tables(store: RunStore, rows: Rows, title: str, studies: list[
     ]
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        groups[(r["sae"], r["study"], r["condition"])].append(r)
+        if parse_control(r["condition"]) is None:  # controls have their own table (full report)
+            groups[(r["sae"], r["study"], r["condition"])].append(r)
     for (sae, study, cond), recs in groups.items():
         metrics = rows.get((sae, study, cond), {})
         changed = sum(bool(r["changed"]) for r in recs)
