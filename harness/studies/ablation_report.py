@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.studies.contract import RunStore
+from harness.studies.controls import parse_control
 from harness.studies.items import split_condition
 from harness.views.report.effects import (
     Conds,
@@ -28,9 +29,15 @@ def ablation_section(
     """Next-token tables (target and control prompts), shifts with CIs and paired tests, judged
     continuations and drift, side effects on control prompts."""
     features = {(f["sae"], f["study"]): f for f in store.records("feature")}
-    records = [r for r in store.records("next_token") if r["sae"] == sae and r["study"] == study]
+    records = [
+        r
+        for r in store.records("next_token")
+        if r["sae"] == sae and r["study"] == study and parse_control(r["condition"]) is None
+    ]
     generations = [
-        g for g in store.records("generation") if g["sae"] == sae and g["study"] == study
+        g
+        for g in store.records("generation")
+        if g["sae"] == sae and g["study"] == study and parse_control(g["condition"]) is None
     ]
     judgements = {j["of"]: j for j in store.judgements()}
     lines = [f"## {cell(study)} on {cell(sae)}", ""]

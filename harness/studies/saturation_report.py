@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from harness.studies.contract import RunStore
+from harness.studies.controls import parse_control
 from harness.studies.items import split_condition
 from harness.views.report.effects import (
     Conds,
@@ -36,7 +37,9 @@ def saturation_section(
     example continuations."""
     features = {(f["sae"], f["study"]): f for f in store.records("feature")}
     generations = [
-        g for g in store.records("generation") if g["sae"] == sae and g["study"] == study
+        g
+        for g in store.records("generation")
+        if g["sae"] == sae and g["study"] == study and parse_control(g["condition"]) is None
     ]
     judgements = {j["of"]: j for j in store.judgements()}
     values = {g["condition"]: g.get("clamp_value") for g in generations}
