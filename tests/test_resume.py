@@ -29,7 +29,7 @@ def _run(root: Path, *extra: str) -> subprocess.Popen[bytes]:
         "--quiet",
         "--no-mlflow",
         "--batch-size",
-        "4",
+        "16",
         "--runs",
         str(root / "runs"),
         "--reports",

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from harness.studies.ablation import Ablation
     from harness.studies.attribution import Attribution
     from harness.studies.contrast import ContrastiveSearch
+    from harness.studies.neighbourhood import FeatureNeighbourhood
     from harness.studies.patching import ActivationPatching
     from harness.studies.saturation import SaturationClamp
     from harness.studies.specificity import Specificity
@@ -67,6 +68,7 @@ _LAZY = {
     "ActivationPatching": "harness.studies.patching",
     "Attribution": "harness.studies.attribution",
     "ContrastiveSearch": "harness.studies.contrast",
+    "FeatureNeighbourhood": "harness.studies.neighbourhood",
     "SaturationClamp": "harness.studies.saturation",
     "Specificity": "harness.studies.specificity",
 }
@@ -92,6 +94,7 @@ __all__ = [
     "FeatureByContrast",
     "FeatureByIndex",
     "FeatureByMatch",
+    "FeatureNeighbourhood",
     "FeatureRef",
     "GenerationSettings",
     "HubDataset",

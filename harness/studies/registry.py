@@ -13,7 +13,15 @@ from pydantic import Field, TypeAdapter
 
 from harness.spec.refs import StudySpec
 from harness.store.records import register_record
-from harness.studies import ablation, attribution, contrast, patching, saturation, specificity
+from harness.studies import (
+    ablation,
+    attribution,
+    contrast,
+    neighbourhood,
+    patching,
+    saturation,
+    specificity,
+)
 from harness.studies.contract import StudyKind
 
 __all__ = [
@@ -101,6 +109,7 @@ _BUILTIN = (
     attribution.KIND,
     contrast.KIND,
     patching.KIND,
+    neighbourhood.KIND,
 )
 for _kind in _BUILTIN:
     register(_kind)

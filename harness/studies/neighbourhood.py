@@ -1,0 +1,155 @@
+"""Feature neighbourhoods: a feature read through the decoder directions nearest to its own.
+
+For the studied feature on each SAE: the features of the same SAE whose decoder rows have the
+highest cosine with its row, and the nearest in every other SAE of the experiment (other
+checkpoints of the same hook), each with its firing frequency and max activation over the
+corpus, its max-activating contexts and an offline description (the most frequent tokens it
+fires on); on the toy world also the corpus topic those tokens belong to, so that "the
+neighbours are about the same thing" is checked against the corpus, not by eye
+(``same_topic_share``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.spec.refs import FeatureRef, Prompts, StudySpec
+from harness.store.records import Record
+from harness.studies.contract import (
+    Conds,
+    Cost,
+    Experiment,
+    RowContext,
+    RunStore,
+    StudyKind,
+    in_spec_order,
+)
+
+__all__ = ["KIND", "FeatureNeighbourhood", "NeighbourhoodRecord"]
+
+
+class FeatureNeighbourhood(StudySpec):
+    """The nearest decoder directions to a feature, within its SAE and in the others."""
+
+    kind: Literal["neighbourhood"] = "neighbourhood"
+    feature: FeatureRef
+    neighbours: int = Field(default=8, ge=1, le=100, description="nearest features per SAE")
+    examples: int = Field(default=5, ge=1, le=50, description="max-activating contexts each")
+    context_window: int = Field(default=6, ge=1, le=64)
+    corpus: Prompts | None = Field(
+        default=None, description="documents for the contexts (default: the run's documents)"
+    )
+
+
+class NeighbourhoodRecord(Record):
+    """One SAE's neighbourhood of the studied feature (the feature itself first)."""
+
+    kind: Literal["neighbourhood"] = "neighbourhood"
+    sae: str
+    study: str
+    feature: int
+    tokens: int  # corpus tokens the frequencies and contexts come from
+    neighbours: list[dict[str, Any]]
+
+
+class NeighbourhoodKind(StudyKind[FeatureNeighbourhood]):
+    """Feature neighbourhoods."""
+
+    kind = "neighbourhood"
+    spec = FeatureNeighbourhood
+    engine = "harness.studies.neighbourhood_run"
+    records = (NeighbourhoodRecord,)
+
+    def features(self, study: FeatureNeighbourhood) -> list[tuple[str, FeatureRef]]:
+        return [("feature", study.feature)]
+
+    def cost(self, exp: Experiment, study: FeatureNeighbourhood, batch_size: int) -> Cost:
+        return Cost(1 + max(0, len(exp.saes) - 1), 0, 0, 1, 0)
+
+    def rows(self, rc: RowContext, study: FeatureNeighbourhood) -> list[dict[str, Any]]:
+        """Per SAE and neighbour set: the mean decoder cosine and, on the toy world, the share of
+        neighbours whose contexts are about the feature's own topic."""
+        from harness.analysis.rows import summary_row
+
+        rows = []
+        for rec in in_spec_order(rc.store, rc.store.records("neighbourhood")):
+            if rec["study"] != study.name:
+                continue
+            own = rec["neighbours"][0]
+            for where in dict.fromkeys(n["sae"] for n in rec["neighbours"][1:]):
+                near = [n for n in rec["neighbours"][1:] if n["sae"] == where]
+                group = (rec["sae"], study.name, "within" if where == rec["sae"] else where)
+                cos = [n["cosine"] for n in near]
+                rows.append(summary_row(group, "top_cosine", max(cos), max(cos), max(cos), 1))
+                if own.get("topic") is not None:
+                    same = sum(n.get("topic") == own["topic"] for n in near) / len(near)
+                    rows.append(summary_row(group, "same_topic_share", same, same, same, len(near)))
+        return rows
+
+    def section(
+        self,
+        store: RunStore,
+        sae: str,
+        study: FeatureNeighbourhood,
+        conds: Conds,
+        plot_dir: Path | None,
+    ) -> list[str]:
+        from harness.views.report.markdown_table import cell, table
+
+        found = [
+            r
+            for r in store.records("neighbourhood")
+            if r["sae"] == sae and r["study"] == study.name
+        ]
+        if not found:
+            return []
+        rec = found[0]
+        body = [
+            [
+                cell(n["sae"]),
+                str(n["feature"]),
+                "–" if n["cosine"] is None else f"{n['cosine']:.3f}",
+                f"{n['frequency']:.2%}",
+                f"{n['max_activation']:.3f}",
+                cell(n.get("topic") or "–"),
+                cell(n["description"]),
+                cell(n["examples"][0]["text"] if n["examples"] else "–", 120),
+            ]
+            for n in rec["neighbours"]
+        ]
+        shares = [
+            f"{cond}: {m['same_topic_share']['value']:.0%}"
+            for cond, m in conds.items()
+            if "same_topic_share" in m
+        ]
+        return [
+            f"## {cell(study.name)} on {cell(sae)}: neighbourhood of feature {rec['feature']}",
+            "",
+            "The features whose decoder rows are nearest (cosine) to the studied feature's, in "
+            "this SAE and in the experiment's other SAEs; frequency and max activation over "
+            f"{rec['tokens']} corpus tokens; description: the tokens it fires on most "
+            "(offline); topic: the toy corpus topic those tokens belong to. The first row is "
+            "the feature itself."
+            + (f" Neighbours on the feature's own topic: {', '.join(shares)}." if shares else ""),
+            "",
+            *table(
+                [
+                    "SAE",
+                    "feature",
+                    "cosine",
+                    "fires on",
+                    "max",
+                    "topic",
+                    "description",
+                    "top context",
+                ],
+                body,
+            ),
+            "",
+        ]
+
+
+KIND = NeighbourhoodKind()

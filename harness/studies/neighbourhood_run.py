@@ -1,0 +1,140 @@
+"""Running a feature-neighbourhood study (the engine side of :mod:`harness.studies.neighbourhood`).
+
+One pass over the corpus per SAE encodes every token once and keeps, for the studied feature and
+its neighbours, the firing count, the max activation and the top contexts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from harness.engine.features import resolve_feature
+from harness.engine.tokens import corpus_batches, real_tokens
+from harness.spec.refs import ToyModel, prompt_list
+from harness.studies.contract import StudyContext
+from harness.studies.items import content_key
+from harness.studies.neighbourhood import FeatureNeighbourhood
+
+__all__ = ["nearest", "run", "topic_of"]
+
+
+def nearest(w_from: torch.Tensor, row: int, w_to: torch.Tensor, k: int, skip: int | None) -> Any:
+    """The ``k`` rows of ``w_to`` with the highest cosine to ``w_from[row]`` (``skip``: a row
+    of ``w_to`` left out, the feature itself when both are the same SAE)."""
+    a = w_from[row].float()
+    b = w_to.float()
+    cos = (b @ a) / (b.norm(dim=1) * a.norm()).clamp(min=1e-12)
+    if skip is not None:
+        cos[skip] = -2.0
+    top = torch.topk(cos, min(k, b.shape[0] - (skip is not None)))
+    return list(zip(top.indices.tolist(), top.values.tolist(), strict=True))
+
+
+@torch.no_grad()
+def _scan(
+    ctx: StudyContext, sae: Any, features: list[int], docs: list[str], window: int, k: int
+) -> tuple[int, dict[int, dict[str, Any]]]:
+    """Per feature: firing count, max activation, the top-``k`` contexts (by activation)."""
+    model = ctx.model
+    tok = model.tokenizer
+    feats = torch.tensor(features)
+    out: dict[int, dict[str, Any]] = {f: {"fires": 0, "max": 0.0, "top": []} for f in features}
+    n_tokens = 0
+    for _, tokens in corpus_batches(model, docs):
+        _, cache = model.run_with_cache(tokens, names_filter=sae.hook_name)
+        acts = sae.encode(cache[sae.hook_name])[..., feats.to(tokens.device)].float().cpu()
+        real = real_tokens(model, tokens).cpu()
+        acts = acts * real[..., None]
+        n_tokens += int(real.sum())
+        for j, f in enumerate(features):
+            col = acts[..., j]
+            out[f]["fires"] += int((col > 0).sum())
+            out[f]["max"] = max(out[f]["max"], float(col.max()))
+            flat = torch.topk(col.flatten(), min(k, col.numel()))
+            for value, where in zip(flat.values.tolist(), flat.indices.tolist(), strict=True):
+                if value <= 0:
+                    continue
+                row, pos = divmod(where, col.shape[1])
+                ids = tokens[row].tolist()
+                words = tok.convert_ids_to_tokens(ids)
+                lo, hi = max(1, pos - window), pos + window + 1
+                text = " ".join([*words[lo:pos], f"<<{words[pos]}>>", *words[pos + 1 : hi]])
+                out[f]["top"].append((value, text.replace(f" {tok.pad_token}", ""), words[pos]))
+            out[f]["top"] = sorted(out[f]["top"], key=lambda t: -t[0])[:k]
+    return n_tokens, out
+
+
+def topic_of(words: list[str], lexicon: Mapping[str, frozenset[str]] | None) -> str | None:
+    """The toy topic most of ``words`` belong to (None: no lexicon, or no word of one topic)."""
+    if not lexicon:
+        return None
+    votes = Counter(t for w in words for t, ws in lexicon.items() if w in ws)
+    return votes.most_common(1)[0][0] if votes else None
+
+
+def run(ctx: StudyContext, study: FeatureNeighbourhood, field: str) -> None:
+    """Nearest decoder directions within ``ctx.sae`` and in every other SAE; one record."""
+    key = content_key({"sae": ctx.sae.label, "study": study.name, "what": "neighbourhood"})
+    if key in ctx.store.done_keys("neighbourhood"):
+        return
+    feature, _ = resolve_feature(
+        ctx.model, ctx.sae, study.feature, f"{field}.feature", ctx.all_saes
+    )
+    docs = list(prompt_list(study.corpus)) if study.corpus else ctx.documents
+    lexicon = None
+    if isinstance(ctx.experiment.model, ToyModel):
+        from harness.toy.lexicon import topic_lexicon
+
+        lexicon = topic_lexicon()
+    w_own = ctx.sae.sae.W_dec.detach()
+    chosen: list[tuple[Any, int, float | None]] = [(ctx.sae, feature, None)]
+    chosen += [
+        (ctx.sae, f, c) for f, c in nearest(w_own, feature, w_own, study.neighbours, feature)
+    ]
+    for label, other in ctx.all_saes.items():
+        w = other.sae.W_dec.detach()
+        if label == ctx.sae.label or w.shape[1] != w_own.shape[1]:
+            continue
+        chosen += [(other, f, c) for f, c in nearest(w_own, feature, w, study.neighbours, None)]
+    by_sae: dict[str, list[int]] = {}
+    for sae, f, _ in chosen:
+        by_sae.setdefault(sae.label, []).append(f)
+    scans, n_tokens = {}, 0
+    for label, feats in by_sae.items():
+        n_tokens, scans[label] = _scan(
+            ctx, ctx.all_saes[label], sorted(set(feats)), docs, study.context_window, study.examples
+        )
+    neighbours = []
+    for sae, f, cos in chosen:
+        s = scans[sae.label][f]
+        fired = [w for _, _, w in s["top"]]
+        common = [w for w, _ in Counter(fired).most_common(5)]
+        neighbours.append(
+            {
+                "sae": sae.label,
+                "feature": f,
+                "cosine": cos,
+                "frequency": s["fires"] / max(n_tokens, 1),
+                "max_activation": s["max"],
+                "description": "fires on: " + ", ".join(common) if common else "never fires",
+                "topic": topic_of(fired, lexicon),
+                "examples": [{"activation": v, "text": t} for v, t, _ in s["top"]],
+            }
+        )
+    ctx.store.append(
+        [
+            {
+                "kind": "neighbourhood",
+                "key": key,
+                "sae": ctx.sae.label,
+                "study": study.name,
+                "feature": feature,
+                "tokens": n_tokens,
+                "neighbours": neighbours,
+            }
+        ]
+    )

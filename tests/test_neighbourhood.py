@@ -1,0 +1,58 @@
+"""Feature neighbourhoods on the toy world: nearest decoder directions within an SAE and across
+checkpoints, with frequencies, contexts and the corpus topic each fires on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.studies.neighbourhood_run import nearest, topic_of
+from harness.toy.lexicon import topic_lexicon
+from tests.conftest import REPO, run_spec
+
+
+def test_nearest_is_the_highest_decoder_cosine() -> None:
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(50, 16, generator=g)
+    got = nearest(w, 3, w, 5, skip=3)
+    cos = torch.nn.functional.cosine_similarity(w, w[3][None], dim=1)
+    cos[3] = -2
+    want = torch.topk(cos, 5)
+    assert [f for f, _ in got] == want.indices.tolist()
+    assert [c for _, c in got] == pytest.approx(want.values.tolist(), abs=1e-6)
+    assert 3 not in [f for f, _ in got]
+
+
+def test_topics_come_from_the_corpus_lexicon() -> None:
+    lexicon = topic_lexicon()
+    assert topic_of(["gate", "bridge", "the"], lexicon) == "golden_gate"
+    assert topic_of(["the", "."], lexicon) is None
+    assert topic_of(["gate"], None) is None
+
+
+def test_the_golden_gate_feature_has_its_twin_in_the_other_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = run_spec(REPO / "experiments" / "toy_neighbourhood.py")
+    recs = {r["sae"]: r for r in store.records("neighbourhood")}
+    relu = recs["toy/relu-256"]
+    own, *rest = relu["neighbours"]
+    assert own["feature"] == relu["feature"] and own["cosine"] is None
+    assert own["topic"] == "golden_gate" and own["examples"]
+    within = [n for n in rest if n["sae"] == "toy/relu-256"]
+    other = [n for n in rest if n["sae"] == "toy/topk-256"]
+    assert len(within) == len(other) == 8
+    for group in (within, other):
+        cos = [n["cosine"] for n in group]
+        assert cos == sorted(cos, reverse=True)
+    # across checkpoints the nearest direction is the same concept: a golden-gate feature
+    assert other[0]["cosine"] > 0.5 and other[0]["topic"] == "golden_gate"
+    assert all(0 <= n["frequency"] <= 1 for n in rest)
+    rows = {(r["sae"], r["condition"], r["metric"]): r for r in store.read_json("summary.json")}
+    share = rows[("toy/relu-256", "within", "same_topic_share")]
+    assert share["n"] == 8 and 0 <= share["value"] <= 1
+    report = next(Path("reports").glob("toy_neighbourhood-*.md")).read_text()
+    assert "neighbourhood of feature" in report and "golden\\_gate" in report
