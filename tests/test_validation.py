@@ -228,3 +228,23 @@ def test_unreachable_pretrained_model_fails_fast(
     assert time.monotonic() - started < 30
     err = capsys.readouterr().err
     assert "model.name: cannot download model 'gpt2': the Hugging Face hub is unreachable" in err
+
+
+def test_a_mistyped_field_gets_a_did_you_mean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    spec = tmp_path / "typo.py"
+    spec.write_text(
+        "from harness import Experiment, SaturationClamp, ToySAE\n"
+        "from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS\n"
+        "def spec():\n"
+        "    return Experiment(name='t', saes=(ToySAE(),), seeed=3, studies=(dict(\n"
+        "        kind='saturation', name='s', feature=GOLDEN_GATE, levels=(0, 5),\n"
+        "        prompts=NEUTRAL_PROMPTS, contrls=()),))\n"
+    )
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "contrls: Extra inputs are not permitted (got ()); did you mean 'controls'?" in err
+    assert "seeed: Extra inputs are not permitted (got 3); did you mean 'seed'?" in err

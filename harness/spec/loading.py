@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import sys
@@ -32,8 +33,26 @@ def format_validation_error(exc: ValidationError) -> str:
         shown = repr(got) if not isinstance(got, dict) else "{…}"
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        parts.append(f"{path}: {msg} (got {shown})")
+        hint = ""
+        if err["type"] == "extra_forbidden" and err["loc"]:
+            close = difflib.get_close_matches(str(err["loc"][-1]), _known_fields(), 1, 0.75)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+        parts.append(f"{path}: {msg} (got {shown}){hint}")
     return "; ".join(parts)
+
+
+def _known_fields() -> list[str]:
+    """Every field name of the spec models (the experiment's, the references', each study
+    kind's): what a mistyped field is matched against."""
+    from pydantic import BaseModel
+
+    from harness.spec import refs
+    from harness.spec.experiment import Experiment as Exp
+    from harness.studies.registry import kinds
+
+    models: list[type[BaseModel]] = [Exp, *(k.spec for k in kinds())]
+    models += [v for v in vars(refs).values() if isinstance(v, type) and issubclass(v, BaseModel)]
+    return sorted({name for m in models for name in m.model_fields})
 
 
 def load_spec(path: Path) -> Experiment:
