@@ -1,9 +1,10 @@
-"""The toy Golden Gate feature read through its decoder neighbourhood, on both toy SAEs.
+"""The toy Golden Gate feature read through its decoder neighbourhood, on the three toy SAEs.
 
 For the feature found by contrastive probing: the 8 features of the same SAE whose decoder rows
-are nearest to its own, and the 8 nearest in the other checkpoint, each with its firing
+are nearest to its own, and the 8 nearest in each other checkpoint, each with its firing
 frequency, max activation, max-activating contexts, an offline description and the toy corpus
-topic it fires on.
+topic it fires on; and how the 1024-wide ReLU SAE splits it (the features of the wider SAE whose
+nearest direction among the narrower SAE's is the studied feature's).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from harness.toy.probes import GOLDEN_GATE
 
 
 def spec() -> Experiment:
-    """Neighbourhoods of the Golden Gate feature on both toy SAEs."""
+    """Neighbourhoods of the Golden Gate feature on the three toy SAEs."""
     return Experiment(
         name="toy_neighbourhood",
         description=__doc__.strip().splitlines()[0],
-        saes=(ToySAE(name="relu-256"), ToySAE(name="topk-256")),
+        saes=(ToySAE(name="relu-256"), ToySAE(name="topk-256"), ToySAE(name="relu-1024")),
         studies=(FeatureNeighbourhood(name="golden_gate_neighbourhood", feature=GOLDEN_GATE),),
         sae_quality=None,
     )

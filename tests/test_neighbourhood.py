@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.studies.neighbourhood_run import nearest, topic_of
+from harness.studies.neighbourhood_run import nearest, split_children, topic_of
 from harness.toy.lexicon import topic_lexicon
 from tests.conftest import REPO, run_spec
 
@@ -23,6 +23,23 @@ def test_nearest_is_the_highest_decoder_cosine() -> None:
     assert [f for f, _ in got] == want.indices.tolist()
     assert [c for _, c in got] == pytest.approx(want.values.tolist(), abs=1e-6)
     assert 3 not in [f for f, _ in got]
+
+
+def test_split_children_are_the_wider_rows_nearest_to_the_feature() -> None:
+    narrow = torch.eye(4)  # four orthogonal directions
+    wide = torch.tensor(
+        [
+            [1.0, 0.2, 0.0, 0.0],  # near 0
+            [0.9, -0.3, 0.0, 0.0],  # near 0
+            [0.0, 1.0, 0.0, 0.0],  # near 1
+            [0.5, 0.5, 0.5, 0.5],  # cosine 0.5 to all: nearest is 0 (first), at the threshold
+            [0.0, 0.0, 0.3, 0.1],  # near 2
+        ]
+    )
+    kids = split_children(narrow, 0, wide, 0.6)
+    assert [j for j, _ in kids] == [0, 1] and kids[0][1] > kids[1][1]
+    assert [j for j, _ in split_children(narrow, 0, wide, 0.5)] == [0, 1, 3]
+    assert split_children(narrow, 3, wide, 0.5) == []
 
 
 def test_topics_come_from_the_corpus_lexicon() -> None:
@@ -45,6 +62,7 @@ def test_the_golden_gate_feature_has_its_twin_in_the_other_checkpoint(
     within = [n for n in rest if n["sae"] == "toy/relu-256"]
     other = [n for n in rest if n["sae"] == "toy/topk-256"]
     assert len(within) == len(other) == 8
+    assert len([n for n in rest if n["sae"] == "toy/relu-1024"]) == 8
     for group in (within, other):
         cos = [n["cosine"] for n in group]
         assert cos == sorted(cos, reverse=True)
@@ -54,5 +72,14 @@ def test_the_golden_gate_feature_has_its_twin_in_the_other_checkpoint(
     rows = {(r["sae"], r["condition"], r["metric"]): r for r in store.read_json("summary.json")}
     share = rows[("toy/relu-256", "within", "same_topic_share")]
     assert share["n"] == 8 and 0 <= share["value"] <= 1
+    # splitting: the 1024-wide SAE divides the feature among several features whose nearest
+    # direction in relu-256 is the feature's own, and whose contexts differ
+    children = relu["splits"]["toy/relu-1024"]
+    assert len(children) >= 2 and all(c["cosine"] >= 0.5 for c in children)
+    assert len({tuple(c["top_tokens"]) for c in children}) >= 2
+    overlap = rows[("toy/relu-256", "split in toy/relu-1024", "top_token_overlap")]
+    assert overlap["value"] < 1
+    assert "toy/relu-1024" not in recs["toy/relu-1024"]["splits"]  # nothing wider than itself
     report = next(Path("reports").glob("toy_neighbourhood-*.md")).read_text()
     assert "neighbourhood of feature" in report and "golden\\_gate" in report
+    assert "### Splitting in toy/relu-1024" in report

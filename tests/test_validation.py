@@ -101,7 +101,7 @@ BAD: dict[str, tuple[str, str]] = {
     ),
     "unknown_toy_sae": (
         experiment(saes="(ToySAE(name='huge'),)"),
-        "saes.0.name: unknown toy SAE 'huge'; valid: ['relu-256', 'topk-256']",
+        "saes.0.name: unknown toy SAE 'huge'; valid: ['relu-1024', 'relu-256', 'topk-256']",
     ),
     "unknown_pretrained_model": (
         experiment(model="PretrainedModel(name='gpt-17')"),

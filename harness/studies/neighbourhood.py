@@ -39,6 +39,13 @@ class FeatureNeighbourhood(StudySpec):
     neighbours: int = Field(default=8, ge=1, le=100, description="nearest features per SAE")
     examples: int = Field(default=5, ge=1, le=50, description="max-activating contexts each")
     context_window: int = Field(default=6, ge=1, le=64)
+    split_cosine: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="splitting: a feature of a wider SAE is a child of the studied feature when "
+        "its decoder row is nearest to the studied feature's among this SAE's, at least this close",
+    )
     corpus: Prompts | None = Field(
         default=None, description="documents for the contexts (default: the run's documents)"
     )
@@ -53,6 +60,14 @@ class NeighbourhoodRecord(Record):
     feature: int
     tokens: int  # corpus tokens the frequencies and contexts come from
     neighbours: list[dict[str, Any]]
+    splits: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)  # wider SAE → children
+
+
+def _overlap(token_sets: list[list[str]]) -> float:
+    """Mean Jaccard overlap of the children's top tokens, over every pair (1: the same tokens;
+    0: their contexts share none)."""
+    pairs = [(set(a), set(b)) for i, a in enumerate(token_sets) for b in token_sets[i + 1 :]]
+    return sum(len(a & b) / max(len(a | b), 1) for a, b in pairs) / len(pairs)
 
 
 class NeighbourhoodKind(StudyKind[FeatureNeighbourhood]):
@@ -87,6 +102,17 @@ class NeighbourhoodKind(StudyKind[FeatureNeighbourhood]):
                 if own.get("topic") is not None:
                     same = sum(n.get("topic") == own["topic"] for n in near) / len(near)
                     rows.append(summary_row(group, "same_topic_share", same, same, same, len(near)))
+            for wider, children in rec.get("splits", {}).items():
+                group = (rec["sae"], study.name, f"split in {wider}")
+                n = float(len(children))
+                rows.append(summary_row(group, "children", n, n, n, len(children)))
+                if len(children) >= 2:
+                    overlap = _overlap([c["top_tokens"] for c in children])
+                    rows.append(
+                        summary_row(
+                            group, "top_token_overlap", overlap, overlap, overlap, len(children)
+                        )
+                    )
         return rows
 
     def section(
@@ -149,7 +175,49 @@ class NeighbourhoodKind(StudyKind[FeatureNeighbourhood]):
                 body,
             ),
             "",
+            *_splits(rec, study, conds),
         ]
+
+
+def _splits(rec: dict[str, Any], study: FeatureNeighbourhood, conds: Conds) -> list[str]:
+    """Per wider SAE: the features that split the studied one, and how their contexts divide."""
+    from harness.views.report.markdown_table import cell, table
+
+    lines: list[str] = []
+    for wider, children in rec.get("splits", {}).items():
+        overlap = conds.get(f"split in {wider}", {}).get("top_token_overlap")
+        lines += [
+            f"### Splitting in {cell(wider)}",
+            "",
+            f"Features of {cell(wider)} whose decoder row is nearest to feature {rec['feature']}'s "
+            f"among this SAE's, with cosine ≥ {study.split_cosine:g}: {len(children)}."
+            + (
+                f" Their top tokens overlap by {overlap['value']:.0%} on average (Jaccard over "
+                "pairs; low: the contexts divide between them)."
+                if overlap
+                else ""
+            ),
+            "",
+        ]
+        if children:
+            lines += [
+                *table(
+                    ["feature", "cosine", "fires on", "topic", "description", "top context"],
+                    [
+                        [
+                            str(c["feature"]),
+                            f"{c['cosine']:.3f}",
+                            f"{c['frequency']:.2%}",
+                            cell(c.get("topic") or "–"),
+                            cell(c["description"]),
+                            cell(c["examples"][0]["text"] if c["examples"] else "–", 120),
+                        ]
+                        for c in children
+                    ],
+                ),
+                "",
+            ]
+    return lines
 
 
 KIND = NeighbourhoodKind()

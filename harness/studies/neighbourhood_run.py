@@ -19,7 +19,7 @@ from harness.studies.contract import StudyContext
 from harness.studies.items import content_key
 from harness.studies.neighbourhood import FeatureNeighbourhood
 
-__all__ = ["nearest", "run", "topic_of"]
+__all__ = ["nearest", "run", "split_children", "topic_of"]
 
 
 def nearest(w_from: torch.Tensor, row: int, w_to: torch.Tensor, k: int, skip: int | None) -> Any:
@@ -68,6 +68,22 @@ def _scan(
     return n_tokens, out
 
 
+def split_children(
+    w_own: torch.Tensor, feature: int, w_wide: torch.Tensor, threshold: float
+) -> list[tuple[int, float]]:
+    """Features of a wider SAE whose decoder row is nearest to ``feature``'s among the
+    narrower SAE's rows, with cosine ≥ ``threshold``, closest first."""
+    a = w_own.float() / w_own.float().norm(dim=1, keepdim=True).clamp(min=1e-12)
+    b = w_wide.float() / w_wide.float().norm(dim=1, keepdim=True).clamp(min=1e-12)
+    best = (b @ a.T).max(dim=1)
+    kids = [
+        (j, float(v))
+        for j, (v, i) in enumerate(zip(best.values.tolist(), best.indices.tolist(), strict=True))
+        if i == feature and v >= threshold
+    ]
+    return sorted(kids, key=lambda kv: -kv[1])
+
+
 def topic_of(words: list[str], lexicon: Mapping[str, frozenset[str]] | None) -> str | None:
     """The toy topic most of ``words`` belong to (None: no lexicon, or no word of one topic)."""
     if not lexicon:
@@ -100,31 +116,40 @@ def run(ctx: StudyContext, study: FeatureNeighbourhood, field: str) -> None:
         if label == ctx.sae.label or w.shape[1] != w_own.shape[1]:
             continue
         chosen += [(other, f, c) for f, c in nearest(w_own, feature, w, study.neighbours, None)]
+    children: dict[str, list[tuple[int, float]]] = {}
+    for label, other in ctx.all_saes.items():
+        w = other.sae.W_dec.detach()
+        if w.shape[0] > w_own.shape[0] and w.shape[1] == w_own.shape[1]:
+            children[label] = split_children(w_own, feature, w, study.split_cosine)
     by_sae: dict[str, list[int]] = {}
     for sae, f, _ in chosen:
         by_sae.setdefault(sae.label, []).append(f)
+    for label, kids in children.items():
+        by_sae.setdefault(label, []).extend(f for f, _ in kids)
     scans, n_tokens = {}, 0
     for label, feats in by_sae.items():
         n_tokens, scans[label] = _scan(
             ctx, ctx.all_saes[label], sorted(set(feats)), docs, study.context_window, study.examples
         )
-    neighbours = []
-    for sae, f, cos in chosen:
-        s = scans[sae.label][f]
+
+    def entry(label: str, f: int, cos: float | None) -> dict[str, Any]:
+        s = scans[label][f]
         fired = [w for _, _, w in s["top"]]
         common = [w for w, _ in Counter(fired).most_common(5)]
-        neighbours.append(
-            {
-                "sae": sae.label,
-                "feature": f,
-                "cosine": cos,
-                "frequency": s["fires"] / max(n_tokens, 1),
-                "max_activation": s["max"],
-                "description": "fires on: " + ", ".join(common) if common else "never fires",
-                "topic": topic_of(fired, lexicon),
-                "examples": [{"activation": v, "text": t} for v, t, _ in s["top"]],
-            }
-        )
+        return {
+            "sae": label,
+            "feature": f,
+            "cosine": cos,
+            "frequency": s["fires"] / max(n_tokens, 1),
+            "max_activation": s["max"],
+            "description": "fires on: " + ", ".join(common) if common else "never fires",
+            "top_tokens": common,
+            "topic": topic_of(fired, lexicon),
+            "examples": [{"activation": v, "text": t} for v, t, _ in s["top"]],
+        }
+
+    neighbours = [entry(sae.label, f, cos) for sae, f, cos in chosen]
+    splits = {label: [entry(label, f, c) for f, c in kids] for label, kids in children.items()}
     ctx.store.append(
         [
             {
@@ -135,6 +160,7 @@ def run(ctx: StudyContext, study: FeatureNeighbourhood, field: str) -> None:
                 "feature": feature,
                 "tokens": n_tokens,
                 "neighbours": neighbours,
+                "splits": splits,
             }
         ]
     )

@@ -66,6 +66,10 @@ class ToyBuildConfig:
         default_factory=lambda: (
             SAEBuildConfig(name="relu-256", architecture="standard", d_sae=256, l1_coefficient=0.5),
             SAEBuildConfig(name="topk-256", architecture="topk", d_sae=256, k=12),
+            # a wider dictionary of the same kind: feature splitting across widths
+            SAEBuildConfig(
+                name="relu-1024", architecture="standard", d_sae=1024, l1_coefficient=1.0
+            ),
         )
     )
 
