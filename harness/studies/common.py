@@ -134,13 +134,14 @@ def generate_items(
     target: ClampTarget,
     values: Callable[[WorkItem], tuple[float, ...] | None],
     extra: Callable[[WorkItem], dict[str, Any]],
+    label: str = "",
 ) -> None:
     """Generate every item not yet in the store (one batched generation per chunk), storing each
     continuation with its token ids as soon as its chunk is done."""
     exp = ctx.experiment
     done = ctx.store.done_keys("generation")
     pending = [it for it in items if it.key not in done]
-    stage = f"generate {ctx.sae.label} {items[0].study}" if items else "generate"
+    stage = f"generate {ctx.sae.label} {items[0].study}{label}" if items else "generate"
     finished = len(items) - len(pending)
     ctx.progress(stage, finished, len(items))
     step = ctx.batch_size or len(pending) or 1

@@ -95,7 +95,7 @@ def generate_controls(
             )
         else:  # prompt_only: the unsteered model, instructed
             chosen, fn = None, None
-        _generate(ctx, group, t, fn, chosen)
+        _generate(ctx, group, t, fn, chosen, f" ({group[0].condition.split('@')[0]} control)")
 
 
 def _negated(value: Callable[[float], float]) -> Callable[[float], float]:
@@ -108,6 +108,7 @@ def _generate(
     target: ClampTarget,
     fn: Callable[[float], float] | None,
     chosen: int | None,
+    label: str,
 ) -> None:
     def values(it: WorkItem) -> tuple[float, ...] | None:
         return None if fn is None or it.level is None else (fn(it.level),)
@@ -116,7 +117,7 @@ def _generate(
         v = values(it)
         return {"clamp_value": None if v is None else v[0], "feature": chosen}
 
-    generate_items(ctx, items, target, values, extra)
+    generate_items(ctx, items, target, values, extra, label)
 
 
 def ablation_controls(
@@ -152,4 +153,5 @@ def ablation_controls(
                     "feature": chosen[0],
                     "features": list(chosen),
                 },
+                f" (random_feature#{d + 1} control)",
             )
