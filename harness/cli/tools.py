@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from harness.errors import SpecError
 
@@ -28,13 +29,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "scale":
         from harness.bench.scale import bench_scale
 
-        data = bench_scale(args.workers, args.address)
-        if args.json:
-            print(json.dumps(data, indent=1))
-        else:
-            for key, value in data.items():
-                print(f"{key:>28}: {value}")
-        return 0
+        return _print(bench_scale(args.workers, args.address), args.json)
     from harness.bench.sweep import bench_judge, bench_sweep
     from harness.engine.backend import resolve_device
 
@@ -45,12 +40,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             sequential_sample=args.sequential_sample,
         )
-        if args.json:
-            print(json.dumps(data, indent=1))
-        else:
-            for key, value in data.items():
-                print(f"{key:>24}: {value}")
-        return 0
+        return _print(data, args.json)
 
     device = resolve_device(args.device)
     say = (lambda _: None) if args.json else print
@@ -88,6 +78,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     for key, value in result.as_dict().items():
         print(f"{key:>24}: {value}")
+    return 0
+
+
+def _print(data: dict[str, Any], as_json: bool) -> int:
+    """A benchmark's figures: JSON, or one aligned ``name: value`` line each."""
+    if as_json:
+        print(json.dumps(data, indent=1))
+    else:
+        width = max(map(len, data), default=0)
+        for key, value in data.items():
+            print(f"{key:>{width}}: {value}")
     return 0
 
 
