@@ -228,8 +228,12 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
                 except Exception:
                     pass
-            for slot in list(self._slots):
-                self._replace(slot)
+            for slot in self._slots:  # their cells were cancelled: start afresh if reused
+                try:
+                    ray.kill(slot.handle, no_restart=True)
+                except Exception:
+                    pass
+            self._slots = []
             raise
         stats.wall_s = time.monotonic() - began
         return stats
