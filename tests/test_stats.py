@@ -67,3 +67,21 @@ def test_split_halves_is_seeded_and_disjoint() -> None:
     assert (a, b) == split_halves(17, np.random.default_rng(5))
     assert len(a) == 9 and len(b) == 8 and not set(a) & set(b)
     assert sorted(a + b) == list(range(17))
+
+
+def test_the_signflip_test_is_exact_up_to_20_pairs() -> None:
+    import itertools
+
+    from harness.analysis.stats import signflip_method, signflip_pvalue
+
+    rng = np.random.default_rng(5)
+    d = rng.normal(0.4, 1.0, 14)
+    every = [abs(np.mean(np.array(s) * d)) for s in itertools.product((-1, 1), repeat=14)]
+    want = np.mean([m >= abs(d.mean()) - 1e-12 for m in every])
+    assert signflip_pvalue(d, rng) == pytest.approx(want, abs=1e-12)
+    # n = 20 is still exact: a multiple of 2^-20, the same on every call
+    d20 = rng.normal(0.4, 1.0, 20)
+    p = signflip_pvalue(d20, rng)
+    assert p == signflip_pvalue(d20, np.random.default_rng(99))
+    assert (p * 2**20) == pytest.approx(round(p * 2**20), abs=1e-6)
+    assert "exact" in signflip_method(20) and "Monte Carlo" in signflip_method(21)

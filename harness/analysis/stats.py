@@ -9,6 +9,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = [
+    "EXACT_SIGNFLIP_MAX_N",
     "N_RESAMPLES",
     "N_RESAMPLES_SCREEN",
     "Estimate",
@@ -21,6 +22,7 @@ __all__ = [
     "paired_difference",
     "percentile_interval",
     "resample_indices",
+    "signflip_method",
     "signflip_pvalue",
     "split_halves",
     "topk_recall",
@@ -118,18 +120,34 @@ def paired_difference(
     return PairedTest(est, p, method)
 
 
+EXACT_SIGNFLIP_MAX_N = 20  # exact enumeration of all 2^n sign patterns up to here
+
+
 def signflip_pvalue(d: np.ndarray, rng: np.random.Generator, n_draws: int = 10_000) -> float:
-    """Two-sided sign-flip permutation p-value of mean(d) = 0 (exact for n ≤ 16)."""
+    """Two-sided sign-flip permutation p-value of mean(d) = 0: exact (all 2^n sign patterns,
+    enumerated in chunks) for n ≤ :data:`EXACT_SIGNFLIP_MAX_N`, else Monte Carlo with
+    ``n_draws`` draws (floor 1 / (n_draws + 1))."""
     d = np.asarray(d, dtype=float)
     n = d.size
     observed = abs(d.mean())
-    if n <= 16:
-        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-        means = np.abs((signs * d).mean(axis=1))
-        return float((means >= observed - 1e-12).mean())
+    if n <= EXACT_SIGNFLIP_MAX_N:
+        hits, chunk = 0, 1 << min(n, 16)
+        bits = np.arange(n)
+        for start in range(0, 1 << n, chunk):
+            codes = np.arange(start, min(start + chunk, 1 << n))
+            signs = 1 - 2 * ((codes[:, None] >> bits) & 1)
+            hits += int((np.abs(signs @ d) / n >= observed - 1e-12).sum())
+        return hits / float(1 << n)
     signs = rng.choice([-1.0, 1.0], size=(n_draws, n))
     means = np.abs((signs * d).mean(axis=1))
     return float((1 + (means >= observed - 1e-12).sum()) / (n_draws + 1))
+
+
+def signflip_method(n: int) -> str:
+    """How :func:`signflip_pvalue` computes a p-value for ``n`` pairs, for reports."""
+    if n <= EXACT_SIGNFLIP_MAX_N:
+        return f"exact sign-flip test (all 2^{n} sign patterns)"
+    return "Monte Carlo sign-flip test (10,000 draws)"
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -70,7 +70,9 @@ def next_token_effects(
         base_lp = torch.log_softmax(base_logits, dim=-1)
         iv_lp = torch.log_softmax(iv_logits, dim=-1)
         kl = (base_lp.exp() * (base_lp - iv_lp)).sum(-1)  # [batch, pos]
-        real = real_tokens(model, tokens, include_bos=True).float()
+        # the prediction made at BOS sees nothing the intervention changes (KL 0 there): the
+        # mean is over the real tokens after it, as docs/metrics.md defines it
+        real = real_tokens(model, tokens).float()
         kl_mean = (kl * real).sum(1) / real.sum(1).clamp(min=1)
         m_base = metric(base_logits, tokens) if metric is not None else None
         m_iv = metric(iv_logits, tokens) if metric is not None else None

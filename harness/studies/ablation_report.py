@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.analysis.stats import signflip_method
 from harness.studies.contract import RunStore
 from harness.studies.controls import parse_control
 from harness.studies.items import split_condition
@@ -76,11 +77,20 @@ def ablation_section(
                 ),
             ]
         )
+    n_tested = max(
+        (int(m["metric_shift_p"]["n"]) for m in conds.values() if "metric_shift_p" in m),
+        default=0,
+    )
     lines += [
         "### Shifts (mean over prompts)",
         "",
         "Metric shift: intervened minus baseline, paired by prompt, with a bootstrap CI and a "
-        "sign-flip permutation p-value. On control prompts these are the side effects.",
+        f"p-value from the {signflip_method(n_tested)} "
+        "(exact up to 20 prompts, Monte Carlo beyond). On control prompts these are the side "
+        "effects."
+        if has_metric
+        else "Means over prompts with bootstrap CIs. On control prompts these are the side "
+        "effects.",
         "",
         *table(
             [
