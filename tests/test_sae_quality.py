@@ -69,6 +69,8 @@ def sae_lens_metrics(
     )
     flat = {k: v for group in (*recon.values(), *sparse.values()) for k, v in group.items()}
     flat["dead_fraction"] = float(np.mean(np.asarray(features["feature_density"]) == 0))
+    # the CE increase is the harness's own figure: the difference of the two losses sae_lens gives
+    flat["ce_loss_increase"] = flat["ce_loss_with_sae"] - flat["ce_loss_without_sae"]
     return flat
 
 

@@ -58,6 +58,7 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "l1": None,
     "dead_fraction": False,
     "ce_loss_score": True,
+    "ce_loss_increase": False,  # nats per token the spliced-in SAE adds to the clean CE loss
     "ce_loss_with_sae": False,
     "ce_loss_without_sae": None,
     "ce_loss_with_ablation": None,
@@ -103,6 +104,7 @@ def _ratios(s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             "l0": t["l0"] / t["tokens"],
             "l1": t["l1"] / t["tokens"],
             "ce_loss_score": (t["ce_abl"] - t["ce_sae"]) / (t["ce_abl"] - t["ce_clean"]),
+            "ce_loss_increase": (t["ce_sae"] - t["ce_clean"]) / t["ce_tokens"],
             "ce_loss_with_sae": t["ce_sae"] / t["ce_tokens"],
             "ce_loss_without_sae": t["ce_clean"] / t["ce_tokens"],
             "ce_loss_with_ablation": t["ce_abl"] / t["ce_tokens"],

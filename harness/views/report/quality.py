@@ -16,6 +16,7 @@ QUALITY_COLUMNS = (
     ("l0", "L0", 1),
     ("dead_fraction", "dead fraction", 3),
     ("ce_loss_score", "CE-loss score", 3),
+    ("ce_loss_increase", "CE increase (nats)", 3),
     ("kl_div_score", "KL score", 3),
     ("ce_loss_with_sae", "CE with SAE", 3),
     ("ce_loss_without_sae", "CE clean", 3),
@@ -39,8 +40,10 @@ def quality_section(store: RunStore, summary: list[dict[str, Any]]) -> list[str]
     for sae, metrics in by_sae.items():
         cells = [cell(sae)]
         for metric, _, digits in QUALITY_COLUMNS:
-            r = metrics[metric]
-            cells.append(fmt_estimate(r["value"], r["ci_low"], r["ci_high"], r["n"], digits))
+            r = metrics.get(metric)
+            cells.append(
+                fmt_estimate(r["value"], r["ci_low"], r["ci_high"], r["n"], digits) if r else "–"
+            )
         rows.append(cells)
     first = next(iter(records.values()))
     return [
@@ -48,9 +51,12 @@ def quality_section(store: RunStore, summary: list[dict[str, Any]]) -> list[str]
         "",
         f"Measured with `sae_lens.evals`' definitions on {first['n_sequences']} sequences of "
         f"{first['context_size']} tokens from {cell(first['corpus'])} (special tokens excluded), "
-        "95% bootstrap CIs over sequences; the dead fraction counts features that never fired "
-        "on these tokens (no CI). CE-loss score = share of the CE increase from zero-ablating "
-        "the hook point that splicing in the SAE recovers; KL score likewise for KL divergence.",
+        f"95% bootstrap CIs over sequences; the dead fraction counts features that never fired "
+        f"on these {first['n_sequences'] * first['context_size']:,} tokens (no CI; it falls as "
+        "more tokens are scanned). CE-loss score = share of the CE increase from zero-ablating "
+        "the hook point that splicing in the SAE recovers (a weak baseline: zero-ablation "
+        "destroys most of the model's loss), so the absolute CE increase per token the SAE adds "
+        "is shown beside it; KL score likewise for KL divergence.",
         "",
         *table(["SAE", *(h for _, h, _ in QUALITY_COLUMNS)], rows),
         "",
