@@ -131,7 +131,12 @@ def test_the_golden_gate_feature_beats_its_random_controls_at_the_recommended_le
     assert len(drawn) == 2 and None not in drawn
     assert all(g["clamp_value"] < 0 for g in gens if g["condition"].startswith("wrong_sign"))
     assert (cond, "concept_vs_additive") in rows
+    # what a clamp value means: the encoder's read-back of the clamped feature, per level
+    readback = {r["condition"]: r for r in store.records("readback")}
+    assert sorted(readback) == ["2x", "5x"]
+    assert all(0 < r["ratio"] < 1.5 and r["tokens"] > 0 for r in readback.values())
     report = next(Path("reports").glob("controls-*.md")).read_text()
+    assert "reads the feature back at this share of v" in report
     assert "### Controls (target prompts)" in report
     assert f"At the recommended level ({cond}) the feature's concept score beats" in report
     # the sweep's own tables do not list the controls as levels

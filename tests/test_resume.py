@@ -67,6 +67,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
         + (24 + 16 + 24)
         + len(exp.saes)
         + len(exp.saes) * (len(exp.studies) + 1)
+        + 4  # the sweep's read-back ratio at each non-zero level
     )
     # anywhere in the first 70%: the last study's measures and judgements (~250 records) land in
     # a few large appends, so a later kill point can come after the run has already finished

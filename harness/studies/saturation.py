@@ -22,6 +22,7 @@ from harness.spec.refs import (
     StudySpec,
     prompt_list,
 )
+from harness.store.records import Record
 from harness.studies.contract import (
     Conds,
     Cost,
@@ -141,6 +142,19 @@ def concept_text(label: str | None, keywords: tuple[str, ...]) -> str | None:
     return label or (", ".join(keywords) if keywords else None)
 
 
+class ReadbackRecord(Record):
+    """What the SAE's encoder reads back of a clamp: the clamped feature's mean activation, re-
+    encoded from the clamped activation on the target prompts' tokens, over the clamp value."""
+
+    kind: Literal["readback"] = "readback"
+    sae: str
+    study: str
+    condition: str
+    value: float
+    ratio: float
+    tokens: int
+
+
 def _concept(study: SaturationClamp) -> str | None:
     return concept_text(study.feature.label, study.feature.keywords)
 
@@ -188,6 +202,7 @@ class SaturationKind(StudyKind[SaturationClamp]):
     engine = "harness.studies.saturation_run"
     needs_stats = True
     metrics = INTERVENTION_METRICS
+    records = (ReadbackRecord,)
     lab_role = "attack"
 
     def features(self, study: SaturationClamp) -> list[tuple[str, FeatureRef]]:
@@ -304,7 +319,22 @@ class SaturationKind(StudyKind[SaturationClamp]):
         lines = saturation_section(
             store, sae, study.name, main, plot_dir, study.fluency_threshold, unit
         )
-        return lines + controls_section(study, main)
+        return lines + _readback(store, sae, study) + controls_section(study, main)
+
+
+def _readback(store: RunStore, sae: str, study: SaturationClamp) -> list[str]:
+    """One sentence: what a clamp value means in the SAE's own reading of the activation."""
+    got = [r for r in store.records("readback") if r["sae"] == sae and r["study"] == study.name]
+    if not got:
+        return []
+    parts = ", ".join(f"{r['condition']} {r['ratio']:.2f}" for r in got)
+    return [
+        "Clamp values are in the SAE decomposition's units: the activation is moved by (v − f) "
+        "along the feature's decoder row. Re-encoding the clamped activation, the SAE's encoder "
+        f"reads the feature back at this share of v on the target prompts' {got[0]['tokens']} "
+        f"tokens: {parts}.",
+        "",
+    ]
 
 
 KIND = SaturationKind()

@@ -10,8 +10,11 @@ exists, keyed by content hash, so a rerun redoes nothing that is already stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from harness.engine.features import resolve_feature
 from harness.engine.generation import ClampTarget
+from harness.spec.refs import prompt_list
 from harness.studies.common import (
     generate_items,
     judge_items,
@@ -22,7 +25,7 @@ from harness.studies.common import (
 )
 from harness.studies.contract import StudyContext
 from harness.studies.controls import parse_control
-from harness.studies.items import WorkItem, condition_name
+from harness.studies.items import WorkItem, condition_name, content_key
 from harness.studies.saturation import KIND, SaturationClamp, concept_text, prompt_sets
 
 __all__ = [
@@ -139,6 +142,7 @@ def run(ctx: StudyContext, study: SaturationClamp, field: str) -> None:
                     "keep_error_term": study.keep_error_term,
                 },
             )
+    record_readback(ctx, study, feature, target, value)
     measure_generations(ctx, items, concept_text(study.feature.label, study.feature.keywords))
     judge_items(ctx, items)
 
@@ -146,3 +150,52 @@ def run(ctx: StudyContext, study: SaturationClamp, field: str) -> None:
 def judge(ctx: StudyContext, study: SaturationClamp, path: str) -> None:
     """The driver's step: judge the study's stored continuations on ``ctx.sae``."""
     judge_items(ctx, KIND.items(ctx.experiment, ctx.sae.label, study))
+
+
+def record_readback(
+    ctx: StudyContext,
+    study: SaturationClamp,
+    feature: int,
+    target: ClampTarget,
+    value: Callable[[float], float],
+) -> None:
+    """Per non-zero level: the clamped feature re-encoded from the clamped activation, as a
+    share of the clamp value, mean over the target prompts' real tokens (BOS excluded)."""
+    import torch
+
+    from harness.engine.tokens import real_tokens
+
+    done = ctx.store.done_keys("readback")
+    levels = [lv for lv in study.levels if lv > 0]
+    keys = {
+        lv: content_key({"sae": ctx.sae.label, "study": study.name, "readback": lv})
+        for lv in levels
+    }
+    if all(k in done for k in keys.values()):
+        return
+    tokens = ctx.model.to_tokens(list(prompt_list(study.prompts)), padding_side="left")
+    with torch.no_grad():
+        _, cache = ctx.model.run_with_cache(tokens, names_filter=ctx.sae.hook_name)
+        x = cache[ctx.sae.hook_name].float()
+        f_now = ctx.sae.encode(x)[..., feature]
+        row = ctx.sae.sae.W_dec[feature].detach().float()
+        real = real_tokens(ctx.model, tokens)
+        records = []
+        for lv in levels:
+            v = value(lv)
+            moved = x + (v - f_now)[..., None] * row
+            read = ctx.sae.encode(moved)[..., feature]
+            ratio = float(read[real].mean() / v)
+            records.append(
+                {
+                    "kind": "readback",
+                    "key": keys[lv],
+                    "sae": ctx.sae.label,
+                    "study": study.name,
+                    "condition": condition_name(lv, study.level_unit),
+                    "value": v,
+                    "ratio": ratio,
+                    "tokens": int(real.sum()),
+                }
+            )
+    ctx.store.append([r for r in records if r["key"] not in done])
