@@ -78,7 +78,7 @@ def run_experiment(
                     f"the previous attempt's MLflow run {previous['mlflow_run_id']} was left "
                     "RUNNING by a process that died; marked KILLED"
                 )
-        return _run_locked(exp, options, executor, store, judges, device, say)
+        return _run_locked(exp, options, executor, store, judges, device, say, bool(moved))
 
 
 def _run_locked(
@@ -89,6 +89,7 @@ def _run_locked(
     judges: list[Judge],
     device: str,
     say: Callable[[str], None],
+    damaged: bool = False,
 ) -> RunResult:
     """The body of :func:`run_experiment`, holding the run directory's writer lock."""
     from harness.analysis.quality import QUALITY_NEEDS_CORPUS, quality_measurable
@@ -126,7 +127,9 @@ def _run_locked(
     def body() -> tuple[list[dict[str, Any]], Path]:
         if exp.sae_quality is not None and not quality_measurable(exp):
             say(f"SAE quality not measured: {QUALITY_NEEDS_CORPUS}")
-        done = store.done_keys("cell")
+        # a damaged line set aside belongs to some cell: every cell is looked at again (each
+        # redoes only the items it is missing)
+        done = {} if damaged else store.done_keys("cell")
         job = CellJob(
             exp,
             store,
