@@ -76,6 +76,13 @@ def test_demo_run_writes_report_mlflow_run_and_resumes(
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 4  # 3 studies + SAE quality
+    # the sweep's dose–response is a metric history: one step per level, MLflow draws a curve
+    [sweep] = [c for c in children if c.data.tags.get("study") == "golden_gate_sweep"]
+    history = mlflow.MlflowClient().get_metric_history(sweep.info.run_id, "dose/concept_score")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1, 2, 5, 10]
+    by_step = {m.step: m.value for m in history}
+    assert by_step[10] == _row(rows, "10x")["value"] and by_step[0] == _row(rows, "0x")["value"]
+    assert sweep.data.tags["dose_step"] == "level in × max"
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["name"] == "toy_golden_gate"

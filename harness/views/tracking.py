@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,6 +134,39 @@ def close_stale_run(status: dict[str, Any]) -> str | None:
     return str(run_id)
 
 
+_LEVEL = re.compile(r"^(\d+(?:\.\d+)?)x$")  # a target-prompt level in × max ("10x")
+DOSE_METRICS = ("concept_score", "fluency_score", "instruction_score", "drift", "kl_mean")
+
+
+def _log_dose_response(rows: list[dict[str, Any]]) -> None:
+    """A sweep's dose–response as metric histories (``dose/<metric>``, one step per level), so
+    MLflow's charts draw it as a curve against the level. Steps are the levels in × max when
+    they are whole numbers, else hundredths of × max (the ``dose_step`` tag says which)."""
+    points = [
+        (float(m.group(1)), r)
+        for r in rows
+        if r["metric"] in DOSE_METRICS and (m := _LEVEL.match(r["condition"])) is not None
+    ]
+    points = [(level, r) for level, r in points if r["n"] and r["value"] == r["value"]]
+    if not points:
+        return
+    whole = all(level.is_integer() for level, _ in points)
+    scale = 1 if whole else 100
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    run = mlflow.active_run()
+    assert run is not None
+    mlflow.MlflowClient().log_batch(
+        run.info.run_id,
+        metrics=[
+            Metric(f"dose/{r['metric']}", float(r["value"]), now, round(level * scale))
+            for level, r in sorted(points, key=lambda p: p[0])
+        ],
+    )
+    mlflow.set_tag("dose_step", "level in × max" if whole else "level in hundredths of × max")
+
+
 def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | None) -> None:
     """Log nested runs (one per SAE × study) with their metrics, then the parent's artifacts."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -152,6 +186,7 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
                         metrics[base + ".ci_high"] = r["ci_high"]
                 metrics[base + ".n"] = float(r["n"])
             mlflow.log_metrics(metrics)
+            _log_dose_response(rows)
     from harness.analysis.aggregate import judge_totals
 
     totals = judge_totals(store)
