@@ -35,6 +35,7 @@ __all__ = [
     "control_items",
     "control_rows",
     "controls_section",
+    "drift_table",
     "parse_control",
     "sweep_controls",
     "sweep_pairs",
@@ -128,6 +129,17 @@ def ablation_control_items(
 
 
 Table = dict[tuple[str, str, str], dict[int, Any]]  # (sae, study, condition) → prompt → value
+
+
+def drift_table(store: Any, study: str) -> Table:
+    """(sae, study, condition) → prompt index → drift, from the study's measure records."""
+    out: Table = {}
+    for m in store.records("measure"):
+        if m["study"] == study:
+            out.setdefault((m["sae"], m["study"], m["condition"]), {})[m["prompt_index"]] = m[
+                "drift"
+            ]
+    return out
 
 
 def _per_prompt(table: Table, sae: str, study: str, conditions: list[str]) -> dict[int, float]:
@@ -267,12 +279,11 @@ def _at_recommended(study: Any, rows: dict[str, dict[str, dict[str, Any]]]) -> l
 def ablation_control_rows(rc: Any, study: Any, cond: str, concept: Table) -> list[dict[str, Any]]:
     """An ablation against its random-feature controls, per SAE: concept score and drift of
     the continuations, logit shifts of the named tokens and KL of the next token."""
-    tables: dict[str, Table] = {"concept": concept, "drift": {}, "kl_mean": {}}
-    for m in rc.store.records("measure"):
-        if m["study"] == study.name:
-            tables["drift"].setdefault((m["sae"], m["study"], m["condition"]), {})[
-                m["prompt_index"]
-            ] = m["drift"]
+    tables: dict[str, Table] = {
+        "concept": concept,
+        "drift": drift_table(rc.store, study.name),
+        "kl_mean": {},
+    }
     for r in rc.store.records("next_token"):
         if r["study"] != study.name:
             continue

@@ -18,6 +18,7 @@ from harness.spec.refs import ToyModel, prompt_list
 from harness.studies.contract import StudyContext
 from harness.studies.items import content_key
 from harness.studies.neighbourhood import FeatureNeighbourhood
+from harness.studies.specificity_run import window_text
 
 __all__ = ["nearest", "run", "split_children", "topic_of"]
 
@@ -61,9 +62,8 @@ def _scan(
                 row, pos = divmod(where, col.shape[1])
                 ids = tokens[row].tolist()
                 words = tok.convert_ids_to_tokens(ids)
-                lo, hi = max(1, pos - window), pos + window + 1
-                text = " ".join([*words[lo:pos], f"<<{words[pos]}>>", *words[pos + 1 : hi]])
-                out[f]["top"].append((value, text.replace(f" {tok.pad_token}", ""), words[pos]))
+                text = window_text(words, pos, window, tok.pad_token)
+                out[f]["top"].append((value, text, words[pos]))
             out[f]["top"] = sorted(out[f]["top"], key=lambda t: -t[0])[:k]
     return n_tokens, out
 

@@ -183,17 +183,6 @@ def _identity(exp: Experiment, sae: str, study: SaturationClamp) -> dict[str, An
     }
 
 
-def _drift(store: RunStore, study: str) -> dict[tuple[str, str, str], dict[int, Any]]:
-    """(sae, study, condition) → prompt index → drift, from the measure records."""
-    out: dict[tuple[str, str, str], dict[int, Any]] = {}
-    for m in store.records("measure"):
-        if m["study"] == study:
-            out.setdefault((m["sae"], m["study"], m["condition"]), {})[m["prompt_index"]] = m[
-                "drift"
-            ]
-    return out
-
-
 class SaturationKind(StudyKind[SaturationClamp]):
     """The saturation sweep."""
 
@@ -294,9 +283,9 @@ class SaturationKind(StudyKind[SaturationClamp]):
                 rc.seed,
             )
             if study.controls:
-                from harness.studies.controls import control_rows, sweep_pairs
+                from harness.studies.controls import control_rows, drift_table, sweep_pairs
 
-                tables = {"concept": concept, "drift": _drift(rc.store, study.name)}
+                tables = {"concept": concept, "drift": drift_table(rc.store, study.name)}
                 rows += control_rows(sae, study.name, sweep_pairs(study), tables, rc.rng)
         return rows
 

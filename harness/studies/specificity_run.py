@@ -9,6 +9,7 @@ which contrastive search reuses.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "judge",
     "max_activating_examples",
     "run",
+    "window_text",
 ]
 
 
@@ -67,11 +69,17 @@ def feature_contexts(
             for pos in range(1, len(ids)):
                 if ids[pos] == tok.pad_token_id:
                     break
-                lo, hi = max(1, pos - window), pos + window + 1
-                text = " ".join([*words[lo:pos], f"<<{words[pos]}>>", *words[pos + 1 : hi]])
-                text = text.replace(f" {tok.pad_token}", "")
+                text = window_text(words, pos, window, tok.pad_token)
                 out.append(Context(start + row, pos, float(acts[row, pos]), text))
     return out
+
+
+def window_text(words: Sequence[str], pos: int, window: int, pad: str) -> str:
+    """The ``window`` tokens either side of ``pos`` (BOS and padding left out), the token itself
+    marked ``<<token>>``."""
+    lo, hi = max(1, pos - window), pos + window + 1
+    text = " ".join([*words[lo:pos], f"<<{words[pos]}>>", *words[pos + 1 : hi]])
+    return text.replace(f" {pad}", "")
 
 
 def max_activating_examples(contexts: list[Context], k: int = 5) -> list[Context]:
