@@ -42,7 +42,7 @@ def test_demo_run_writes_report_mlflow_run_and_resumes(
     store = RunStore.open("latest", Path("runs"))
     report = Path("reports") / f"{store.run_id}.md"
     text = report.read_text()
-    assert "## Provenance" in text and "### Dose–response" in text and "offline-keyword-v1" in text
+    assert "## Provenance" in text and "### Dose–response" in text and "offline-semantic-v1" in text
 
     rows = store.read_json("summary.json")
     base, top = _row(rows, "baseline"), _row(rows, "10x")
@@ -86,7 +86,7 @@ def test_demo_run_writes_report_mlflow_run_and_resumes(
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["name"] == "toy_golden_gate"
-    assert parent.data.tags["harness.judge"] == "offline-keyword-v1"
+    assert parent.data.tags["harness.judge"] == "offline-semantic-v1"
     assert parent.data.tags["harness.spec_hash"] == store.experiment().spec_hash()
     [sweep] = [c for c in children if c.data.tags.get("study") == "golden_gate_sweep"]
     assert sweep.data.metrics["concept_score/10x"] == pytest.approx(top["value"])

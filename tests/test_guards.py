@@ -51,7 +51,7 @@ def _row(
 
 def test_a_difference_on_few_items_or_the_offline_judge_alone_is_inconclusive() -> None:
     assert verdict(*_row(2)) == f"inconclusive (n=2 < {MIN_N})"
-    assert verdict(*_row(16, offline=True)) == "inconclusive (offline keyword judge only)"
+    assert verdict(*_row(16, offline=True)) == "inconclusive (offline judge only)"
     assert verdict(*_row(16)) == "worse"
     assert verdict(*_row(16, better=None)) == "lower"
     assert verdict(_row(16)[0], Estimate(0.1, -0.2, 0.4, 16)) == ""

@@ -47,7 +47,7 @@ def test_unknown_rubric_names_the_valid_ones() -> None:
     ],
 )
 def test_offline_judge_levels(text: str, level: int) -> None:
-    judge = OfflineJudge(load_rubric("concept_presence"))
+    judge = OfflineJudge(load_rubric("concept_presence"), semantic=False)
     [verdict] = judge.judge([JudgeRequest(text=text, concept="Golden Gate Bridge", keywords=KW)])
     assert verdict.score == level
     assert verdict.judge == "offline-keyword-v1" and verdict.rubric.startswith("concept_presence@1")
@@ -56,10 +56,14 @@ def test_offline_judge_levels(text: str, level: int) -> None:
 
 
 def test_no_keywords_is_unscored_not_zero() -> None:
-    judge = OfflineJudge(load_rubric("concept_presence"))
+    judge = OfflineJudge(load_rubric("concept_presence"), semantic=False)
     [verdict] = judge.judge([JudgeRequest(text="anything at all", concept="x")])
     assert verdict.score is None and not verdict.scored
     assert "keywords" in (verdict.unscored_reason or "")
+    # the semantic judge reads the description instead; with neither it cannot score either
+    semantic = OfflineJudge(load_rubric("concept_presence"))
+    [verdict] = semantic.judge([JudgeRequest(text="anything at all", concept="")])
+    assert verdict.score is None and "keywords" in (verdict.unscored_reason or "")
 
 
 def test_a_judgement_is_scored_or_has_a_reason_never_both() -> None:

@@ -41,7 +41,7 @@ class ComparisonRow:
     differences: list[Estimate]  # per non-reference checkpoint: it − reference
     pairing: str  # "sequences", "prompts", "unpaired" or "none"
     higher_is_better: bool | None = None
-    offline_judged: bool = False  # a judged score from the offline keyword judge alone
+    offline_judged: bool = False  # a judged score from an offline judge alone
 
 
 MIN_N = 8  # fewer items than this: a difference is reported, never called better or worse
@@ -51,13 +51,13 @@ JUDGED = ("concept_score", "fluency_score", "instruction_score", "specificity_sc
 def verdict(row: ComparisonRow, d: Estimate) -> str:
     """What a difference says: "" (its CI includes 0), ``better``/``worse`` (``higher``/
     ``lower`` when neither direction is better), or ``inconclusive (…)`` when the CI excludes 0
-    but rests on fewer than ``MIN_N`` items or on the offline keyword judge alone."""
+    but rests on fewer than ``MIN_N`` items or on an offline judge alone."""
     if not excludes_zero(d):
         return ""
     if d.n < MIN_N:
         return f"inconclusive (n={d.n} < {MIN_N})"
     if row.offline_judged:
-        return "inconclusive (offline keyword judge only)"
+        return "inconclusive (offline judge only)"
     up = d.ci_low > 0
     if row.higher_is_better is None:
         return "higher" if up else "lower"

@@ -114,7 +114,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     exp = load_spec(args.spec)
     validate_static(exp)
     p = plan(exp, batch_size=args.batch_size)
-    offline = exp.judge.effective_kind() == "offline"
+    offline = exp.judge.is_offline()
     calls = p.totals()["judge_calls"]
     if offline:
         cost_usd, cost = 0.0, "$0.00 (offline judge)"
@@ -128,7 +128,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             "rows": [asdict(r) for r in p.rows],
             "totals": p.totals(),
             "items": len(p.items),
-            "judge": "offline" if offline else f"anthropic:{exp.judge.model}",
+            "judge": exp.judge.effective_kind() if offline else f"anthropic:{exp.judge.model}",
             "judge_cost_usd": cost_usd,
         }
         print(json.dumps(data, indent=1))
@@ -195,8 +195,21 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     from harness.store import RunStore
 
     store = RunStore.open(args.run, args.runs or default_runs_root())
-    made, report = rescore(store, args.rubric, args.reports)
+    made, report = rescore(store, args.rubric, args.reports, judge=args.judge)
     print(f"{made} new judgements; report: {report}")
+    import numpy as np
+
+    from harness.analysis.judge_agreement import judge_agreement
+
+    active = store.read_json("provenance.json")["judge"]
+    for a in judge_agreement(list(store.records("judgement")), np.random.default_rng(0)):
+        if active in (a.first.split(" (")[0], a.second.split(" (")[0]):
+            k = a.kappa
+            print(
+                f"agreement on {a.rubric}: {a.first} vs {a.second}: exact {a.exact.value:.2f}, "
+                f"κ {k.value:.2f} [{k.ci_low:.2f}, {k.ci_high:.2f}], Spearman "
+                f"{a.spearman.value:.2f} (n={k.n})"
+            )
     return 0
 
 

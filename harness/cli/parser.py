@@ -179,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rs.add_argument("run", help="run id, run directory, or 'latest'")
     rs.add_argument("--rubric", default=None, help="rubric name (default: the spec's)")
+    rs.add_argument(
+        "--judge",
+        choices=("offline", "offline-keyword", "anthropic"),
+        default=None,
+        help="judge with this judge instead of the spec's (the earlier judgements stay; the "
+        "report gives both judges' agreement: exact, Cohen's κ, Spearman, with CIs)",
+    )
     rs.add_argument("--runs", type=Path, default=None, help="run store root")
     rs.add_argument("--reports", type=Path, default=Path("reports"))
 

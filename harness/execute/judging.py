@@ -33,10 +33,12 @@ def make_judge(
 ) -> Judge:
     """The judge a spec asks for (``auto``: Anthropic when a key is set, else offline)."""
     rubric = load_rubric(rubric_name or settings.rubric)
-    if settings.effective_kind() == "offline":
+    if settings.is_offline():
         from harness.toy.lexicon import topic_lexicon
 
-        return OfflineJudge(rubric, topic_lexicon())
+        return OfflineJudge(
+            rubric, topic_lexicon(), semantic=settings.effective_kind() == "offline"
+        )
     from harness.judge.anthropic_judge import AnthropicJudge
     from harness.judge.cache import JudgeCache, default_cache_path
 
@@ -109,20 +111,26 @@ def judge_cells(
         kind_of(study).judge(ctx, study, f"studies.{cell.study_index}")
 
 
-def rescore(store: RunStore, rubric: str | None, reports_dir: Path) -> tuple[int, Path]:
-    """Judge a run's stored generations again (no model, no generation); returns the number of
-    new judgements and the rebuilt report's path."""
+def rescore(
+    store: RunStore, rubric: str | None, reports_dir: Path, judge: str | None = None
+) -> tuple[int, Path]:
+    """Judge a run's stored generations again (no model, no generation), with another rubric
+    and/or another judge (``offline``, ``offline-keyword``, ``anthropic``); returns the number
+    of new judgements and the rebuilt report's path."""
 
     with store.writer_lock():  # one writer per run: not while a run of it is in progress
-        return _rescore_locked(store, rubric, reports_dir)
+        return _rescore_locked(store, rubric, reports_dir, judge)
 
 
-def _rescore_locked(store: RunStore, rubric: str | None, reports_dir: Path) -> tuple[int, Path]:
+def _rescore_locked(
+    store: RunStore, rubric: str | None, reports_dir: Path, judge: str | None
+) -> tuple[int, Path]:
     from harness.judge.service import judge_generations
     from harness.views.report.markdown import write_report
 
     exp = store.experiment()
-    settings = exp.judge if rubric is None else exp.judge.model_copy(update={"rubric": rubric})
+    update = {"rubric": rubric, "kind": judge}
+    settings = exp.judge.model_copy(update={k: v for k, v in update.items() if v is not None})
     judges = make_judges(settings)
     made = sum(judge_generations(store, exp, j, batch_size=64, progress=Bars(True)) for j in judges)
     provenance = store.read_json("provenance.json")

@@ -183,7 +183,7 @@ class RayExecutor:
         stats = CellStats(self.name, workers=len(slots))
         began = time.monotonic()
         provenance = job.store.read_json("provenance.json")
-        api_judge = job.exp.judge.effective_kind() != "offline"
+        api_judge = not job.exp.judge.is_offline()
         pending: deque[Cell] = deque(job.cells)
         attempts: dict[str, int] = {}
         running: dict[Any, tuple[Cell, _Slot, float]] = {}

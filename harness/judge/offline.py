@@ -5,6 +5,11 @@ set. Its rules, per rubric (content words are words that are not stop words or p
 
 - ``concept_presence`` (0–3), from the concept keywords: 0 no keyword; 1 one mention; 2 several
   mentions while keywords are under ``dominance`` (30%) of the content words; 3 at or above it.
+  The default judge (``offline-semantic-v1``) also reads the text's meaning
+  (:mod:`harness.judge.semantic`: sentence-embedding margin to the concept over a bank of other
+  topics, thresholds calibrated on the toy world) and scores the higher of the two, so a text
+  plainly about the concept in words outside the list scores 2; with no keywords it scores by
+  meaning alone. ``offline-keyword-v1`` (``judge.kind="offline-keyword"``) counts keywords only.
 - ``specificity`` (0–3), from the keywords and the ``<<highlighted>>`` token: 3 the highlighted
   token is a keyword; 2 a keyword within ``near`` (3) words of it; 1 a keyword elsewhere in the
   context; 0 none.
@@ -51,15 +56,24 @@ def content_words(text: str) -> list[str]:
 _content = content_words
 
 
-def _concept(req: JudgeRequest, dominance: float = 0.3) -> Outcome:
-    if not req.keywords:
-        return None, "no concept keywords given; the offline judge cannot score"
+def _concept(req: JudgeRequest, dominance: float = 0.3, margin: float | None = None) -> Outcome:
+    """Keyword level, raised to the semantic level when ``margin`` (the semantic signal) is
+    given and supports more."""
+    if not req.keywords and margin is None:
+        return None, "no concept keywords given; the offline keyword judge cannot score"
     keywords = {k.lower() for k in req.keywords}
     content = _content(req.text)
     hits = [w for w in content if w in keywords]
     share = len(hits) / len(content) if content else 0.0
     level = 0 if not hits else 1 if len(hits) == 1 else 2 if share < dominance else 3
-    return level, f"{len(hits)} keyword hits in {len(content)} content words ({share:.0%})"
+    said = f"{len(hits)} keyword hits in {len(content)} content words ({share:.0%})"
+    if margin is None:
+        return level, said
+    from harness.judge.semantic import semantic_level
+
+    meaning = semantic_level(margin) if content else 0
+    said += f"; semantic margin {margin:+.3f} (level {meaning})"
+    return max(level, meaning), said
 
 
 def _specificity(req: JudgeRequest, near: int = 3) -> Outcome:
@@ -127,14 +141,19 @@ OFFLINE_RUBRICS = tuple(sorted(_RULES))  # the rubric names the offline judge im
 
 
 class OfflineJudge:
-    """The offline judge for one rubric (``offline-keyword-v1``)."""
+    """The offline judge for one rubric: ``offline-semantic-v1`` (keywords and meaning) or, with
+    ``semantic=False``, ``offline-keyword-v1`` (keywords only)."""
 
-    name = "offline-keyword-v1"
     deterministic = True  # the same text gets the same verdict: asking again cannot help
 
-    def __init__(self, rubric: Rubric, lexicon: Lexicon | None = None) -> None:
+    def __init__(
+        self, rubric: Rubric, lexicon: Lexicon | None = None, semantic: bool = True
+    ) -> None:
         """``lexicon``: topic → its own words, for the instruction rubric (the toy world's is
-        :func:`harness.toy.lexicon.topic_lexicon`); without one, instruction is unscored."""
+        :func:`harness.toy.lexicon.topic_lexicon`); without one, instruction is unscored.
+        ``semantic``: the concept rubric also reads meaning (the other rubrics are the same)."""
+        self.semantic = semantic
+        self.name = "offline-semantic-v1" if semantic else "offline-keyword-v1"
         if rubric.name not in _RULES:
             raise ValueError(
                 f"the offline judge has no rules for rubric {rubric.name!r}; "
@@ -147,8 +166,12 @@ class OfflineJudge:
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Judgement]:
         """Score each request on the rubric's scale, or leave it unscored with the reason."""
         out = []
-        for req in requests:
-            score, explanation = self._rule(req, self.lexicon)
+        margins = self._margins(requests)
+        for i, req in enumerate(requests):
+            if margins is not None:
+                score, explanation = _concept(req, margin=margins[i])
+            else:
+                score, explanation = self._rule(req, self.lexicon)
             prompt = self.rubric.render(concept=req.concept, text=req.text, prompt=req.prompt)
             out.append(
                 Judgement(
@@ -160,4 +183,21 @@ class OfflineJudge:
                     raw_reply=explanation if score is None else f"{explanation}\nScore: {score}",
                 )
             )
+        return out
+
+    def _margins(self, requests: Sequence[JudgeRequest]) -> list[float | None] | None:
+        """The semantic margin of each request (concept rubric of the semantic judge only)."""
+        if not (self.semantic and self.rubric.name == "concept_presence"):
+            return None
+        from harness.judge.semantic import concept_margins
+
+        out: list[float | None] = [None] * len(requests)  # None: nothing to compare with
+        groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+        for i, req in enumerate(requests):
+            if req.concept.strip() or any(k.strip() for k in req.keywords):
+                groups.setdefault((req.concept, req.keywords), []).append(i)
+        for (concept, keywords), idx in groups.items():
+            values = concept_margins([requests[i].text for i in idx], concept, keywords)
+            for i, v in zip(idx, values, strict=True):
+                out[i] = float(v)
         return out

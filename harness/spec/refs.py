@@ -277,11 +277,13 @@ class GenerationSettings(Frozen):
 class JudgeSettings(Frozen):
     """Which judge scores continuations, with which rubric.
 
-    ``auto`` uses the Anthropic judge when ``ANTHROPIC_API_KEY`` is set and the offline keyword
-    judge otherwise; reports, MLflow tags and the CLI always say which one scored.
+    ``auto`` uses the Anthropic judge when ``ANTHROPIC_API_KEY`` is set and the offline judge
+    otherwise; reports, MLflow tags and the CLI always say which one scored. ``offline`` is the
+    offline judge that reads keywords and meaning (``offline-semantic-v1``);
+    ``offline-keyword`` the one that counts keywords only (``offline-keyword-v1``).
     """
 
-    kind: Literal["auto", "offline", "anthropic"] = "auto"
+    kind: Literal["auto", "offline", "offline-keyword", "anthropic"] = "auto"
     model: str = Field(default="claude-sonnet-4-5-20250929", min_length=1)
     rubric: str = Field(default="concept_presence", min_length=1)
     extra_rubrics: tuple[str, ...] = Field(
@@ -312,8 +314,12 @@ class JudgeSettings(Frozen):
         description="Anthropic judge: retries of a request on 429/529/5xx/timeouts (None: 6).",
     )
 
-    def effective_kind(self) -> Literal["offline", "anthropic"]:
+    def effective_kind(self) -> Literal["offline", "offline-keyword", "anthropic"]:
         """The judge ``auto`` resolves to here and now."""
         if self.kind != "auto":
             return self.kind
         return "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline"
+
+    def is_offline(self) -> bool:
+        """Whether an offline judge (either) scores: no API key needed, no cost."""
+        return self.effective_kind() != "anthropic"

@@ -254,7 +254,7 @@ def validate_static(exp: Experiment) -> None:
                 rubric_name = load_rubric(name).name
             except SpecError as exc:
                 raise SpecError(str(exc).removeprefix("judge.rubric: "), field=path) from None
-            if exp.judge.effective_kind() == "offline" and rubric_name not in OFFLINE_RUBRICS:
+            if exp.judge.is_offline() and rubric_name not in OFFLINE_RUBRICS:
                 raise SpecError(
                     f"the offline judge has no rules for rubric {rubric_name!r} (valid: "
                     f"{list(OFFLINE_RUBRICS)}); judge it with the Anthropic judge",
@@ -300,15 +300,21 @@ def validate_static(exp: Experiment) -> None:
                     f"reference_index {ref.reference_index} is out of range (d_sae={ref_width})",
                     field=f"{path}.reference_index",
                 )
-    offline = exp.judge.effective_kind() == "offline"
+    offline = exp.judge.is_offline()
+    by_meaning = exp.judge.effective_kind() == "offline"  # the semantic judge reads labels too
     for i, study in enumerate(exp.studies):
         kind = kind_of(study)
         judged = kind.judged_feature(study)
+        # the concept rubric (generations) reads meaning; a kind's own rubric (specificity's
+        # highlighted contexts) reads keywords whichever offline judge it is
+        needs = "keywords" if kind.rubrics or not by_meaning else "keywords or a label"
         if offline and judged is not None and not judged[1].keywords:
-            raise SpecError(
-                "the offline judge needs concept keywords for this feature (keywords=(...))",
-                field=f"studies.{i}.{judged[0]}.keywords",
-            )
+            if needs == "keywords" or not judged[1].label:
+                raise SpecError(
+                    f"the offline judge needs concept {needs} for this feature "
+                    "(keywords=(...) or label=...)",
+                    field=f"studies.{i}.{judged[0]}.keywords",
+                )
         kind.validate(exp, study, f"studies.{i}")
     from harness.analysis.quality import QUALITY_STUDY
 

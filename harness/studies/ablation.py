@@ -136,12 +136,14 @@ class AblationKind(StudyKind[Ablation]):
 
         if (
             study.generate
-            and exp.judge.effective_kind() == "offline"
+            and exp.judge.is_offline()
             and not any(ref.keywords for ref in study.features)
+            and not (exp.judge.effective_kind() == "offline" and concept_of(study)[0])
         ):
             raise SpecError(
-                "the offline judge needs concept keywords to judge this ablation's "
-                "continuations (keywords=(...) on a feature, or generate=False)",
+                "the offline judge needs concept keywords (or, for the semantic judge, a label) "
+                "to judge this ablation's continuations (keywords=(...) or label=... on a "
+                "feature, or generate=False)",
                 field=f"{path}.features.0.keywords",
             )
 

@@ -51,9 +51,9 @@ def render_comparison(
         "difference from the reference with a bootstrap CI (paired where the same sequences or "
         "prompts were measured). **better**/**worse** (or higher/lower where the metric has no "
         f"direction) marks a Δ whose CI excludes 0; such a Δ over fewer than {MIN_N} items, or "
-        "on scores of the offline keyword judge alone (it counts concept words from the spec, "
-        "so a checkpoint that steers to words outside the list scores low), is marked "
-        "inconclusive instead.",
+        "on scores of an offline judge alone (heuristics: keyword counts and a sentence-"
+        "embedding margin calibrated on the toy world, not a reader), is marked inconclusive "
+        "instead.",
         "",
         *table(
             ["checkpoint", "run", "SAE"],

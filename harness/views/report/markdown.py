@@ -65,13 +65,14 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
     from harness.analysis.aggregate import judge_totals
 
     t = judge_totals(store)
+    active = list(store.judgements("*"))
     lines = [
         "## Judge",
         "",
         *table(
             [
                 "judge",
-                "rubric",
+                "rubrics",
                 "judgements",
                 "scored",
                 "unscored",
@@ -83,7 +84,7 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
             [
                 [
                     cell(prov.get("judge")),
-                    cell(prov.get("rubric")),
+                    cell(", ".join(sorted({j["rubric"].split("@")[0] for j in active}))),
                     str(t["judgements"]),
                     str(t["scored"]),
                     str(t["unscored"]),
@@ -97,7 +98,7 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
         "",
     ]
     per_rubric: dict[str, list[int]] = {}
-    for j in store.judgements("*"):
+    for j in active:
         counts = per_rubric.setdefault(j["rubric"], [0, 0])
         counts[0 if j["score"] is not None else 1] += 1
     if per_rubric:
@@ -110,6 +111,7 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
             ),
             "",
         ]
+    lines += _agreement_section(store)
     if t["unscored_reasons"]:
         lines += [
             "Unscored judgements are excluded from every mean above (never counted as 0):",
@@ -121,6 +123,41 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
             "",
         ]
     return lines
+
+
+def _agreement_section(store: RunStore) -> list[str]:
+    """Agreement between every two judges (or rubric versions) that scored the same items."""
+    import numpy as np
+
+    from harness.analysis.judge_agreement import MIN_ITEMS, judge_agreement
+
+    pairs = judge_agreement(list(store.records("judgement")), np.random.default_rng(0))
+    if not pairs:
+        return []
+    return [
+        "### Judge agreement",
+        "",
+        f"Items scored by both judges (at least {MIN_ITEMS}), 95% bootstrap CIs over items. κ "
+        "is Cohen's (chance-corrected exact agreement); weighted κ counts a disagreement by the "
+        "square of its distance on the scale; ρ is Spearman's rank correlation.",
+        "",
+        *table(
+            ["rubric", "judge A", "judge B", "exact agreement", "κ", "weighted κ", "Spearman ρ"],
+            [
+                [
+                    cell(a.rubric),
+                    cell(a.first),
+                    cell(a.second),
+                    *(
+                        fmt_estimate(e.value, e.ci_low, e.ci_high, e.n)
+                        for e in (a.exact, a.kappa, a.weighted_kappa, a.spearman)
+                    ),
+                ]
+                for a in pairs
+            ],
+        ),
+        "",
+    ]
 
 
 def write_report(
