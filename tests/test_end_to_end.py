@@ -83,6 +83,14 @@ def test_demo_run_writes_report_mlflow_run_and_resumes(
     by_step = {m.step: m.value for m in history}
     assert by_step[10] == _row(rows, "10x")["value"] and by_step[0] == _row(rows, "0x")["value"]
     assert sweep.data.tags["dose_step"] == "level in × max"
+    low = mlflow.MlflowClient().get_metric_history(sweep.info.run_id, "dose/concept_score.ci_low")
+    assert {m.step: m.value for m in low}[2] == _row(rows, "2x")["ci_low"]  # CIs as series
+    # the sweep's report plot and the SAE-quality pictures are artifacts of the parent
+    files = mlflow.MlflowClient().list_artifacts(
+        parents[0].info.run_id, f"report/{store.run_id}-files"
+    )
+    names = {Path(f.path).name for f in files}
+    assert "sae-quality-firing-frequency.png" in names and "sae-quality-l0-per-token.png" in names
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["name"] == "toy_golden_gate"

@@ -4,6 +4,7 @@ tokens (a real ActivationsStore over the same documents), and their CIs behave."
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -132,3 +133,41 @@ def test_quality_cis_and_paired_differences(toy_model: Any) -> None:
     other = measure_quality(toy_model, load_sae(ToySAE(name="topk-256"), "t"), docs[100:], cfg)
     unpaired = paired_quality_difference(relu, other, "explained_variance", rng)
     assert unpaired.n == 0 and math.isnan(unpaired.ci_low)
+
+
+def test_quality_pictures_come_from_consistent_distributions(
+    toy_model: Any, tmp_path: Path
+) -> None:
+    from harness.views.report.quality_plots import quality_pictures
+
+    docs = eval_documents()
+    cfg = SAEQualityEval(n_sequences=12)
+    records = {}
+    for name in ("relu-256", "topk-256"):
+        rec = measure_quality(toy_model, load_sae(ToySAE(name=name), name), docs, cfg)
+        d = rec["distributions"]
+        tokens = sum(rec["per_sequence"]["tokens"])
+        fire = np.asarray(d["fire_counts"])
+        # the same tokens as the table: Σ firings / tokens is L0; never fired is dead
+        assert fire.sum() / tokens == pytest.approx(quality_values(rec)["l0"])
+        assert int((fire == 0).sum()) == rec["d_sae"] - rec["alive"]
+        l0 = np.asarray(d["l0_counts"])
+        assert l0.sum() == tokens and (np.arange(len(l0)) * l0).sum() == fire.sum()
+        assert sum(d["magnitude_counts"]) == fire.sum()  # every non-zero activation binned
+        h = d["heatmap"]
+        assert h["features"] == list(np.argsort(-fire, kind="stable")[:24])
+        assert np.asarray(h["values"]).shape == (len(h["tokens"]), 24) and len(h["tokens"]) == 48
+        records[f"toy/{name}"] = rec
+    if_topk = np.asarray(records["toy/topk-256"]["distributions"]["l0_counts"])
+    assert if_topk.argmax() == 12  # top-k: every token has exactly k active features (or fewer)
+    lines = quality_pictures(records, tmp_path / "r-files", "q")
+    pngs = sorted(p.name for p in (tmp_path / "r-files").iterdir())
+    assert pngs == [
+        "q-activation-magnitudes.png",
+        "q-firing-frequency.png",
+        "q-l0-per-token.png",
+        "q-top-feature-heatmap.png",
+    ]
+    assert all(f"(r-files/{p})" in "\n".join(lines) for p in pngs)
+    assert all((tmp_path / "r-files" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    assert quality_pictures({"old": {"per_sequence": {}}}, tmp_path / "x", "q") == []

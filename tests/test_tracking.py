@@ -62,20 +62,24 @@ def test_sigterm_leaves_the_mlflow_run_killed_and_the_store_resumable(
     assert b"interrupted" in err
     store = RunStore(records.parent)
     assert store.read_json("status.json")["status"] == "killed"
-    [run] = mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
-    assert run.info.status == "KILLED"
+    [killed] = mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
+    assert killed.info.status == "KILLED"
 
     again = _cli(["run", str(DEMO), "--quiet"], tmp_path, mlflow_uri)
     assert again.wait(timeout=300) == 0
     assert store.read_json("status.json")["status"] == "finished"
     keys = [r["key"] for r in store.records()]
     assert len(keys) == len(set(keys))
-    statuses = {
-        r.info.status
-        for r in mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
-        if "mlflow.parentRunId" not in r.data.tags
-    }
-    assert statuses == {"KILLED", "FINISHED"}
+    # one parent per run id: the resumed attempt replaced the killed one (deleted, still KILLED)
+    runs = mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    assert parents[0].data.tags["harness.run_id"] == store.run_id
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert all(c.data.tags["harness.run_id"] == store.run_id for c in children)  # like the parent
+    gone = mlflow.MlflowClient().get_run(killed.info.run_id).info
+    assert gone.status == "KILLED" and gone.lifecycle_stage == "deleted"
 
 
 def test_two_runs_logging_at_once_to_one_local_store_both_succeed(
@@ -168,6 +172,14 @@ def test_log_rebuilds_the_mlflow_view_from_the_store_and_replaces_it(
     [sweep] = [c for c in children if c.data.tags["study"] == "s"]
     [row] = [r for r in summary if r["metric"] == "concept_score" and r["condition"] == "5x"]
     assert sweep.data.metrics["concept_score/5x"] == pytest.approx(row["value"])
+    # one parent per run id whichever way it was logged: a re-run replaces the rebuild, and
+    # a rebuild replaces the run's own parent
+    for command, view in ((["run", str(spec), "--quiet"], None), (["log", "latest"], "rebuilt")):
+        assert main(command) == 0
+        runs = mlflow.search_runs(experiment_names=["logged"], output_format="list")
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert [p.data.tags.get("harness.view") for p in parents] == [view]
+        assert len(runs) == 3  # the parent and its two nested runs, nothing left over
 
 
 def test_a_spec_names_a_rubric_file_and_views_use_the_text_as_judged(

@@ -10,6 +10,7 @@ from typing import Any
 from harness.cli.commands import executor_of, on_sigterm
 from harness.errors import HarnessError, SpecError
 from harness.store import default_runs_root
+from harness.text import signed
 
 __all__ = ["cmd_compare"]
 
@@ -75,7 +76,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             if word:
                 print(
                     f"  {c.name} {row.study} {row.condition} {row.metric}: "
-                    f"{d.value:+.3f} [{d.ci_low:+.3f}, {d.ci_high:+.3f}] (n={d.n}) vs reference: "
+                    f"{signed(d.value)} [{signed(d.ci_low)}, {signed(d.ci_high)}] (n={d.n}) vs "
+                    "reference: "
                     f"{word}"
                 )
     return 0

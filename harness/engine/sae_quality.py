@@ -134,6 +134,7 @@ def _measure(
     x_sums: list[torch.Tensor] = []
     sq_norms: list[float] = []
     fired = torch.zeros(sae.d_sae, dtype=torch.bool)
+    pictures = _Pictures(sae.d_sae)
     hook = sae.hook_name
     stop = extract_stop_at_layer_from_tlens_hook_name(hook)
     batches = tokens.split(cfg.batch_size)
@@ -158,6 +159,7 @@ def _measure(
         f = sae.encode(x)
         x_hat = sae.decode(f)
         fired |= ((f != 0) & mask[..., None]).any(dim=(0, 1)).cpu()
+        pictures.add(f, mask, batch, model)
         values = {
             "tokens": m.sum(1),
             "resid": (((x - x_hat) ** 2).sum(-1) * m).sum(1),
@@ -192,7 +194,63 @@ def _measure(
         "d_sae": sae.d_sae,
         "alive": int(fired.sum()),
         "per_sequence": {k: sums[k] for k in SUMS},
+        "distributions": pictures.record(),
     }
+
+
+MAGNITUDE_EDGES = np.linspace(-4.0, 4.0, 81)  # log10 bins of non-zero activations
+HEATMAP_FEATURES, HEATMAP_TOKENS = 24, 48
+
+
+class _Pictures:
+    """What the SAE-quality pictures are drawn from: firing counts per feature, the L0 of each
+    token, a log10 histogram of non-zero activations, and the most frequent features' activations
+    on the first sequence's first tokens (special tokens excluded throughout)."""
+
+    def __init__(self, d_sae: int) -> None:
+        import torch
+
+        self.fire = torch.zeros(d_sae, dtype=torch.long)
+        self.l0: torch.Tensor = torch.zeros(1, dtype=torch.long)
+        self.magnitudes = torch.zeros(len(MAGNITUDE_EDGES) - 1, dtype=torch.long)
+        self.first: tuple[torch.Tensor, list[str]] | None = None
+
+    def add(self, f: torch.Tensor, mask: torch.Tensor, batch: torch.Tensor, model: Any) -> None:
+        import torch
+
+        on = (f != 0) & mask[..., None]
+        self.fire += on.sum(dim=(0, 1)).cpu()
+        l0 = torch.bincount(on.sum(-1)[mask].cpu())
+        if len(l0) > len(self.l0):
+            l0[: len(self.l0)] += self.l0
+            self.l0 = l0
+        else:
+            self.l0[: len(l0)] += l0
+        values = f[on].abs().float().log10().clamp(MAGNITUDE_EDGES[0], MAGNITUDE_EDGES[-1] - 1e-6)
+        self.magnitudes += torch.histc(
+            values.cpu(), bins=len(self.magnitudes), min=MAGNITUDE_EDGES[0], max=MAGNITUDE_EDGES[-1]
+        ).long()
+        if self.first is None:
+            keep = mask[0].nonzero().flatten()[:HEATMAP_TOKENS]
+            ids = batch[0, keep].cpu().tolist()
+            self.first = f[0, keep].float().cpu(), model.tokenizer.convert_ids_to_tokens(ids)
+
+    def record(self) -> dict[str, Any]:
+        import torch
+
+        top = torch.argsort(self.fire, descending=True, stable=True)[:HEATMAP_FEATURES]
+        acts, tokens = self.first if self.first is not None else (torch.zeros(0, 0), [])
+        return {
+            "fire_counts": self.fire.tolist(),
+            "l0_counts": self.l0.tolist(),
+            "magnitude_edges": MAGNITUDE_EDGES.tolist(),
+            "magnitude_counts": self.magnitudes.tolist(),
+            "heatmap": {
+                "features": top.tolist(),
+                "tokens": [str(t) for t in tokens],
+                "values": acts[:, top].tolist() if len(tokens) else [],
+            },
+        }
 
 
 def record_quality(

@@ -187,6 +187,9 @@ class QualityRecord(Record):
     d_sae: int
     alive: int
     per_sequence: dict[str, list[float]]
+    # what the quality pictures are drawn from (fire_counts, l0_counts, magnitude_edges,
+    # magnitude_counts, heatmap); absent in records stored before the pictures existed
+    distributions: dict[str, Any] | None = None
 
 
 class JudgeBatch(Record):

@@ -4,6 +4,7 @@ baseline, the trend, the recommended level, clamp specificity and example contin
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from harness.studies.contract import RunStore
@@ -63,8 +64,9 @@ def saturation_section(
     ]
     if plot_dir is not None and target:
         name = plot_name(sae, study, "dose")
-        _dose_plot(conds, target, plot_dir / name, f"{study} on {sae}")
-        lines += [f"![dose–response]({plot_dir.name}/{name})", ""]
+        unit = "× max activation" if any(c.endswith("x") for c in target) else "value"
+        caption = _dose_plot(conds, target, plot_dir / name, f"{study} on {sae}", unit)
+        lines += [f"![dose–response]({plot_dir.name}/{name})", "", caption, ""]
     tested = [c for c in target if "concept_p" in conds[c]]
     if tested:
         lines += [
@@ -129,37 +131,56 @@ def saturation_section(
     return lines
 
 
-def _dose_plot(conds: Conds, conditions: list[str], path: Path, title: str) -> None:
+def _level(condition: str) -> float | None:
+    """The clamp level a target condition names (``10x`` → 10, ``v=3.5`` → 3.5), else None."""
+    match = re.fullmatch(r"(?:v=)?(-?[0-9.]+(?:e-?[0-9]+)?)x?", split_condition(condition)[1])
+    return float(match.group(1)) if match else None
+
+
+_PANELS = (
+    ("concept_score", "concept (0–3)", (0, 3)),
+    ("fluency_score", "fluency (0–2)", (0, 2)),
+    ("drift", "drift from unclamped (0–1)", (0, 1)),
+)
+
+
+def _dose_plot(conds: Conds, conditions: list[str], path: Path, title: str, unit: str) -> str:
+    """One panel per scale (concept, fluency, drift), the level on a numeric x axis, every
+    point with its 95% CI and the unclamped baseline as a band; returns the caption."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    xs = list(range(len(conditions)))
-    for metric, label in (("concept_score", "concept (0–3)"), ("fluency_score", "fluency (0–2)")):
-        rows = [conds[c].get(metric) for c in conditions]
-        if not any(rows):
-            continue
-        ys = [r["value"] if r else float("nan") for r in rows]
-        lo = [r["value"] - r["ci_low"] if r else 0 for r in rows]
-        hi = [r["ci_high"] - r["value"] if r else 0 for r in rows]
-        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=label)
-    drift = [conds[c].get("drift") for c in conditions]
-    if any(drift):
-        ax.plot(
-            xs,
-            [3 * r["value"] if r else float("nan") for r in drift],
-            "k--",
-            marker="s",
-            label="drift × 3",
-        )
-    ax.set_xticks(xs, [split_condition(c)[1] for c in conditions])
-    ax.set_xlabel("condition")
-    ax.set_ylabel("score")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+    levels = sorted((lv, c) for c in conditions if (lv := _level(c)) is not None)
+    panels = [p for p in _PANELS if any(conds[c].get(p[0]) for _, c in levels)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2), squeeze=False)
+    ns: set[int] = set()
+    for ax, (metric, label, limits) in zip(axes[0], panels, strict=True):
+        pts = [(lv, conds[c][metric]) for lv, c in levels if conds[c].get(metric)]
+        ns |= {r["n"] for _, r in pts}
+        xs = [lv for lv, _ in pts]
+        ys = [r["value"] for _, r in pts]
+        err = [
+            [r["value"] - r["ci_low"] for _, r in pts],
+            [r["ci_high"] - r["value"] for _, r in pts],
+        ]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3)
+        base = conds.get("baseline", {}).get(metric)
+        if base:
+            ax.axhline(base["value"], color="grey", linestyle="--", linewidth=1, label="unclamped")
+            ax.axhspan(base["ci_low"], base["ci_high"], color="grey", alpha=0.15)
+            ax.legend(fontsize=7, loc="best")
+        ax.set_ylim(limits[0] - 0.05 * limits[1], limits[1] * 1.05)
+        ax.set_xlabel(f"clamp level ({unit})")
+        ax.set_title(label, fontsize=9)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    n = "n=" + ("/".join(str(v) for v in sorted(ns)) if ns else "0")
+    return (
+        f"Dose–response: mean per level with its 95% bootstrap CI over prompts ({n} per point); "
+        "the dashed line and band are the unclamped baseline with its CI; one panel per scale."
+    )

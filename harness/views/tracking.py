@@ -1,4 +1,5 @@
-"""The MLflow view of a run: one parent run per invocation, one nested run per SAE × study.
+"""The MLflow view of a run: one parent run per harness run id (a resumed run's attempt, or a
+rebuild, replaces the earlier one), one nested run per SAE × study, tagged like the parent.
 
 MLflow is a view: everything logged here is rebuilt from the run store. The tracking URI is
 ``MLFLOW_TRACKING_URI`` when set, else MLflow's own default (a local ``mlflow.db`` in the current
@@ -29,6 +30,7 @@ __all__ = [
     "log_summary",
     "metric_key",
     "mlflow_run",
+    "retire_other_parents",
     "run_tags",
 ]
 
@@ -104,6 +106,7 @@ def mlflow_run(experiment: Experiment, store: RunStore, tags: dict[str, str]) ->
         mlflow.set_experiment(experiment.name)
         tags = {k: strip_control(v) for k, v in tags.items()}
         run = mlflow.start_run(run_name=store.run_id, tags=tags)
+        retire_other_parents(store, keep=run.info.run_id, spare_live=False)  # we are the writer
     try:
         mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
         yield run.info.run_id
@@ -160,8 +163,10 @@ def _log_dose_response(rows: list[dict[str, Any]]) -> None:
     mlflow.MlflowClient().log_batch(
         run.info.run_id,
         metrics=[
-            Metric(f"dose/{r['metric']}", float(r["value"]), now, round(level * scale))
+            Metric(f"dose/{r['metric']}{part}", float(r[field]), now, round(level * scale))
             for level, r in sorted(points, key=lambda p: p[0])
+            for part, field in (("", "value"), (".ci_low", "ci_low"), (".ci_high", "ci_high"))
+            if r[field] == r[field]  # a row without a CI has no bound series
         ],
     )
     mlflow.set_tag("dose_step", "level in × max" if whole else "level in hundredths of × max")
@@ -172,9 +177,12 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in summary:
         groups.setdefault((row["sae"], row["study"]), []).append(row)
+    parent_tags = {k: strip_control(v) for k, v in run_tags(store.experiment(), store).items()}
     for (sae, study), rows in groups.items():
         with mlflow.start_run(
-            run_name=f"{sae} × {study}", nested=True, tags={"sae": sae, "study": study}
+            run_name=f"{sae} × {study}",
+            nested=True,
+            tags={**parent_tags, "sae": sae, "study": study},
         ):
             metrics: dict[str, float] = {}
             for r in rows:
@@ -212,22 +220,37 @@ def log_run(store: RunStore, summary: list[dict[str, Any]], report: Path | None)
     experiment = store.experiment()
     with _store_lock():
         mlflow.set_experiment(experiment.name)
-    client = mlflow.MlflowClient()
-    found = mlflow.get_experiment_by_name(experiment.name)
-    assert found is not None
-    ids = [found.experiment_id]
-    mine = client.search_runs(ids, filter_string=f"tags.`harness.run_id` = '{store.run_id}'")
-    for run in mine:
-        if run.data.tags.get("harness.view") == "rebuilt":
-            for child in client.search_runs(
-                ids, filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
-            ):
-                client.delete_run(child.info.run_id)
-            client.delete_run(run.info.run_id)
-        elif run.info.status == "RUNNING" and not store.is_live():
-            client.set_terminated(run.info.run_id, status="KILLED")
     tags = {k: strip_control(v) for k, v in run_tags(experiment, store).items()}
     with mlflow.start_run(run_name=store.run_id, tags={**tags, "harness.view": "rebuilt"}) as run:
+        with _store_lock():
+            retire_other_parents(store, keep=run.info.run_id, spare_live=True)
         mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
         log_summary(summary, store, report)
     return str(run.info.run_id)
+
+
+def retire_other_parents(store: RunStore, keep: str, spare_live: bool) -> list[str]:
+    """One parent run per harness run id: every other parent tagged with this run id (an
+    earlier attempt, killed or finished, or an earlier rebuild) is deleted with its nested runs,
+    after an attempt a dead process left RUNNING is marked KILLED. Deleted runs leave the UI
+    and ``search_runs`` but keep their status for ``get_run`` (``mlflow gc`` purges them). With
+    ``spare_live`` (a rebuild), the parent of a run in progress in another process is left
+    alone. Returns the ids retired."""
+    client = mlflow.MlflowClient()
+    kept = client.get_run(keep)
+    ids = [kept.info.experiment_id]
+    retired = []
+    for run in client.search_runs(ids, filter_string=f"tags.`harness.run_id` = '{store.run_id}'"):
+        if run.info.run_id == keep or "mlflow.parentRunId" in run.data.tags:
+            continue
+        if run.info.status == "RUNNING":
+            if spare_live and store.is_live():
+                continue
+            client.set_terminated(run.info.run_id, status="KILLED")
+        for child in client.search_runs(
+            ids, filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"
+        ):
+            client.delete_run(child.info.run_id)
+        client.delete_run(run.info.run_id)
+        retired.append(run.info.run_id)
+    return retired

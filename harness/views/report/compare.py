@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from harness.analysis.compare import Checkpoint, ComparisonRow, FeatureMatch
 from harness.analysis.compare_rows import MIN_N, verdict
@@ -10,6 +11,7 @@ from harness.analysis.quality import QUALITY_STUDY
 from harness.analysis.stats import Estimate
 from harness.views.report.markdown_table import cell, fmt_estimate, table
 from harness.views.report.quality import QUALITY_COLUMNS
+from harness.views.report.quality_plots import quality_pictures
 
 __all__ = ["render_comparison", "write_comparison"]
 
@@ -38,9 +40,14 @@ def _row_cells(row: ComparisonRow) -> list[str]:
 
 
 def render_comparison(
-    checkpoints: list[Checkpoint], rows: list[ComparisonRow], matches: list[FeatureMatch], note: str
+    checkpoints: list[Checkpoint],
+    rows: list[ComparisonRow],
+    matches: list[FeatureMatch],
+    note: str,
+    plot_dir: Path | None = None,
 ) -> str:
-    """The comparison as Markdown."""
+    """The comparison as Markdown; with ``plot_dir`` (next to the report) the SAE-quality
+    pictures, one line or panel per checkpoint."""
     ref = checkpoints[0].name
     names = [cell(c.name) for c in checkpoints]
     diff_heads = [f"Δ {cell(c.name)} − ref" for c in checkpoints[1:]]
@@ -83,6 +90,8 @@ def render_comparison(
             ),
             "",
         ]
+        if plot_dir is not None:
+            lines += quality_pictures(_quality_records(checkpoints), plot_dir, "sae-quality")
     studies = dict.fromkeys(r.study for r in rows if r.study != QUALITY_STUDY)
     for study in studies:
         mine = [r for r in rows if r.study == study]
@@ -140,7 +149,21 @@ def write_comparison(
     note: str,
     path: Path,
 ) -> Path:
-    """Write the comparison report; returns its path."""
+    """Write the comparison report (pictures in ``<name>-files/``); returns its path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_comparison(checkpoints, rows, matches, note))
+    plot_dir = path.with_name(f"{path.stem}-files")
+    path.write_text(render_comparison(checkpoints, rows, matches, note, plot_dir))
     return path
+
+
+def _quality_records(checkpoints: list[Checkpoint]) -> dict[str, dict[str, Any]]:
+    """Checkpoint name → its SAE-quality record (those that have one)."""
+    from harness.store import RunStore
+
+    out = {}
+    for c in checkpoints:
+        store = RunStore(c.run.directory)
+        for r in store.records(QUALITY_STUDY):
+            if r["sae"] == c.sae:
+                out[c.name] = r
+    return out

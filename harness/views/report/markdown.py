@@ -48,7 +48,7 @@ def render_report(
         ),
         "",
     ]
-    lines += quality_section(store, summary)
+    lines += quality_section(store, summary, plot_dir)
     by_group: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = defaultdict(dict)
     for row in summary:
         cond = by_group[(row["sae"], row["study"])].setdefault(row["condition"], {})

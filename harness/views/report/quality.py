@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from harness.analysis.quality import QUALITY_NEEDS_CORPUS, QUALITY_STUDY, quality_measurable
 from harness.store import RunStore
 from harness.views.report.markdown_table import cell, fmt_estimate, table
+from harness.views.report.quality_plots import quality_pictures
 
 __all__ = ["QUALITY_COLUMNS", "quality_section"]
 
@@ -24,8 +26,11 @@ QUALITY_COLUMNS = (
 )
 
 
-def quality_section(store: RunStore, summary: list[dict[str, Any]]) -> list[str]:
-    """One row per SAE; empty when the run measured no SAE quality."""
+def quality_section(
+    store: RunStore, summary: list[dict[str, Any]], plot_dir: Path | None = None
+) -> list[str]:
+    """One row per SAE and, with ``plot_dir``, the four pictures; empty when the run measured
+    no SAE quality."""
     by_sae: dict[str, dict[str, dict[str, Any]]] = {}
     for row in summary:
         if row["study"] == QUALITY_STUDY:
@@ -60,4 +65,5 @@ def quality_section(store: RunStore, summary: list[dict[str, Any]]) -> list[str]
         "",
         *table(["SAE", *(h for _, h, _ in QUALITY_COLUMNS)], rows),
         "",
+        *(quality_pictures(records, plot_dir, "sae-quality") if plot_dir is not None else []),
     ]
