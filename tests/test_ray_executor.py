@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.mlflow_server import mlflow_server
 
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'harness[ray]'")
 
@@ -137,12 +137,6 @@ def test_a_worker_killed_mid_cell_costs_one_retry(
     assert _records(run) == _records(_runs(local_suite / "runs")["ray_sweep"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_a_ray_run_logs_to_a_real_mlflow_server(suite: Path, tmp_path: Path) -> None:
     _log_through_a_server(suite, tmp_path, f"sqlite:///{tmp_path / 'server.db'}")
 
@@ -160,63 +154,27 @@ def test_a_ray_run_logs_to_an_mlflow_server_on_postgresql(suite: Path, tmp_path:
 
 def _log_through_a_server(suite: Path, tmp_path: Path, backend: str) -> None:
     """Start ``mlflow server`` on loopback over ``backend``, log a Ray run to it, read it back."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "server.log").open("w"),
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=5) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "mlflow server did not come up"
-            time.sleep(0.5)
-        _cli(
-            ["run", str(suite / "ray_sweep.py"), "--runs", "runs", "--quiet", *RAY],
-            tmp_path,
-            MLFLOW_TRACKING_URI=uri,
-        )
-        import mlflow
+    import mlflow
 
-        mlflow.set_tracking_uri(uri)
-        runs = mlflow.search_runs(experiment_names=["ray_sweep"], output_format="list")
-        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-        assert [p.info.status for p in parents] == ["FINISHED"]
-        assert len(children) == 2 * 3  # per SAE: its quality and the two studies
-        assert any(k.startswith("concept_score") for c in children for k in c.data.metrics)
-        client = mlflow.MlflowClient()
-        artifacts = client.list_artifacts(parents[0].info.run_id, "report")
-        assert any(a.path.endswith(".md") for a in artifacts)  # uploaded through the server
-    finally:
-        import mlflow
-
-        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
-        server.terminate()
-        server.wait(timeout=60)
+    with mlflow_server(backend, tmp_path) as uri:
+        try:
+            _cli(
+                ["run", str(suite / "ray_sweep.py"), "--runs", "runs", "--quiet", *RAY],
+                tmp_path,
+                MLFLOW_TRACKING_URI=uri,
+            )
+            mlflow.set_tracking_uri(uri)
+            runs = mlflow.search_runs(experiment_names=["ray_sweep"], output_format="list")
+            parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+            children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+            assert [p.info.status for p in parents] == ["FINISHED"]
+            assert len(children) == 2 * 3  # per SAE: its quality and the two studies
+            assert any(k.startswith("concept_score") for c in children for k in c.data.metrics)
+            client = mlflow.MlflowClient()
+            artifacts = client.list_artifacts(parents[0].info.run_id, "report")
+            assert any(a.path.endswith(".md") for a in artifacts)  # uploaded through the server
+        finally:
+            mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
 
 
 def test_a_ray_run_stopped_by_sigterm_ends_killed_and_resumes(suite: Path, tmp_path: Path) -> None:

@@ -99,11 +99,21 @@ def run_tags(experiment: Experiment, store: RunStore) -> dict[str, str]:
     }
 
 
+def _set_experiment(name: str) -> None:
+    """Make ``name`` the active MLflow experiment, marked as model development so that the UI
+    opens it on its runs table and charts (MLflow 3 otherwise may open the GenAI traces view)."""
+    found = mlflow.set_experiment(name)
+    if found.tags.get("mlflow.experimentKind") != "custom_model_development":
+        mlflow.MlflowClient().set_experiment_tag(
+            found.experiment_id, "mlflow.experimentKind", "custom_model_development"
+        )
+
+
 @contextmanager
 def mlflow_run(experiment: Experiment, store: RunStore, tags: dict[str, str]) -> Iterator[str]:
     """Open the parent MLflow run; yields its id and closes it with the right status."""
     with _store_lock():
-        mlflow.set_experiment(experiment.name)
+        _set_experiment(experiment.name)
         tags = {k: strip_control(v) for k, v in tags.items()}
         run = mlflow.start_run(run_name=store.run_id, tags=tags)
         retire_other_parents(store, keep=run.info.run_id, spare_live=False)  # we are the writer
@@ -219,7 +229,7 @@ def log_run(store: RunStore, summary: list[dict[str, Any]], report: Path | None)
     RUNNING are marked KILLED. Returns the new parent run's id."""
     experiment = store.experiment()
     with _store_lock():
-        mlflow.set_experiment(experiment.name)
+        _set_experiment(experiment.name)
     tags = {k: strip_control(v) for k, v in run_tags(experiment, store).items()}
     with mlflow.start_run(run_name=store.run_id, tags={**tags, "harness.view": "rebuilt"}) as run:
         with _store_lock():
