@@ -4,6 +4,7 @@ of items or on the offline keyword judge alone, no baseline from another experim
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import time
@@ -51,7 +52,7 @@ def _row(
 
 def test_a_difference_on_few_items_or_the_offline_judge_alone_is_inconclusive() -> None:
     assert verdict(*_row(2)) == f"inconclusive (n=2 < {MIN_N})"
-    assert verdict(*_row(16, offline=True)) == "inconclusive (offline judge only)"
+    assert verdict(*_row(16, offline=True)) == "inconclusive (offline keyword judge only)"
     assert verdict(*_row(16)) == "worse"
     assert verdict(*_row(16, better=None)) == "lower"
     assert verdict(_row(16)[0], Estimate(0.1, -0.2, 0.4, 16)) == ""
@@ -103,3 +104,65 @@ def test_latest_is_the_run_started_most_recently(
     assert latest.run_id.startswith("first-")
     started = json.loads((latest.dir / "status.json").read_text())["started"]
     assert started > 0
+
+
+def _worsen(run: Path, condition: str) -> None:
+    """Set every concept judgement of ``condition`` in a stored run to 0."""
+    lines = []
+    for line in (run / "records.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if (
+            r["kind"] == "judgement"
+            and r["condition"] == condition
+            and r["rubric"].startswith("concept_presence@")
+        ):
+            r["score"], r["unscored_reason"] = 0, None
+        lines.append(json.dumps(r))
+    (run / "records.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("prompts", "judge", "exit_code", "note"),
+    [
+        (2, "offline", 0, f"inconclusive (n=2 < {MIN_N})"),
+        (8, "offline-keyword", 0, "inconclusive (offline keyword judge only)"),
+        (8, "offline", 1, None),
+    ],
+)
+def test_regress_calls_no_regression_on_few_items_or_the_keyword_judge_alone(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    prompts: int,
+    judge: str,
+    exit_code: int,
+    note: str | None,
+) -> None:
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.py").write_text(
+        "from harness import *\n"
+        "from harness.toy.probes import NEUTRAL_PROMPTS\n"
+        "def spec():\n"
+        "    return Experiment(name='g', saes=(ToySAE(),), sae_quality=None,\n"
+        f"        judge=JudgeSettings(kind={judge!r}), studies=(SaturationClamp(name='s',\n"
+        "        feature=FeatureByIndex(index=9, label='Golden Gate Bridge',\n"
+        "            keywords=('bridge',)),\n"
+        f"        levels=(0, 5), controls=(), prompts=NEUTRAL_PROMPTS[:{prompts}]),))\n"
+    )
+    assert main(["run", "g.py", "--quiet", "--no-mlflow"]) == 0
+    run = next(Path("runs").glob("g-*"))
+    baseline = Path("base") / run.name
+    shutil.copytree(run, baseline)
+    _worsen(run, "5x")  # the steered concept score collapses in the current run
+    capsys.readouterr()
+    assert main(["regress", str(run), "--baseline", str(baseline)]) == exit_code
+    out = capsys.readouterr().out
+    report = html.unescape(
+        (Path("reports") / f"{run.name}-vs-{run.name}-regression.md").read_text()
+    )
+    if note is None:
+        assert "REGRESSED" in out and "5x concept_score: 3.000 → 0.000" in out
+    else:
+        assert ": ok vs " in out and note in report

@@ -125,6 +125,6 @@ def test_gate_flags_a_decoder_whose_steering_survives_by_its_sae_quality(
         failing = [line for line in out.splitlines() if line.startswith("  ")]
         if expected:
             assert any("sae_quality all explained_variance: 0.9" in line for line in failing)
-            assert not any("concept_score" in line for line in failing)
+            assert not any("concept_score" in line for line in failing), failing
         else:
             assert failing == []

@@ -16,12 +16,14 @@ from harness.analysis.stats import Estimate, bootstrap_mean, unpaired_difference
 from harness.studies.items import BASELINE, ItemKey
 
 __all__ = [
+    "JUDGED",
     "MIN_N",
     "NAN_ESTIMATE",
     "ComparisonRow",
     "excludes_zero",
     "item_rows",
     "judged_context_rows",
+    "keyword_judged",
     "stored_rows",
     "verdict",
 ]
@@ -41,7 +43,7 @@ class ComparisonRow:
     differences: list[Estimate]  # per non-reference checkpoint: it − reference
     pairing: str  # "sequences", "prompts", "unpaired" or "none"
     higher_is_better: bool | None = None
-    offline_judged: bool = False  # a judged score from an offline judge alone
+    offline_judged: bool = False  # a judged score from the keyword-only offline judge alone
 
 
 MIN_N = 8  # fewer items than this: a difference is reported, never called better or worse
@@ -51,21 +53,27 @@ JUDGED = ("concept_score", "fluency_score", "instruction_score", "specificity_sc
 def verdict(row: ComparisonRow, d: Estimate) -> str:
     """What a difference says: "" (its CI includes 0), ``better``/``worse`` (``higher``/
     ``lower`` when neither direction is better), or ``inconclusive (…)`` when the CI excludes 0
-    but rests on fewer than ``MIN_N`` items or on an offline judge alone."""
+    but rests on fewer than ``MIN_N`` items or on the keyword-only offline judge alone."""
     if not excludes_zero(d):
         return ""
     if d.n < MIN_N:
         return f"inconclusive (n={d.n} < {MIN_N})"
     if row.offline_judged:
-        return "inconclusive (offline judge only)"
+        return "inconclusive (offline keyword judge only)"
     up = d.ci_low > 0
     if row.higher_is_better is None:
         return "higher" if up else "lower"
     return "better" if up == row.higher_is_better else "worse"
 
 
+def keyword_judged(run: Any) -> bool:
+    """Whether a run's judged scores come from the keyword-only offline judge (a count of the
+    spec's words; the semantic offline judge and the API judge read meaning)."""
+    return str(run.provenance.get("judge", "")).startswith("offline-keyword")
+
+
 def _offline(checkpoint: Any) -> bool:
-    return str(checkpoint.run.provenance.get("judge", "")).startswith("offline")
+    return keyword_judged(checkpoint.run)
 
 
 def excludes_zero(d: Estimate, eps: float = 1e-9) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.analysis.compare_rows import JUDGED, MIN_N, keyword_judged
 from harness.analysis.quality import (
     QUALITY_CONDITION,
     QUALITY_METRICS,
@@ -30,6 +31,7 @@ from harness.errors import StoreError
 from harness.spec import Tolerance, sae_label
 from harness.store import RunStore, write_atomic
 from harness.studies.contract import ItemKey as Key
+from harness.studies.controls import parse_control
 from harness.studies.items import BASELINE
 from harness.views.notebook import LoadedRun
 from harness.views.report.markdown_table import cell, fmt_estimate, table
@@ -87,11 +89,14 @@ def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Chec
             worse = -sign * diff.value
             ci_excludes_zero = (diff.ci_high < 0) if tol.higher_is_better else (diff.ci_low > 0)
             regressed = worse > tol.max_change and ci_excludes_zero
-            note = (
-                f"{len(keys) - len(common)} baseline items missing"
-                if len(common) < len(keys)
-                else ""
+            notes = [f"{len(keys) - len(common)} baseline items missing"] * (
+                len(common) < len(keys)
             )
+            guard = _guard(len(common), tol.metric, current, baseline)
+            if regressed and guard:
+                regressed = False  # reported, never called a regression
+                notes.append(f"inconclusive ({guard})")
+            note = "; ".join(notes)
             checks.append(
                 Check(
                     label,
@@ -153,9 +158,25 @@ def _quality_checks(
     return checks
 
 
+def _guard(n: int, metric: str, current: LoadedRun, baseline: LoadedRun) -> str:
+    """Why a worsening may not count as a regression: too few paired items, or judged scores
+    that rest on the keyword-only offline judge (it scores words from the spec's list, so a
+    checkpoint that steers to other words reads as worse). Empty when neither applies."""
+    if n < MIN_N:
+        return f"n={n} < {MIN_N}"
+    if metric in JUDGED and (keyword_judged(current) or keyword_judged(baseline)):
+        return "offline keyword judge only"
+    return ""
+
+
 def _wanted(tol: Tolerance, key: Key) -> bool:
+    """Target-prompt items of the tolerance's study and condition; with no condition named,
+    every condition but the baseline and the controls (a control's own score is no headline:
+    the feature-vs-control rows are)."""
     _, study, cond, pset, _ = key
     if pset != "target" or cond == BASELINE:
+        return False
+    if tol.condition is None and parse_control(cond) is not None:
         return False
     return (tol.study is None or tol.study == study) and (
         tol.condition is None or tol.condition == cond
@@ -196,7 +217,9 @@ def write_regression_report(
         f"Baseline: {cell(baseline.run_id)} ({cell(baseline.directory)}). "
         f"Verdict: **{'REGRESSED' if failed else 'OK'}** — {len(failed)} of {len(checks)} checks "
         "regressed. A check regresses when the mean paired difference worsens by more than its "
-        "tolerance and its 95% bootstrap CI excludes 0.",
+        f"tolerance and its 95% bootstrap CI excludes 0 — over at least {MIN_N} paired items and "
+        "not on scores of the keyword-only offline judge alone (such a worsening is noted "
+        "inconclusive instead).",
         "",
         *table(
             [

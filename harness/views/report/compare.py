@@ -58,9 +58,10 @@ def render_comparison(
         "difference from the reference with a bootstrap CI (paired where the same sequences or "
         "prompts were measured). **better**/**worse** (or higher/lower where the metric has no "
         f"direction) marks a Δ whose CI excludes 0; such a Δ over fewer than {MIN_N} items, or "
-        "on scores of an offline judge alone (heuristics: keyword counts and a sentence-"
-        "embedding margin calibrated on the toy world, not a reader), is marked inconclusive "
-        "instead.",
+        "on scores of the keyword-only offline judge alone (it counts the spec's concept "
+        "words, so a checkpoint that steers to other words scores low), is marked inconclusive "
+        "instead. The default offline judge also reads meaning (a sentence-embedding margin "
+        "calibrated on the toy world); the judge of each run is in its provenance.",
         "",
         *table(
             ["checkpoint", "run", "SAE"],
