@@ -1,5 +1,11 @@
 """Developer tasks. `nox` runs the tests; `nox -s demo` runs the toy demo end to end.
 
+The demo and the tests share one environment, `.nox/shared` (the package with its Ray extra and
+the test tools): nox gives every session its own virtualenv, which would put a second copy of
+torch on disk (2.3 GB), so these two sessions build and reuse `.nox/shared` themselves, and
+reinstall only when `pyproject.toml` or `HARNESS_TORCH` changed (the package is installed in
+editable mode, so code changes need nothing).
+
 torch is installed first, pinned to the tested CPU build (torch==2.13.0), so pip never pulls a
 multi-GB CUDA build through the harness's `torch>=2.4` range. GPU users set HARNESS_TORCH to the
 pip arguments of their CUDA build (e.g. `HARNESS_TORCH="torch==2.13.0 --index-url URL"`), or to an
@@ -8,7 +14,11 @@ empty string to keep a torch they installed themselves.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import sys
+from pathlib import Path
 
 import nox
 
@@ -17,6 +27,7 @@ nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = False
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+SHARED = Path(".nox/shared")
 
 
 def _install(session: nox.Session, *groups: str, extras: str = "") -> None:
@@ -27,19 +38,44 @@ def _install(session: nox.Session, *groups: str, extras: str = "") -> None:
     session.install("-e", f".[{extras}]" if extras else ".", *extra)
 
 
-@nox.session
+def _shared_env(session: nox.Session) -> Path:
+    """The demo's and the tests' environment: created once, reinstalled when its inputs change;
+    returns its bin directory."""
+    bin_dir = SHARED / ("Scripts" if sys.platform == "win32" else "bin")
+    torch = os.environ.get("HARNESS_TORCH", "torch==2.13.0")
+    wanted = {
+        "torch": torch,
+        "pyproject": hashlib.sha256(Path("pyproject.toml").read_bytes()).hexdigest(),
+    }
+    stamp = SHARED / "harness-install.json"
+    if not (bin_dir / "python").exists() and not (bin_dir / "python.exe").exists():
+        session.run(sys.executable, "-m", "virtualenv", "-q", str(SHARED), external=True)
+    if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
+        pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q"]
+        if torch.split():
+            session.run(*pip, *torch.split(), external=True)
+        test = nox.project.dependency_groups(PYPROJECT, "test")
+        session.run(*pip, "-e", ".[ray]", *test, external=True)
+        stamp.write_text(json.dumps(wanted))
+    return bin_dir
+
+
+@nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """Run the test suite (gpu, api and slow tests are opt-in: `nox -- -m slow`); the Ray
     extra is installed so that the Ray executor's tests run on a real local cluster."""
-    _install(session, "test", extras="ray")
-    session.run("pytest", *session.posargs)
+    bin_dir = _shared_env(session)
+    session.run(str(bin_dir / "python"), "-m", "pytest", *session.posargs, external=True)
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def demo(session: nox.Session) -> None:
     """Run the toy Golden Gate demo: an MLflow run plus a Markdown report under reports/."""
-    _install(session)
-    session.run("harness", "run", "experiments/toy_golden_gate.py", *session.posargs)
+    bin_dir = _shared_env(session)
+    session.run(
+        str(bin_dir / "harness"), "run", "experiments/toy_golden_gate.py", *session.posargs,
+        external=True,
+    )  # fmt: skip
 
 
 @nox.session
