@@ -49,13 +49,16 @@ def _shared_env(session: nox.Session) -> Path:
     }
     stamp = SHARED / "harness-install.json"
     if not (bin_dir / "python").exists() and not (bin_dir / "python.exe").exists():
-        session.run(sys.executable, "-m", "virtualenv", "-q", str(SHARED), external=True)
+        session.run(
+            sys.executable, "-m", "virtualenv", "-q", str(SHARED), external=True, silent=True
+        )
     if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
+        session.log(f"installing the harness and its test tools into {SHARED} (once)")
         pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q"]
         if torch.split():
-            session.run(*pip, *torch.split(), external=True)
+            session.run(*pip, *torch.split(), external=True, silent=True)
         test = nox.project.dependency_groups(PYPROJECT, "test")
-        session.run(*pip, "-e", ".[ray]", *test, external=True)
+        session.run(*pip, "-e", ".[ray]", *test, external=True, silent=True)
         stamp.write_text(json.dumps(wanted))
     return bin_dir
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.studies.neighbourhood_run import nearest, split_children, topic_of
+from harness.studies.neighbourhood_run import context_topic, nearest, split_children, topic_of
 from harness.toy.lexicon import topic_lexicon
 from tests.conftest import REPO, run_spec
 
@@ -47,6 +47,14 @@ def test_topics_come_from_the_corpus_lexicon() -> None:
     assert topic_of(["gate", "bridge", "the"], lexicon) == "golden_gate"
     assert topic_of(["the", "."], lexicon) is None
     assert topic_of(["gate"], None) is None
+    # a feature's topic is its contexts', whatever token it fires on
+    contexts = [
+        "tourists take photos <<of>> the bridge from the shore .",
+        "we walked across <<the>> golden gate bridge .",
+        "the chef added salt <<to>> the soup .",
+    ]
+    assert context_topic(contexts, lexicon) == "golden_gate"
+    assert context_topic(["<<the>> ."], lexicon) is None
 
 
 def test_the_golden_gate_feature_has_its_twin_in_the_other_checkpoint(
@@ -72,6 +80,19 @@ def test_the_golden_gate_feature_has_its_twin_in_the_other_checkpoint(
     rows = {(r["sae"], r["condition"], r["metric"]): r for r in store.read_json("summary.json")}
     share = rows[("toy/relu-256", "within", "same_topic_share")]
     assert share["n"] == 8 and 0 <= share["value"] <= 1
+    # the neighbours are checked against the base rate of the topic among all the SAE's
+    # features: the count is an independent recount, the p-value a hypergeometric tail
+    from scipy.stats import hypergeom
+
+    base = relu["background"]["toy/relu-256"]
+    assert base["features"] == base["of"] == 256 and sum(base["topics"].values()) == 256
+    k = base["topics"]["golden_gate"] - 1  # the feature itself is no neighbour of its own
+    hits = sum(n["topic"] == "golden_gate" for n in within)
+    rate = rows[("toy/relu-256", "within", "topic_base_rate")]
+    assert rate["n"] == 255 and rate["value"] == pytest.approx(k / 255)
+    p = rows[("toy/relu-256", "within", "same_topic_p")]["value"]
+    assert p == pytest.approx(hypergeom.sf(hits - 1, 255, k, 8))
+    assert share["value"] > rate["value"] and p < 0.05  # the bridge topic is enriched nearby
     # splitting: the 1024-wide SAE divides the feature among several features whose nearest
     # direction in relu-256 is the feature's own, and whose contexts differ
     children = relu["splits"]["toy/relu-1024"]

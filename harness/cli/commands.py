@@ -15,6 +15,7 @@ from harness.store import default_runs_root
 from harness.text import strip_control
 
 __all__ = [
+    "browse_hint",
     "cmd_list",
     "cmd_log",
     "cmd_plan",
@@ -64,8 +65,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.mlflow_run_id:
         import mlflow
 
-        print(f"mlflow run: {result.mlflow_run_id} (tracking URI {mlflow.get_tracking_uri()})")
+        uri = mlflow.get_tracking_uri()
+        print(f"mlflow run: {result.mlflow_run_id} (tracking URI {uri})")
+        print(f"  browse it: {browse_hint(uri, exp.name, result.mlflow_run_id)}")
     return 0
+
+
+def browse_hint(uri: str, experiment: str, run_id: str) -> str:
+    """How to open a run in the MLflow UI: the server to start (for a local store) and the
+    page of the run in the model-training view."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(experiment)
+    exp_id = found.experiment_id if found is not None else "0"
+    page = f"#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{page}"
+    return f"mlflow ui --backend-store-uri {uri}, then http://127.0.0.1:5000/{page}"
 
 
 def _run(args: argparse.Namespace, exp: Any, executor: Any) -> Any:

@@ -61,6 +61,36 @@ class NeighbourhoodRecord(Record):
     tokens: int  # corpus tokens the frequencies and contexts come from
     neighbours: list[dict[str, Any]]
     splits: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)  # wider SAE → children
+    # SAE → {"features": scanned, "of": d_sae, "topics": topic → features}: the base rate
+    background: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def _enrichment(
+    group: tuple[str, str, str],
+    background: dict[str, Any] | None,
+    own: dict[str, Any],
+    hits: int,
+    near: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The base rate of the feature's topic among the SAE's features (all, or a sample) and a
+    one-sided hypergeometric p-value: are ``hits`` of ``near`` on that topic more than features
+    drawn at random would be? (Neighbours are drawn without replacement from the features.)"""
+    from scipy.stats import hypergeom
+
+    from harness.analysis.rows import summary_row
+
+    if not background:
+        return []
+    total = int(background["features"])
+    same = int(background["topics"].get(own["topic"], 0))
+    same -= int(near[0]["sae"] == own["sae"])  # the studied feature itself is not a neighbour
+    total -= int(near[0]["sae"] == own["sae"])
+    rate = same / max(total, 1)
+    p = float(hypergeom.sf(hits - 1, total, same, len(near)))
+    return [
+        summary_row(group, "topic_base_rate", rate, rate, rate, total),
+        summary_row(group, "same_topic_p", p, p, p, len(near)),
+    ]
 
 
 def _overlap(token_sets: list[list[str]]) -> float:
@@ -100,8 +130,12 @@ class NeighbourhoodKind(StudyKind[FeatureNeighbourhood]):
                 cos = [n["cosine"] for n in near]
                 rows.append(summary_row(group, "top_cosine", max(cos), max(cos), max(cos), 1))
                 if own.get("topic") is not None:
-                    same = sum(n.get("topic") == own["topic"] for n in near) / len(near)
+                    hits = sum(n.get("topic") == own["topic"] for n in near)
+                    same = hits / len(near)
                     rows.append(summary_row(group, "same_topic_share", same, same, same, len(near)))
+                    rows += _enrichment(
+                        group, rec.get("background", {}).get(where), own, hits, near
+                    )
             for wider, children in rec.get("splits", {}).items():
                 group = (rec["sae"], study.name, f"split in {wider}")
                 n = float(len(children))
@@ -147,7 +181,13 @@ class NeighbourhoodKind(StudyKind[FeatureNeighbourhood]):
             for n in rec["neighbours"]
         ]
         shares = [
-            f"{cond}: {m['same_topic_share']['value']:.0%}"
+            f"{cond}: {m['same_topic_share']['value']:.0%} of {m['same_topic_share']['n']}"
+            + (
+                f" vs {m['topic_base_rate']['value']:.0%} of all {m['topic_base_rate']['n']} "
+                f"features (one-sided hypergeometric p = {m['same_topic_p']['value']:.2g})"
+                if "topic_base_rate" in m
+                else ""
+            )
             for cond, m in conds.items()
             if "same_topic_share" in m
         ]
@@ -157,7 +197,8 @@ class NeighbourhoodKind(StudyKind[FeatureNeighbourhood]):
             "The features whose decoder rows are nearest (cosine) to the studied feature's, in "
             "this SAE and in the experiment's other SAEs; frequency and max activation over "
             f"{rec['tokens']} corpus tokens; description: the tokens it fires on most "
-            "(offline); topic: the toy corpus topic those tokens belong to. The first row is "
+            "(offline); topic: the toy corpus topic its max-activating contexts belong to (each "
+            "context votes by its words). The first row is "
             "the feature itself."
             + (f" Neighbours on the feature's own topic: {', '.join(shares)}." if shares else ""),
             "",

@@ -20,7 +20,7 @@ from harness.studies.items import content_key
 from harness.studies.neighbourhood import FeatureNeighbourhood
 from harness.studies.specificity_run import window_text
 
-__all__ = ["nearest", "run", "split_children", "topic_of"]
+__all__ = ["BACKGROUND", "context_topic", "nearest", "run", "split_children", "topic_of"]
 
 
 def nearest(w_from: torch.Tensor, row: int, w_to: torch.Tensor, k: int, skip: int | None) -> Any:
@@ -92,6 +92,42 @@ def topic_of(words: list[str], lexicon: Mapping[str, frozenset[str]] | None) -> 
     return votes.most_common(1)[0][0] if votes else None
 
 
+def context_topic(texts: list[str], lexicon: Mapping[str, frozenset[str]] | None) -> str | None:
+    """The toy topic of a feature's max-activating contexts: each context votes for the topic
+    most of its words belong to, and the most votes win (ties: the first context's). A feature
+    that fires on "the" in bridge sentences is a bridge feature, whatever the token."""
+    if not lexicon:
+        return None
+    from harness.judge.offline import content_words
+
+    votes = [
+        topic_of(content_words(t.replace("<<", " ").replace(">>", " ")), lexicon) for t in texts
+    ]
+    counted = Counter(v for v in votes if v is not None)
+    return counted.most_common(1)[0][0] if counted else None
+
+
+BACKGROUND = 256  # features per SAE whose topics give the base rate (all, when the SAE is small)
+
+
+def _background(
+    ctx: StudyContext, sae: Any, docs: list[str], study: FeatureNeighbourhood, lexicon: Any
+) -> dict[str, Any]:
+    """The topics of every feature of a small SAE (or a seeded sample of ``BACKGROUND``): how
+    common each topic is among features at all, the base rate a neighbourhood is tested on."""
+    d_sae = int(sae.sae.W_dec.shape[0])
+    if d_sae <= 4 * BACKGROUND:
+        feats = list(range(d_sae))
+    else:
+        g = torch.Generator().manual_seed(ctx.experiment.seed)
+        feats = sorted(torch.randperm(d_sae, generator=g)[:BACKGROUND].tolist())
+    _, scan = _scan(ctx, sae, feats, docs, study.context_window, study.examples)
+    topics = Counter(
+        context_topic([t for _, t, _ in scan[f]["top"]], lexicon) or "none" for f in feats
+    )
+    return {"features": len(feats), "of": d_sae, "topics": dict(sorted(topics.items()))}
+
+
 def run(ctx: StudyContext, study: FeatureNeighbourhood, field: str) -> None:
     """Nearest decoder directions within ``ctx.sae`` and in every other SAE; one record."""
     key = content_key({"sae": ctx.sae.label, "study": study.name, "what": "neighbourhood"})
@@ -144,11 +180,16 @@ def run(ctx: StudyContext, study: FeatureNeighbourhood, field: str) -> None:
             "max_activation": s["max"],
             "description": "fires on: " + ", ".join(common) if common else "never fires",
             "top_tokens": common,
-            "topic": topic_of(fired, lexicon),
+            "topic": context_topic([t for _, t, _ in s["top"]], lexicon),
             "examples": [{"activation": v, "text": t} for v, t, _ in s["top"]],
         }
 
     neighbours = [entry(sae.label, f, cos) for sae, f, cos in chosen]
+    background = (
+        {label: _background(ctx, ctx.all_saes[label], docs, study, lexicon) for label in by_sae}
+        if lexicon
+        else {}
+    )
     splits = {label: [entry(label, f, c) for f, c in kids] for label, kids in children.items()}
     ctx.store.append(
         [
@@ -161,6 +202,7 @@ def run(ctx: StudyContext, study: FeatureNeighbourhood, field: str) -> None:
                 "tokens": n_tokens,
                 "neighbours": neighbours,
                 "splits": splits,
+                "background": background,
             }
         ]
     )
