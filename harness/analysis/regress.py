@@ -214,7 +214,9 @@ def write_regression_report(
     lines = [
         f"# Regression check: {cell(current.run_id)}",
         "",
-        f"Baseline: {cell(baseline.run_id)} ({cell(baseline.directory)}). "
+        f"Baseline: {cell(baseline.run_id)} ({cell(baseline.directory)}). Judged scores by "
+        f"`{cell(current.provenance.get('judge', '–'))}` (this run) and "
+        f"`{cell(baseline.provenance.get('judge', '–'))}` (the baseline). "
         f"Verdict: **{'REGRESSED' if failed else 'OK'}** — {len(failed)} of {len(checks)} checks "
         "regressed. A check regresses when the mean paired difference worsens by more than its "
         f"tolerance and its 95% bootstrap CI excludes 0 — over at least {MIN_N} paired items and "

@@ -15,6 +15,7 @@ from harness.views.report.effects import (
     effects_table,
     examples_table,
     feature_section,
+    judged_by,
     next_token_table,
     p_text,
     specificity_table,
@@ -42,6 +43,8 @@ def ablation_section(
     ]
     judgements = {j["of"]: j for j in store.judgements()}
     lines = [f"## {cell(study)} on {cell(sae)}", ""]
+    if generations:
+        lines += [judged_by(store), ""]
     if (sae, study) in features:
         lines += feature_section(features[(sae, study)])
     words = list(records[0]["logit_shift"]) if records else []

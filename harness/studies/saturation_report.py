@@ -16,6 +16,7 @@ from harness.views.report.effects import (
     effects_table,
     examples_table,
     feature_section,
+    judged_by,
     p_text,
     plot_name,
     specificity_table,
@@ -44,7 +45,7 @@ def saturation_section(
     ]
     judgements = {j["of"]: j for j in store.judgements()}
     values = {g["condition"]: g.get("clamp_value") for g in generations}
-    lines = [f"## {cell(study)} on {cell(sae)}", ""]
+    lines = [f"## {cell(study)} on {cell(sae)}", "", judged_by(store), ""]
     if (sae, study) in features:
         lines += feature_section(features[(sae, study)])
     target = conditions_of(conds, "target")

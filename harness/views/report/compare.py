@@ -64,12 +64,13 @@ def render_comparison(
         "calibrated on the toy world); the judge of each run is in its provenance.",
         "",
         *table(
-            ["checkpoint", "run", "SAE"],
+            ["checkpoint", "run", "SAE", "judge"],
             [
                 [
                     cell(c.name),
                     cell(c.run.run_id),
                     cell(c.ref().model_dump(mode="json", exclude_none=True), 200),
+                    cell(c.run.provenance.get("judge", "–")),
                 ]
                 for c in checkpoints
             ],

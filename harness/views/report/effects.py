@@ -19,6 +19,7 @@ __all__ = [
     "effects_table",
     "examples_table",
     "feature_section",
+    "judged_by",
     "next_token_table",
     "p_text",
     "plot_name",
@@ -143,6 +144,16 @@ def effects_table(
     return table([*header, "unscored"], rows)
 
 
+def judged_by(store: Any) -> str:
+    """The sentence that names the judge behind a section's judged scores and verdicts."""
+    prov = store.read_json("provenance.json")
+    return (
+        f"Judged scores and the verdicts on them in this section: judge `{prov.get('judge')}` "
+        "(rubric versions, and agreement with any other judge that scored the same items, in "
+        "the Judge section)."
+    )
+
+
 def examples_table(generations: list[dict[str, Any]], judgements: dict[str, Any]) -> list[str]:
     rows = [
         [
@@ -156,10 +167,11 @@ def examples_table(generations: list[dict[str, Any]], judgements: dict[str, Any]
     ]
     if not rows:
         return []
+    judge = cell(next((j["judge"] for j in judgements.values() if j.get("judge")), "no judgement"))
     return [
         "### Example continuations (first prompt of each set)",
         "",
-        *table(["condition", "prompt", "continuation", "concept score"], rows),
+        *table(["condition", "prompt", "continuation", f"concept score ({judge})"], rows),
         "",
     ]
 

@@ -110,7 +110,8 @@ def specificity_section(
         f"Feature **{first['feature']}**, described as “{cell(first['description'], 300)}”; "
         f"max activation {first['max_activation']:.3f} on the held-out corpus. Contexts sampled "
         "per bin of activation (fractions of the max) and judged on the 0–3 specificity rubric "
-        "(Templeton et al. 2024).",
+        "(Templeton et al. 2024) by "
+        f"`{cell(next((j['judge'] for j in store.judgements('*') if j['of'] in by_key), '–'))}`.",
         "",
         *table(
             ["bin", "0", "1", "2", "3", "unscored", "mean score", "share of 3s"],
