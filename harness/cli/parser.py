@@ -191,12 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     lg = sub.add_parser(
         "log",
-        help="rebuild a run's MLflow view from its store (replaces the previous rebuild)",
+        help="rebuild a run's MLflow view from its store (it replaces the run's earlier parent)",
         description="Log RUN to MLflow from its run store alone: a parent run tagged "
-        "harness.run_id=RUN and harness.view=rebuilt, one nested run per SAE × study, the "
-        "records, summary and report as artifacts. Running it again replaces the earlier "
-        "rebuild instead of adding one; attempts left RUNNING by a dead process are marked "
-        "KILLED. The tracking URI is MLFLOW_TRACKING_URI (default: ./mlflow.db).",
+        "harness.run_id=RUN and harness.view=rebuilt, one nested run per SAE × study (tagged "
+        "like the parent), the records, summary, report and plots as artifacts. There is one "
+        "parent run per run id: the rebuild replaces the earlier parent (the run's own, or an "
+        "earlier rebuild; deleted in MLflow, purged by `mlflow gc`); an attempt left RUNNING by "
+        "a dead process is marked KILLED first. The tracking URI is MLFLOW_TRACKING_URI "
+        "(default: ./mlflow.db).",
     )
     lg.add_argument("run", help="run id, run directory, or 'latest'")
     lg.add_argument("--runs", type=Path, default=None, help="run store root")
