@@ -147,9 +147,15 @@ def _run_locked(
         unjudged = [c for c in cells if c.key not in stats.judged]
         judge_cells(exp, store, unjudged, judges, study_judges, options, bars)
         bars.close()
+        began = time.monotonic()
         summary = summarise(store, exp.seed)
         store.write_json("summary.json", summary)
         report = write_report(store, summary, options.reports_dir)
+        if options.show_progress:
+            say(
+                f"summary ({len(summary)} rows) and report written in "
+                f"{time.monotonic() - began:.1f} s"
+            )
         if stats.failed:
             names = "; ".join(f"{c}: {r}" for c, r in stats.failed)
             raise HarnessError(
@@ -177,7 +183,10 @@ def _run_locked(
                     },
                 )
                 summary, report_path = body()
+                began = time.monotonic()
                 log_summary(summary, store, report_path)
+                if options.show_progress:
+                    say(f"MLflow: run logged in {time.monotonic() - began:.1f} s")
                 check_unscored(exp, store)
         else:
             summary, report_path = body()

@@ -8,6 +8,7 @@ of the same model, writing each cell into a :class:`harness.execute.cells.CellSt
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,9 +43,11 @@ class Warm:
         self.identity = model_identity(exp)
         self.device = device
         self.say = say
+        began = time.monotonic()
         self.model = load_model(exp.model, device)
         saes = [load_sae(ref, sae_label(ref), device) for ref in exp.saes]
         self.saes = {sae.label: sae for sae in saes}
+        say(f"model and {len(saes)} SAE(s) loaded on {device} in {time.monotonic() - began:.1f} s")
         self.documents = eval_documents()
         self._model_json = exp.model.model_dump(mode="json", exclude={"device"})
         self._stats: dict[tuple[str, str], Any] = {}  # (SAE, corpus) → feature statistics
