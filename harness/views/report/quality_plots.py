@@ -62,6 +62,13 @@ def quality_pictures(records: dict[str, dict[str, Any]], plot_dir: Path, stem: s
     ]
 
 
+def _label(ax: Any, x: str, y: str, title: str) -> None:
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
 def _frequency(plt: Any, records: dict[str, dict[str, Any]]) -> Any:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     lowest = min(
@@ -93,10 +100,7 @@ def _frequency(plt: Any, records: dict[str, dict[str, Any]]) -> Any:
     ax.axvline(np.log10(DENSE_FREQUENCY), color="k", linestyle="--", linewidth=1)
     ax.text(np.log10(DENSE_FREQUENCY), ax.get_ylim()[1] * 0.9, " dense", fontsize=8)
     ax.text(edges[0] - 0.25, ax.get_ylim()[1] * 0.9, "dead", fontsize=8, ha="center")
-    ax.set_xlabel("log10 firing frequency (share of tokens)")
-    ax.set_ylabel("features")
-    ax.set_title("Feature firing frequency")
-    ax.legend(fontsize=8)
+    _label(ax, "log10 firing frequency (share of tokens)", "features", "Feature firing frequency")
     return fig
 
 
@@ -107,10 +111,7 @@ def _l0(plt: Any, records: dict[str, dict[str, Any]]) -> Any:
         share = counts / max(counts.sum(), 1)
         mean = float((np.arange(len(counts)) * share).sum())
         ax.step(np.arange(len(counts)), share, where="mid", label=f"{name} (mean {mean:.1f})")
-    ax.set_xlabel("active features per token (L0)")
-    ax.set_ylabel("share of tokens")
-    ax.set_title("L0 per token")
-    ax.legend(fontsize=8)
+    _label(ax, "active features per token (L0)", "share of tokens", "L0 per token")
     return fig
 
 
@@ -127,10 +128,7 @@ def _magnitudes(plt: Any, records: dict[str, dict[str, Any]]) -> Any:
             label=f"{name} ({int(counts.sum()):,} non-zero)",
         )
     ax.set_xscale("log")
-    ax.set_xlabel("non-zero activation magnitude")
-    ax.set_ylabel("share of activations")
-    ax.set_title("Activation magnitudes")
-    ax.legend(fontsize=8)
+    _label(ax, "non-zero activation magnitude", "share of activations", "Activation magnitudes")
     return fig
 
 
