@@ -160,9 +160,11 @@ def _stacked_bars(dist: dict[str, Counter[str]], path: Path, title: str) -> None
         share = [dist[b][score] / t for b, t in zip(bins, totals, strict=True)]
         ax.bar(bins, share, bottom=bottom, color=colour, label=f"score {score}")
         bottom = [b + s for b, s in zip(bottom, share, strict=True)]
-    ax.set_ylabel("share of contexts")
+    ax.set_ylabel("share of scored contexts")
     ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)
+    scored = [sum(dist[b][k] for k in colours) for b in bins]
+    ax.set_xticks(range(len(bins)), [f"{b}\n(n={n})" for b, n in zip(bins, scored, strict=True)])
     plt.setp(ax.get_xticklabels(), rotation=15, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
