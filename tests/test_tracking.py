@@ -180,6 +180,12 @@ def test_log_rebuilds_the_mlflow_view_from_the_store_and_replaces_it(
         parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
         assert [p.data.tags.get("harness.view") for p in parents] == [view]
         assert len(runs) == 3  # the parent and its two nested runs, nothing left over
+    # the same spec run into another run store (as each night's `nightly` folder is) keeps
+    # the earlier store's parent: one parent per run id *and* run directory
+    assert main(["run", str(spec), "--quiet", "--runs", "elsewhere"]) == 0
+    runs = mlflow.search_runs(experiment_names=["logged"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 2 and len({p.data.tags["harness.run_dir"] for p in parents}) == 2
 
 
 def test_a_spec_names_a_rubric_file_and_views_use_the_text_as_judged(

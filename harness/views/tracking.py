@@ -240,8 +240,10 @@ def log_run(store: RunStore, summary: list[dict[str, Any]], report: Path | None)
 
 
 def retire_other_parents(store: RunStore, keep: str, spare_live: bool) -> list[str]:
-    """One parent run per harness run id: every other parent tagged with this run id (an
-    earlier attempt, killed or finished, or an earlier rebuild) is deleted with its nested runs,
+    """One parent run per harness run id and run directory: every other parent of this run
+    (an earlier attempt, killed or finished, or an earlier rebuild) is deleted with its nested
+    runs (the same spec run in another directory, e.g. each night's ``nightly`` run, keeps its
+    own),
     after an attempt a dead process left RUNNING is marked KILLED. Deleted runs leave the UI
     and ``search_runs`` but keep their status for ``get_run`` (``mlflow gc`` purges them). With
     ``spare_live`` (a rebuild), the parent of a run in progress in another process is left
@@ -249,10 +251,13 @@ def retire_other_parents(store: RunStore, keep: str, spare_live: bool) -> list[s
     client = mlflow.MlflowClient()
     kept = client.get_run(keep)
     ids = [kept.info.experiment_id]
+    here = str(store.dir.resolve())
     retired = []
     for run in client.search_runs(ids, filter_string=f"tags.`harness.run_id` = '{store.run_id}'"):
         if run.info.run_id == keep or "mlflow.parentRunId" in run.data.tags:
             continue
+        if run.data.tags.get("harness.run_dir") != here:  # another store of the same spec
+            continue  # (a nightly folder, another checkout): its own view, kept
         if run.info.status == "RUNNING":
             if spare_live and store.is_live():
                 continue
