@@ -195,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Log RUN to MLflow from its run store alone: a parent run tagged "
         "harness.run_id=RUN and harness.view=rebuilt, one nested run per SAE × study (tagged "
         "like the parent), the records, summary, report and plots as artifacts. There is one "
-        "parent run per run id: the rebuild replaces the earlier parent (the run's own, or an "
-        "earlier rebuild; deleted in MLflow, purged by `mlflow gc`); an attempt left RUNNING by "
+        "parent run per run (id and directory): the rebuild replaces the earlier parent (the "
+        "run's own, or an earlier rebuild; deleted in MLflow, purged by `mlflow gc`); an "
+        "attempt left RUNNING by "
         "a dead process is marked KILLED first. The tracking URI is MLFLOW_TRACKING_URI "
         "(default: ./mlflow.db).",
     )
