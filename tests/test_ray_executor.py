@@ -214,3 +214,8 @@ def test_a_ray_run_stopped_by_sigterm_ends_killed_and_resumes(suite: Path, tmp_p
     _cli([*args[: -len(RAY)], "--no-mlflow"], tmp_path)  # resumed by the local executor
     after = json.loads((run / "status.json").read_text())
     assert after["status"] == "finished" and after["cells"]["done"] == 6 - done_before
+    # finished with every cell stored: the Ray executor starts no cluster and loads no model
+    records = (run / "records.jsonl").read_bytes()
+    out = _cli([*args, "--no-mlflow"], tmp_path)
+    assert "[worker" not in out and "model and" not in out, out
+    assert (run / "records.jsonl").read_bytes() == records

@@ -174,6 +174,8 @@ class RayExecutor:
 
     def compute(self, job: CellJob) -> CellStats:
         """Every cell of ``job`` on the actors; the driver stores each result as it arrives."""
+        if not job.cells:
+            return CellStats(self.name)  # everything is stored: no cluster, no model
         ray = _ray()
         self._start()
         from harness.execute.worker import model_identity

@@ -58,7 +58,9 @@ def run_experiment(
     from harness.execute.executors import LocalExecutor
 
     executor = options.executor or LocalExecutor()
-    device = executor.prepare(exp, options.device)  # a remote executor checks the spec there
+    # a remote executor checks the spec on a worker (and loads the model there), unless the run
+    # is finished with every cell stored: then no model is needed, and no cluster either
+    device = _finished_device(exp, options.runs_root) or executor.prepare(exp, options.device)
     store = RunStore.for_experiment(exp, options.runs_root)
     with store.writer_lock(wait=options.wait, say=say):
         store.remove_stale_temp_files()
@@ -79,6 +81,27 @@ def run_experiment(
                     "RUNNING by a process that died; marked KILLED"
                 )
         return _run_locked(exp, options, executor, store, judges, device, say, bool(moved))
+
+
+def _finished_device(exp: Experiment, root: Path) -> str | None:
+    """The device a finished run of ``exp`` computed on, when every one of its cells is stored
+    (a run to resume, or with damaged lines, answers None and is prepared as usual)."""
+    from harness.analysis.quality import quality_measurable
+    from harness.execute.cells import plan_cells
+
+    folder = RunStore.dir_for(exp, root)
+    if not (folder / "status.json").exists() or not (folder / "provenance.json").exists():
+        return None
+    store = RunStore(folder)
+    try:
+        if store.read_json("status.json").get("status") != "finished":
+            return None
+        done = store.done_keys("cell")
+        device = store.read_json("provenance.json").get("device")
+    except (OSError, ValueError):
+        return None
+    cells = plan_cells(exp, quality_measurable(exp))
+    return str(device) if device and all(c.key in done for c in cells) else None
 
 
 def _run_locked(

@@ -78,17 +78,22 @@ class RunStore:
         """The run's id (its directory name)."""
         return self.dir.name
 
+    @staticmethod
+    def dir_for(experiment: Experiment, root: Path) -> Path:
+        """The run directory of this spec under ``root`` (not created)."""
+        weights = local_weights_fingerprint(experiment)
+        digest = experiment.spec_hash()
+        if weights:
+            digest = hashlib.sha256(f"{digest}|{weights}".encode()).hexdigest()
+        return root / f"{experiment.name}-{digest[:12]}"
+
     @classmethod
     def for_experiment(cls, experiment: Experiment, root: Path) -> RunStore:
         """Open (creating if needed) the run directory of this spec; refuses a mismatched one.
 
         The id is the spec hash, and for SAEs in local folders also their weights: a checkpoint
         retrained in place gets a run of its own instead of resuming into stale records."""
-        weights = local_weights_fingerprint(experiment)
-        digest = experiment.spec_hash()
-        if weights:
-            digest = hashlib.sha256(f"{digest}|{weights}".encode()).hexdigest()
-        run_dir = root / f"{experiment.name}-{digest[:12]}"
+        run_dir = cls.dir_for(experiment, root)
         run_dir.mkdir(parents=True, exist_ok=True)
         store = cls(run_dir)
         spec_path = run_dir / "spec.json"
