@@ -98,7 +98,7 @@ def _finished_device(exp: Experiment, root: Path) -> str | None:
             return None
         done = store.done_keys("cell")
         device = store.read_json("provenance.json").get("device")
-    except (OSError, ValueError):
+    except (OSError, ValueError, HarnessError):  # e.g. a damaged line: set aside under the lock
         return None
     cells = plan_cells(exp, quality_measurable(exp))
     return str(device) if device and all(c.key in done for c in cells) else None
