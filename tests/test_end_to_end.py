@@ -206,6 +206,7 @@ def test_plan_prints_the_matrix_and_counts(capsys: pytest.CaptureFixture[str]) -
     data = json.loads(capsys.readouterr().out)
     row = data["rows"][0]
     assert row["study"] == "golden_gate_sweep" and row["conditions"] == 6
+    assert row["controls"] == 4 * 5 + 1  # 5 controls at each non-zero level, and prompt-only
     # the sweep's rows and its controls (16 target prompts × 4 levels × 5, + 16 prompt-only)
     assert row["generations"] == (16 + 8) * 6 + 336 and row["judge_calls"] == 480 * 3  # 3 rubrics
     # ceil(480 / 64) batches × (24 new tokens + 2 teacher-forced passes)

@@ -150,7 +150,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=1))
         return 0
     print(f"{exp.name}: spec hash {exp.spec_hash()[:12]}, batch size {args.batch_size}")
-    head = ["sae", "study", "kind", "conditions", "prompts", "generations", "fwd passes", "judge"]
+    head = [
+        "sae",
+        "study",
+        "kind",
+        "conditions",
+        "controls",
+        "prompts",
+        "generations",
+        "fwd passes",
+        "judge",
+    ]
     w_sae = max(len(head[0]), *(len(r.sae) for r in p.rows)) + 2
     w_study = max(len(head[1]), *(len(r.study) for r in p.rows)) + 2
     print(
@@ -159,7 +169,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     )
     for r in p.rows:
         kind = r.kind
-        nums = (r.conditions, r.prompts, r.generations, r.forward_passes, r.judge_calls)
+        nums = (
+            r.conditions,
+            r.controls,
+            r.prompts,
+            r.generations,
+            r.forward_passes,
+            r.judge_calls,
+        )
         print(f"{r.sae:<{w_sae}}{r.study:<{w_study}}{kind:<14}" + "".join(f"{n:>12}" for n in nums))
     t = p.totals()
     print(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.spec import Experiment, sae_label
+from harness.studies.controls import parse_control
 from harness.studies.items import BASELINE, WorkItem, condition_name, content_key, split_condition
 from harness.studies.registry import kind_of
 
@@ -36,6 +37,7 @@ class PlanRow:
     generations: int
     forward_passes: int
     judge_calls: int
+    controls: int = 0  # control conditions (random feature draws × levels, prompt-only, …)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ def plan(exp: Experiment, batch_size: int = 64) -> Plan:
         for study in exp.studies:
             kind = kind_of(study)
             c = kind.cost(exp, study, batch_size)
+            mine = kind.items(exp, label, study)
+            controls = {i.condition for i in mine if parse_control(i.condition) is not None}
             rows.append(
                 PlanRow(
                     label,
@@ -73,7 +77,8 @@ def plan(exp: Experiment, batch_size: int = 64) -> Plan:
                     c.generations,
                     c.forward_passes,
                     c.judge_calls,
+                    len(controls),
                 )
             )
-            items.extend(kind.items(exp, label, study))
+            items.extend(mine)
     return Plan(rows, items)
