@@ -171,3 +171,15 @@ def test_quality_pictures_come_from_consistent_distributions(
     assert all(f"(r-files/{p})" in "\n".join(lines) for p in pngs)
     assert all((tmp_path / "r-files" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
     assert quality_pictures({"old": {"per_sequence": {}}}, tmp_path / "x", "q") == []
+    # a degenerate record (no tokens, every feature dead) still draws, without dividing by 0
+    empty = {
+        "per_sequence": {"tokens": [0.0]},
+        "distributions": {
+            "fire_counts": [0, 0, 0],
+            "l0_counts": [0],
+            "magnitude_edges": [-4.0, 0.0, 4.0],
+            "magnitude_counts": [0, 0],
+            "heatmap": {"features": [0, 1], "tokens": [], "values": []},
+        },
+    }
+    assert len(quality_pictures({"empty": empty}, tmp_path / "e-files", "q")) > 4

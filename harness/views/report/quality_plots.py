@@ -136,6 +136,10 @@ def _heatmap(plt: Any, records: dict[str, dict[str, Any]]) -> Any:
     fig, axes = plt.subplots(len(records), 1, figsize=(9, 3.2 * len(records)), squeeze=False)
     for ax, (name, r) in zip(axes[:, 0], records.items(), strict=True):
         h = r["distributions"]["heatmap"]
+        if not h["tokens"] or not h["features"]:
+            ax.set_axis_off()
+            ax.set_title(f"{name}: no tokens to show", fontsize=9)
+            continue
         values = np.asarray(h["values"], dtype=float).reshape(len(h["tokens"]), -1).T
         image = ax.imshow(values, aspect="auto", cmap="magma", interpolation="nearest")
         ax.set_yticks(range(len(h["features"])), [str(f) for f in h["features"]], fontsize=6)
