@@ -11,7 +11,7 @@ import pytest
 from harness.analysis.judge_agreement import cohen_kappa, judge_agreement
 from harness.cli import main
 from harness.judge import JudgeRequest, OfflineJudge, load_rubric
-from harness.judge.semantic import LEVEL_1, LEVEL_2, WORD_LEVEL, calibrate, word_margins
+from harness.judge.semantic import LEVEL_1, LEVEL_2, calibrate
 from tests.conftest import run_spec
 
 # the spec keywords of a user's space study, without "satellite" (the example)
@@ -32,7 +32,7 @@ def test_a_continuation_plainly_about_the_concept_in_unlisted_words_scores_at_le
     judge = OfflineJudge(load_rubric("concept_presence"))
     assert judge.name == "offline-semantic-v1"
     [v] = judge.judge([JudgeRequest(text=text, concept="outer space", keywords=SPACE_KW)])
-    assert "by meaning" in v.raw_reply and v.judge == "offline-semantic-v1"
+    assert "semantic margin" in v.raw_reply and v.judge == "offline-semantic-v1"
 
 
 @pytest.mark.parametrize(
@@ -48,16 +48,10 @@ def test_text_about_something_else_scores_0(text: str) -> None:
     assert _score(text) == 0
 
 
-def test_words_that_mean_the_concept_count_like_keywords() -> None:
+def test_keywords_still_decide_dominance() -> None:
     assert _score("the rocket rocket rocket launched") == 3
-    # "satellite" is no keyword but means the concept: with it the text is dominated by it
-    assert word_margins(["satellite"], "outer space", SPACE_KW)[0] >= WORD_LEVEL
-    assert word_margins(["soup", "goal", "the"], "outer space", SPACE_KW).max() < WORD_LEVEL
-    assert _score("dark satellite dark satellite dark satellite dark satellite") == 3
-    judge = OfflineJudge(load_rubric("concept_presence"))
-    text = "the soup was warm and the satellite was quiet"  # one meaning-word in five
-    [v] = judge.judge([JudgeRequest(text=text, concept="outer space", keywords=SPACE_KW)])
-    assert "1 more by meaning" in v.raw_reply and v.score == 1
+    # meaning alone never claims dominance
+    assert _score("a comet and a nebula and a galaxy drifted past the observatory") == 2
 
 
 def test_the_thresholds_are_the_toy_worlds_calibration() -> None:
@@ -65,11 +59,10 @@ def test_the_thresholds_are_the_toy_worlds_calibration() -> None:
     assert cal.n_positive == 480 and cal.n_negative == 3360
     assert cal.level_1 == pytest.approx(LEVEL_1, abs=0.005)
     assert cal.level_2 == pytest.approx(LEVEL_2, abs=0.005)
-    assert cal.word_level == pytest.approx(WORD_LEVEL, abs=0.005)
     # concrete topics are recognised from half their vocabulary, rarely confused
     for topic in ("golden_gate", "cooking", "weather", "space", "music", "sport"):
         assert cal.per_topic[topic]["recall_1"] >= 0.95, topic
-        assert cal.per_topic[topic]["false_2"] <= 0.035, topic
+        assert cal.per_topic[topic]["false_2"] <= 0.03, topic
 
 
 def test_cohen_kappa_matches_an_independent_implementation() -> None:

@@ -5,12 +5,11 @@ set. Its rules, per rubric (content words are words that are not stop words or p
 
 - ``concept_presence`` (0–3), from the concept keywords: 0 no keyword; 1 one mention; 2 several
   mentions while keywords are under ``dominance`` (30%) of the content words; 3 at or above it.
-  The default judge (``offline-semantic-v1``) also reads meaning (:mod:`harness.judge.semantic`:
-  sentence-embedding margins to the concept over a bank of other topics, thresholds calibrated
-  on the toy world): a content word nearer the concept than any other topic counts as a hit like
-  a keyword, and the whole text's margin can raise the score to 2 — so a text plainly about the
-  concept in words outside the list scores as such; with no keywords it scores by meaning
-  alone. ``offline-keyword-v1`` (``judge.kind="offline-keyword"``) counts keywords only.
+  The default judge (``offline-semantic-v1``) also reads the text's meaning
+  (:mod:`harness.judge.semantic`: sentence-embedding margin to the concept over a bank of other
+  topics, thresholds calibrated on the toy world) and scores the higher of the two, so a text
+  plainly about the concept in words outside the list scores 2; with no keywords it scores by
+  meaning alone. ``offline-keyword-v1`` (``judge.kind="offline-keyword"``) counts keywords only.
 - ``specificity`` (0–3), from the keywords and the ``<<highlighted>>`` token: 3 the highlighted
   token is a keyword; 2 a keyword within ``near`` (3) words of it; 1 a keyword elsewhere in the
   context; 0 none.
@@ -57,35 +56,24 @@ def content_words(text: str) -> list[str]:
 _content = content_words
 
 
-def _concept(
-    req: JudgeRequest,
-    dominance: float = 0.3,
-    margin: float | None = None,
-    meaning: frozenset[str] = frozenset(),
-) -> Outcome:
-    """Keyword level — with the semantic judge, content words whose meaning is the concept's
-    (``meaning``) count as hits too — raised to the text's semantic level when ``margin`` (the
-    whole continuation's) supports more."""
+def _concept(req: JudgeRequest, dominance: float = 0.3, margin: float | None = None) -> Outcome:
+    """Keyword level, raised to the semantic level when ``margin`` (the semantic signal) is
+    given and supports more."""
     if not req.keywords and margin is None:
         return None, "no concept keywords given; the offline keyword judge cannot score"
     keywords = {k.lower() for k in req.keywords}
     content = _content(req.text)
     hits = [w for w in content if w in keywords]
-    by_meaning = [w for w in content if w not in keywords and w in meaning]
-    found = len(hits) + len(by_meaning)
-    share = found / len(content) if content else 0.0
-    level = 0 if not found else 1 if found == 1 else 2 if share < dominance else 3
-    said = f"{len(hits)} keyword hits in {len(content)} content words"
+    share = len(hits) / len(content) if content else 0.0
+    level = 0 if not hits else 1 if len(hits) == 1 else 2 if share < dominance else 3
+    said = f"{len(hits)} keyword hits in {len(content)} content words ({share:.0%})"
     if margin is None:
-        return level, f"{said} ({share:.0%})"
+        return level, said
     from harness.judge.semantic import semantic_level
 
-    text_level = semantic_level(margin) if content else 0
-    said += (
-        f", {len(by_meaning)} more by meaning ({share:.0%} in all); text margin {margin:+.3f} "
-        f"(level {text_level})"
-    )
-    return max(level, text_level), said
+    meaning = semantic_level(margin) if content else 0
+    said += f"; semantic margin {margin:+.3f} (level {meaning})"
+    return max(level, meaning), said
 
 
 def _specificity(req: JudgeRequest, near: int = 3) -> Outcome:
@@ -181,8 +169,7 @@ class OfflineJudge:
         margins = self._margins(requests)
         for i, req in enumerate(requests):
             if margins is not None:
-                margin, meaning = margins[i]
-                score, explanation = _concept(req, margin=margin, meaning=meaning)
+                score, explanation = _concept(req, margin=margins[i])
             else:
                 score, explanation = self._rule(req, self.lexicon)
             prompt = self.rubric.render(concept=req.concept, text=req.text, prompt=req.prompt)
@@ -198,26 +185,19 @@ class OfflineJudge:
             )
         return out
 
-    def _margins(
-        self, requests: Sequence[JudgeRequest]
-    ) -> list[tuple[float | None, frozenset[str]]] | None:
-        """Per request (concept rubric of the semantic judge only): the text's semantic margin
-        (None: no description or keyword to compare with) and its content words whose meaning
-        is the concept's."""
+    def _margins(self, requests: Sequence[JudgeRequest]) -> list[float | None] | None:
+        """The semantic margin of each request (concept rubric of the semantic judge only)."""
         if not (self.semantic and self.rubric.name == "concept_presence"):
             return None
-        from harness.judge.semantic import WORD_LEVEL, concept_margins, word_margins
+        from harness.judge.semantic import concept_margins
 
-        out: list[tuple[float | None, frozenset[str]]] = [(None, frozenset())] * len(requests)
+        out: list[float | None] = [None] * len(requests)  # None: nothing to compare with
         groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
         for i, req in enumerate(requests):
             if req.concept.strip() or any(k.strip() for k in req.keywords):
                 groups.setdefault((req.concept, req.keywords), []).append(i)
         for (concept, keywords), idx in groups.items():
             values = concept_margins([requests[i].text for i in idx], concept, keywords)
-            vocab = sorted({w for i in idx for w in _content(requests[i].text)})
-            near = word_margins(vocab, concept, keywords)
-            meaning = frozenset(w for w, m in zip(vocab, near, strict=True) if m >= WORD_LEVEL)
             for i, v in zip(idx, values, strict=True):
-                out[i] = (float(v), meaning)
+                out[i] = float(v)
         return out

@@ -4,21 +4,19 @@ sentence embeddings, with no word list to miss a word.
 A text is compared with the concept's *references* (its description and, when the spec gives
 them, its keywords) and with a fixed bank of everyday *anchor* topics; the **margin** is the
 text's best cosine similarity to a reference minus its best similarity to an anchor. Anchors
-that describe the concept itself (close to a reference) join the references, so "space" is read
-as "outer space and astronomy" instead of being measured against it. The same margin of a single
-word says whether the word means the concept (a word at or above ``WORD_LEVEL`` counts like a
-keyword: "satellite" for a space concept whose keywords lack it). The embedder is the bundled
-all-MiniLM-L6-v2 whatever ``HARNESS_EMBEDDER`` says, because the thresholds are calibrated on it.
+close to the concept itself (cosine ≥ ``ANCHOR_EXCLUSION`` to a reference) are dropped, so a
+concept is never measured against itself. A positive margin means the text is nearer the concept
+than anything else in the bank; the embedder is the bundled all-MiniLM-L6-v2 whatever
+``HARNESS_EMBEDDER`` says, because the thresholds below are calibrated on it.
 
 **Calibration** (:func:`calibrate`, re-run by ``tests/test_judge_semantic.py``): on the toy
 world, each of its eight topics in turn is the concept (a plain description plus every other one
 of its keywords, so half its vocabulary is *not* in the list); 60 seeded corpus sentences of that
 topic are positives and 60 of each other topic negatives. ``LEVEL_1`` is the 95th percentile of
-the negatives' text margins and ``LEVEL_2`` the 99th: a text margin at or above ``LEVEL_2`` is
-"clearly about the concept" (score 2) with at most 1% false positives on the toy world, at or
-above ``LEVEL_1`` a mention (score 1). ``WORD_LEVEL`` is the 98th percentile of the word margins
-of the other topics' own words. The text margin never gives 3; meaning-words count toward the
-keyword rule's dominance like keywords. The README's judge section has the per-topic recall.
+the negatives' margins and ``LEVEL_2`` the 99th: a margin at or above ``LEVEL_2`` is "clearly
+about the concept" (score 2) with at most 1% false positives on the toy world, at or above
+``LEVEL_1`` a mention (score 1, at most 5%). The semantic signal never gives 3: "the concept
+dominates" is still counted by keywords. docs/judges.md has the per-topic recall.
 """
 
 from __future__ import annotations
@@ -35,19 +33,15 @@ __all__ = [
     "CALIBRATION_TOPICS",
     "LEVEL_1",
     "LEVEL_2",
-    "WORD_LEVEL",
     "Calibration",
     "calibrate",
     "concept_margins",
     "semantic_level",
-    "word_margins",
 ]
 
-LEVEL_1 = 0.006  # margin of a mention (95th percentile of off-topic toy sentences)
-LEVEL_2 = 0.095  # margin of "clearly about the concept" (99th percentile)
-WORD_LEVEL = 0.113  # a word this much nearer the concept counts as a hit (98th pct, other topics)
-ANCHOR_ADOPTION = 0.5  # an anchor this close to a reference describes the concept itself
-ADOPT_NEAREST, ADOPT_LEAD = 0.3, 0.1
+LEVEL_1 = 0.003  # margin of a mention (95th percentile of off-topic toy sentences)
+LEVEL_2 = 0.090  # margin of "clearly about the concept" (99th percentile)
+ANCHOR_EXCLUSION = 0.5
 
 ANCHORS = (
     "food and cooking", "the weather", "outer space and astronomy", "music", "sports",
@@ -83,49 +77,23 @@ def _embedder():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=256)
 def _references(concept: str, keywords: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(the concept's reference embeddings, the other anchors'). Anchors that describe the
-    concept itself join its references: every anchor within ``ANCHOR_ADOPTION`` of a
-    reference, and the single nearest one when it clearly leads (≥ ``ADOPT_NEAREST`` and
-    ``ADOPT_LEAD`` ahead of the next), so that "space" is read as "outer space and astronomy"
-    rather than measured against it."""
+    """(reference embeddings, embeddings of the anchors kept for this concept)."""
     emb = _embedder()
     refs = emb.embed([t for t in (concept, *keywords) if t.strip()])
     anchors = emb.embed(list(ANCHORS))
-    near = (anchors @ refs.T).max(axis=1)
-    adopt = near >= ANCHOR_ADOPTION
-    first, second = np.argsort(-near)[:2]
-    if near[first] >= ADOPT_NEAREST and near[first] - near[second] >= ADOPT_LEAD:
-        adopt[first] = True
-    return np.concatenate([refs, anchors[adopt]]), anchors[~adopt]
-
-
-def _margins(emb: np.ndarray, concept: str, keywords: Sequence[str]) -> np.ndarray:
-    refs, anchors = _references(concept, tuple(k for k in keywords if k.strip()))
-    near = (emb @ refs.T).max(axis=1)
-    other = (emb @ anchors.T).max(axis=1) if len(anchors) else np.zeros(len(emb))
-    return np.asarray(near - other, dtype=np.float32)
+    keep = (anchors @ refs.T).max(axis=1) < ANCHOR_EXCLUSION
+    return refs, anchors[keep]
 
 
 def concept_margins(texts: Sequence[str], concept: str, keywords: Sequence[str] = ()) -> np.ndarray:
     """Each text's margin: best similarity to the concept's references − best to an anchor."""
     if not texts:
         return np.zeros(0, dtype=np.float32)
-    return _margins(_embedder().embed(list(texts)), concept, keywords)
-
-
-_WORDS: dict[str, np.ndarray] = {}  # word → its embedding (the vocabulary is small and repeats)
-
-
-def word_margins(words: Sequence[str], concept: str, keywords: Sequence[str] = ()) -> np.ndarray:
-    """The same margin for single words: how much nearer each word is to the concept than to
-    any other anchor (a word at or above ``WORD_LEVEL`` counts like a keyword)."""
-    if not words:
-        return np.zeros(0, dtype=np.float32)
-    new = sorted({w for w in words if w not in _WORDS})
-    if new:
-        for w, e in zip(new, _embedder().embed(new), strict=True):
-            _WORDS[w] = e
-    return _margins(np.stack([_WORDS[w] for w in words]), concept, keywords)
+    refs, anchors = _references(concept, tuple(k for k in keywords if k.strip()))
+    emb = _embedder().embed(list(texts))
+    near = (emb @ refs.T).max(axis=1)
+    other = (emb @ anchors.T).max(axis=1) if len(anchors) else np.zeros(len(texts))
+    return np.asarray(near - other, dtype=np.float32)
 
 
 def semantic_level(margin: float) -> int:
@@ -140,7 +108,6 @@ class Calibration:
 
     level_1: float
     level_2: float
-    word_level: float
     n_positive: int
     n_negative: int
     per_topic: dict[str, dict[str, float]]
@@ -164,7 +131,6 @@ def calibrate(n_per_topic: int = 60, seed: int = 0) -> Calibration:
     negatives = np.concatenate([neg for _, neg in margins.values()])
     level_1 = float(np.percentile(negatives, 95))
     level_2 = float(np.percentile(negatives, 99))
-    word_level = float(np.percentile(_off_topic_words(), 98))
     per_topic = {
         name: {
             "recall_1": float(np.mean(pos >= level_1)),
@@ -177,25 +143,7 @@ def calibrate(n_per_topic: int = 60, seed: int = 0) -> Calibration:
     return Calibration(
         level_1=level_1,
         level_2=level_2,
-        word_level=word_level,
         n_positive=sum(len(p) for p, _ in margins.values()),
         n_negative=len(negatives),
         per_topic=per_topic,
     )
-
-
-def _off_topic_words() -> np.ndarray:
-    """Word margins of every toy topic's own words (its lexicon less the listed keywords)
-    against each *other* topic as the concept: what a word-level hit must stand clear of."""
-    from harness.toy.corpus import TOPICS
-    from harness.toy.lexicon import topic_lexicon
-
-    lexicon = topic_lexicon()
-    out = []
-    for topic in TOPICS:
-        keywords = topic.keywords[::2]
-        for name, words in lexicon.items():
-            if name != topic.name:
-                ws = sorted(w for w in words if w not in keywords)
-                out.append(word_margins(ws, CALIBRATION_TOPICS[topic.name], keywords))
-    return np.concatenate(out)
