@@ -98,6 +98,9 @@ def _references(concept: str, keywords: tuple[str, ...]) -> tuple[np.ndarray, np
     return np.concatenate([refs, anchors[adopt]]), anchors[compete]
 
 
+_STOP = frozenset("the a an of to in on and or is are was were it . , ? ! : ;".split())
+
+
 def _distinct(text: str) -> str:
     """The text's words, each once, in the order they first appear: steered text that repeats
     itself ("dark satellite dark satellite …") reads as what it repeats."""
@@ -113,7 +116,14 @@ def concept_margins(texts: Sequence[str], concept: str, keywords: Sequence[str] 
     if not texts:
         return np.zeros(0, dtype=np.float32)
     refs, anchors = _references(concept, tuple(k for k in keywords if k.strip()))
-    views = [*texts, *(_distinct(t) for t in texts)]
+    # a single repeated word is no sentence: its view would be one noisy word embedding
+    views = [
+        *texts,
+        *(
+            d if len(set(d.split()) - _STOP) >= 2 else t
+            for t, d in zip(texts, map(_distinct, texts), strict=True)
+        ),
+    ]
     emb = _embedder().embed(views)
     near = (emb @ refs.T).max(axis=1)
     other = (emb @ anchors.T).max(axis=1) if len(anchors) else np.zeros(len(views))
