@@ -32,6 +32,7 @@ class Agreement:
     rubric: str
     first: str
     second: str
+    judges: tuple[str, str]  # the two judges' names (the same name twice: two rubric versions)
     exact: Estimate
     kappa: Estimate
     weighted_kappa: Estimate
@@ -116,6 +117,7 @@ def judge_agreement(
                 rubric=ra.split("@")[0],
                 first=f"{ja} ({ra})",
                 second=f"{jb} ({rb})",
+                judges=(ja, jb),
                 exact=est["exact"],
                 kappa=est["kappa"],
                 weighted_kappa=est["weighted_kappa"],

@@ -236,7 +236,7 @@ def cmd_rescore(args: argparse.Namespace) -> int:
 
     active = store.read_json("provenance.json")["judge"]
     for a in judge_agreement(list(store.records("judgement")), np.random.default_rng(0)):
-        if active in (a.first.split(" (")[0], a.second.split(" (")[0]):
+        if active in a.judges:
             k = a.kappa
             print(
                 f"agreement on {a.rubric}: {a.first} vs {a.second}: exact {a.exact.value:.2f}, "
