@@ -75,3 +75,31 @@ def _isolated_judge_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stats_c
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     monkeypatch.setenv("HARNESS_JUDGE_CACHE", str(tmp_path / "judge-cache.sqlite"))
+
+
+@pytest.fixture(scope="session")
+def hub_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline fixture hub (tests/hub_fixture.py): GPT-2 small, the gpt2-small-res-jb release
+    and pythia-14m in the real cache layout, random weights; built once per session (~15 s)."""
+    from tests.hub_fixture import build_hub
+
+    return build_hub(tmp_path_factory.mktemp("hf-home"))
+
+
+def use_hub(monkeypatch: pytest.MonkeyPatch, home: Path, offline: bool = True) -> None:
+    """Point this process (and the processes it starts) at the hub cache under ``home``:
+    huggingface_hub reads its environment once, at import, so its constants are patched too."""
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+
+
+@pytest.fixture()
+def offline_hub(hub_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test sees the fixture hub, offline (HF_HUB_OFFLINE=1)."""
+    use_hub(monkeypatch, hub_home)
+    return hub_home

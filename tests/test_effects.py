@@ -109,7 +109,7 @@ def test_sad_feature_ablation_lowers_the_logit_difference(
 
 
 def test_real_models_need_a_statistics_corpus_and_hub_corpora_fail_fast(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, offline_hub: Path
 ) -> None:
     sweep = SaturationClamp(
         name="s", feature=GOLDEN_GATE, levels=(1.0,), prompts=NEUTRAL_PROMPTS[:2]
@@ -125,6 +125,5 @@ def test_real_models_need_a_statistics_corpus_and_hub_corpora_fail_fast(
     validate_static(exp.model_copy(update={"stats_corpus": HubDataset(path="NeelNanda/pile-10k")}))
     from harness.engine.feature_stats import stats_corpus
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BackendError, match="stats_corpus: cannot stream dataset"):
         stats_corpus(exp.model_copy(update={"stats_corpus": HubDataset(path="NeelNanda/pile-10k")}))

@@ -220,9 +220,9 @@ def test_unreachable_pretrained_model_fails_fast(
             saes="(PretrainedSAE(release='gpt2-small-res-jb', sae_id='blocks.3.hook_resid_pre'),)",
         )
     )
-    import harness.engine.backend as backend
+    import harness.engine.hub as hub
 
-    monkeypatch.setattr(backend, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
     started = time.monotonic()
     assert main(["run", str(path), "--quiet", "--no-mlflow"]) == 2
     assert time.monotonic() - started < 30

@@ -8,8 +8,6 @@ the hub is unreachable they fail fast with a :class:`BackendError` instead of re
 from __future__ import annotations
 
 import json
-import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias, cast
@@ -19,6 +17,8 @@ from sae_lens import SAE
 from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
+from harness.engine.checkpoints import LoadRule
+from harness.engine.hub import hub_reachable
 from harness.errors import BackendError
 from harness.spec import LocalSAE, ModelRef, PretrainedModel, PretrainedSAE, SAERef, ToySAE
 from harness.toy.tokenizer import load_tokenizer
@@ -72,49 +72,19 @@ def resolve_device(preference: str = "auto") -> str:
 
 
 def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}
+    from harness.engine.hub import hub_offline
+
+    return hub_offline()
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds."""
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
-    url = urlparse(constants.ENDPOINT)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _ensure_loadable(repo_id: str, what: str, field: str) -> None:
-    """Fail in seconds, not after minutes of retries, when a hub download cannot work.
-
-    Files already in the local Hugging Face cache load offline; otherwise the hub must answer.
-    """
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str) or isinstance(
-        try_to_load_from_cache(repo_id, "cfg.json"), str
-    )
-    if _hub_offline() and not cached:
-        raise BackendError(
-            f"{field}: {what} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set"
-        )
-    if not cached and not hub_reachable():
-        raise BackendError(
-            f"{field}: cannot download {what}: the Hugging Face hub is unreachable and it is "
-            "not in the local cache (use the toy world, or run where the hub is reachable)"
-        )
-
-
-def load_model(ref: ModelRef, device: str = "cpu", assets: Path = ASSETS) -> HookedTransformer:
-    """Load the model a spec names, in eval mode on ``device``."""
+def load_model(
+    ref: ModelRef, device: str = "cpu", assets: Path = ASSETS, rule: LoadRule | None = None
+) -> HookedTransformer:
+    """Load the model a spec names, in eval mode on ``device``; a real model by ``rule`` (the
+    loading rule its SAEs ask for: :func:`harness.engine.checkpoints.loading_rule`; SAELens'
+    default, no processing, when None)."""
     if isinstance(ref, PretrainedModel):
-        return _load_pretrained_model(ref, device)
+        return _load_pretrained_model(ref, device, rule or LoadRule(NO_PROCESSING, {}, "default"))
     cfg_dict = json.loads((assets / "model" / "config.json").read_text())
     cfg = HookedTransformerConfig(**cfg_dict, device=device)
     model = HookedTransformer(cfg, tokenizer=load_tokenizer(assets / "tokenizer.json"))
@@ -124,38 +94,69 @@ def load_model(ref: ModelRef, device: str = "cpu", assets: Path = ASSETS) -> Hoo
     return model
 
 
-def _load_pretrained_model(ref: PretrainedModel, device: str) -> HookedTransformer:
-    from transformer_lens.loading_from_pretrained import get_official_model_name
+NO_PROCESSING = "from_pretrained_no_processing"
 
-    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    _ensure_loadable(get_official_model_name(ref.name), f"model {ref.name!r}", "model.name")
+
+def _load_pretrained_model(ref: PretrainedModel, device: str, rule: LoadRule) -> HookedTransformer:
+    from harness.engine.checkpoints import official_name
+    from harness.engine.hub import ensure_cached, local_model_config
+
+    dtype = getattr(torch, ref.dtype)
+    official = official_name(ref.name)
+    method = getattr(HookedTransformer, rule.method)
     try:
-        model = HookedTransformer.from_pretrained(ref.name, device=device, dtype=dtype[ref.dtype])
+        if ref.path:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            hf_model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(ref.path)
+            with local_model_config(official, ref.path):
+                model = method(
+                    official,
+                    hf_model=hf_model,
+                    tokenizer=tokenizer,
+                    device=device,
+                    dtype=dtype,
+                    **rule.kwargs,
+                )
+            del hf_model
+        else:
+            ensure_cached(official, "config.json", f"model {ref.name!r}", "model.name")
+            model = method(official, device=device, dtype=dtype, **rule.kwargs)
+    except BackendError:
+        raise
     except Exception as exc:  # the hub client raises many types; all mean "could not load"
         hint = " (HF_HUB_OFFLINE is set)" if _hub_offline() else ""
+        where = f" from {ref.path!r}" if ref.path else ""
         raise BackendError(
-            f"model.name: could not load pretrained model {ref.name!r}{hint}: "
+            f"model.name: could not load pretrained model {ref.name!r}{where}{hint}: "
             f"{type(exc).__name__}: {exc}".splitlines()[0]
         ) from exc
     model.eval()
-    return model
+    return cast(HookedTransformer, model)
 
 
 def load_sae(ref: SAERef, label: str, device: str = "cpu", assets: Path = ASSETS) -> LoadedSAE:
     """Load one SAE and the hook point it was trained on."""
+    import warnings
+
     try:
-        if isinstance(ref, ToySAE):
-            names = toy_sae_names(assets)
-            if ref.name not in names:
-                raise BackendError(f"saes: unknown toy SAE {ref.name!r}; valid: {names}")
-            sae = SAE.load_from_disk(toy_sae_dir(ref.name, assets), device=device)
-        elif isinstance(ref, LocalSAE):
-            path = Path(ref.path)
-            if not (path / "cfg.json").is_file():
-                raise BackendError(f"saes: {ref.path!r} holds no SAELens cfg.json")
-            sae = SAE.load_from_disk(path, device=device)
-        else:
-            sae = _load_release_sae(ref, device)
+        with warnings.catch_warnings():
+            # SAELens warns that the model should be loaded by the SAE's metadata: the harness
+            # does so (engine/checkpoints.loading_rule), and records the rule in provenance
+            warnings.filterwarnings("ignore", message=r"\s*This SAE has non-empty model_from_pre")
+            if isinstance(ref, ToySAE):
+                names = toy_sae_names(assets)
+                if ref.name not in names:
+                    raise BackendError(f"saes: unknown toy SAE {ref.name!r}; valid: {names}")
+                sae = SAE.load_from_disk(toy_sae_dir(ref.name, assets), device=device)
+            elif isinstance(ref, LocalSAE):
+                path = Path(ref.path)
+                if not (path / "cfg.json").is_file():
+                    raise BackendError(f"saes: {ref.path!r} holds no SAELens cfg.json")
+                sae = SAE.load_from_disk(path, device=device)
+            else:
+                sae = _load_release_sae(ref, device)
     except BackendError:
         raise
     except Exception as exc:
@@ -181,11 +182,16 @@ def neuronpedia_id(ref: SAERef) -> str | None:
 
 
 def _load_release_sae(ref: PretrainedSAE, device: str) -> AnySAE:
-    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+    from sae_lens.loading.pretrained_saes_directory import (
+        get_pretrained_saes_directory,
+        get_repo_id_and_folder_name,
+    )
 
-    lookup = get_pretrained_saes_directory().get(ref.release)
-    if lookup is not None:
-        _ensure_loadable(lookup.repo_id, f"SAE release {ref.release!r}", "saes")
+    from harness.engine.hub import ensure_cached
+
+    if get_pretrained_saes_directory().get(ref.release) is not None:
+        repo_id, folder = get_repo_id_and_folder_name(ref.release, sae_id=ref.sae_id)
+        ensure_cached(repo_id, f"{folder}/cfg.json", f"SAE release {ref.release!r}", "saes")
     try:
         return cast(AnySAE, SAE.from_pretrained(ref.release, ref.sae_id, device=device))
     except Exception as exc:

@@ -20,7 +20,7 @@ from harness.execute.executors import Executor
 from harness.execute.judging import check_unscored, judge_cells, make_judge, make_judges, rescore
 from harness.execute.options import Bars, RunOptions
 from harness.judge.base import Judge
-from harness.spec import Experiment
+from harness.spec import Experiment, PretrainedModel
 from harness.spec.validate import validate_static
 from harness.store import RunStore
 from harness.studies.registry import kind_of
@@ -124,6 +124,11 @@ def _run_locked(
 
     judge = judges[0]
     provenance = collect_provenance(device, judge.name, judge.rubric.ident)
+    provenance["dtype"] = getattr(exp.model, "dtype", "float32")
+    if isinstance(exp.model, PretrainedModel):  # the loading rule the worker applies, and why
+        from harness.engine.preflight import preflight
+
+        provenance["model_loading"] = preflight(exp, device).as_json()
     provenance["rubrics"] = {j.rubric.name: j.rubric.ident for j in judges}
     study_judges = {
         name: make_judge(exp.judge, name, options)

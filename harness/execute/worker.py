@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.execute.cells import QUALITY, Cell
-from harness.spec import Experiment, sae_label
+from harness.spec import Experiment, PretrainedModel, sae_label
 from harness.studies.contract import Progress, RunStore, StudyContext
 from harness.studies.registry import kind_of
 
@@ -44,12 +44,26 @@ class Warm:
         self.device = device
         self.say = say
         began = time.monotonic()
-        self.model = load_model(exp.model, device)
+        self.loading: dict[str, Any] | None = None  # how a real model was loaded, and why
+        if isinstance(exp.model, PretrainedModel):
+            from harness.engine.preflight import preflight
+
+            checked = preflight(exp, device)
+            self.model = load_model(exp.model, device, rule=checked.rule)
+            if checked.prepend_bos is not None:  # generation and statistics as trained
+                self.model.cfg.default_prepend_bos = checked.prepend_bos
+            self.loading = checked.as_json()
+            say(f"model loaded by {checked.rule.describe()}")
+        else:
+            self.model = load_model(exp.model, device)
         saes = [load_sae(ref, sae_label(ref), device) for ref in exp.saes]
         self.saes = {sae.label: sae for sae in saes}
         say(f"model and {len(saes)} SAE(s) loaded on {device} in {time.monotonic() - began:.1f} s")
         self.documents = eval_documents()
         self._model_json = exp.model.model_dump(mode="json", exclude={"device"})
+        if self.loading is not None:  # cached statistics belong to these weights, so loaded
+            self._model_json["loading"] = self.loading["rule"]
+            self._model_json["revision"] = self.loading["revision"]
         self._stats: dict[tuple[str, str], Any] = {}  # (SAE, corpus) → feature statistics
         self.exp: Experiment | None = None
         self.adopt(exp)

@@ -32,6 +32,7 @@ __all__ = [
     "Positions",
     "PretrainedModel",
     "PretrainedSAE",
+    "Processing",
     "PromptFile",
     "PromptSet",
     "Prompts",
@@ -67,11 +68,31 @@ class ToyModel(Frozen):
     device: Device = Field(default="auto", description="Runtime-only: not part of the spec hash.")
 
 
+Processing = Literal["as_trained", "no_processing", "default"] | dict[str, bool]
+
+
 class PretrainedModel(Frozen):
-    """A model TransformerLens can load by name, e.g. ``gpt2`` (needs the hub or a local cache)."""
+    """A model TransformerLens can load by name, e.g. ``gpt2`` (needs the hub or a local cache),
+    or from a local folder in Hugging Face format (``path=``; no hub access at all).
+
+    ``processing`` says how TransformerLens processes the weights: ``as_trained`` (the default)
+    loads the model the way its SAEs were trained, from their SAELens metadata
+    (``from_pretrained_no_processing`` plus the SAE's ``model_from_pretrained_kwargs``, as SAELens'
+    own ``load_model`` does); ``no_processing`` and ``default`` force
+    ``from_pretrained_no_processing`` or ``from_pretrained``; a dict gives the keyword arguments
+    (e.g. ``{"center_writing_weights": True}``) on top of no processing. Recorded in provenance.
+    """
 
     kind: Literal["pretrained"] = "pretrained"
     name: str = Field(min_length=1)
+    path: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A local folder with config.json, weights and tokenizer files (Hugging Face "
+        "format); ``name`` says which TransformerLens architecture it is. Fingerprinted in the "
+        "run id.",
+    )
+    processing: Processing = "as_trained"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     device: Device = Field(default="auto", description="Runtime-only: not part of the spec hash.")
 

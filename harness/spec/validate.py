@@ -277,6 +277,10 @@ def validate_static(exp: Experiment) -> None:
     else:
         _check_prompt_lengths(exp)
     d_sae = _check_saes(exp)
+    if isinstance(exp.model, PretrainedModel):  # the configs of the real model and its SAEs
+        from harness.engine.preflight import preflight
+
+        preflight(exp)
     labels = [sae_label(s) for s in exp.saes]
     for path, ref in study_features(exp):
         if isinstance(ref, FeatureByIndex):

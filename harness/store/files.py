@@ -28,11 +28,20 @@ def write_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
+_WHOLE = 64 << 20  # files up to this size are hashed whole; larger ones by size, head and tail
+_PART = 4 << 20
+
+
 def local_weights_fingerprint(experiment: Experiment) -> str:
-    """SHA-256 over the files of every local SAE folder of the spec ("" when there is none)."""
-    from harness.spec import LocalSAE
+    """SHA-256 over the files of every local SAE folder and local model folder of the spec (""
+    when there is none). Files up to 64 MiB are hashed whole; a larger weights file (a 7B
+    model's shards) by its size and its first and last 4 MiB, so that fingerprinting a model
+    folder costs milliseconds, not a read of every shard."""
+    from harness.spec import LocalSAE, PretrainedModel
 
     folders = [Path(ref.path) for ref in experiment.saes if isinstance(ref, LocalSAE)]
+    if isinstance(experiment.model, PretrainedModel) and experiment.model.path:
+        folders.append(Path(experiment.model.path))
     if not folders:
         return ""
     h = hashlib.sha256()
@@ -40,9 +49,16 @@ def local_weights_fingerprint(experiment: Experiment) -> str:
         for path in sorted(folder.glob("*")):
             if path.is_file():
                 h.update(path.name.encode())
+                size = path.stat().st_size
                 with open(path, "rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(block)
+                    if size <= _WHOLE:
+                        for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                            h.update(block)
+                    else:
+                        h.update(str(size).encode())
+                        h.update(fh.read(_PART))
+                        fh.seek(size - _PART)
+                        h.update(fh.read(_PART))
     return h.hexdigest()
 
 

@@ -39,7 +39,10 @@ __all__ = [
 
 
 def check(ctx: StudyContext, study: Ablation, path: str) -> None:
-    """Before the first generation of the run: an amplify value fits the model's dtype."""
+    """Before the first generation of the run: every watched token is one token of this model,
+    and an amplify value fits the model's dtype."""
+    for k, word in enumerate(study.tokens):
+        single_token_id(ctx.model, word, f"{path}.tokens.{k}")
     if study.mode != "amplify":
         return
     feats = [

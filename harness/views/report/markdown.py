@@ -41,6 +41,7 @@ def render_report(
                 ["git commit", cell(f"{prov.get('git_commit')} (dirty: {prov.get('git_dirty')})")],
                 ["model", cell(exp.model.model_dump(mode="json"))],
                 ["device", cell(prov.get("device"))],
+                *_loading_rows(prov),
                 ["judge", cell(prov.get("judge"))],
                 ["rubric", cell(prov.get("rubric"))],
                 ["packages", cell(packages, 400)],
@@ -59,6 +60,30 @@ def render_report(
             lines += kind_of(study).section(store, sae, study, conds, plot_dir)
     lines += _judge_section(store, prov)
     return "\n".join(lines)
+
+
+def _loading_rows(prov: dict[str, Any]) -> list[list[str]]:
+    """How a real model was loaded (the rule, why, dtype, memory estimate) and the fit gate."""
+    rows = [["dtype", cell(prov["dtype"])]] if "dtype" in prov else []
+    loading = prov.get("model_loading")
+    if loading:
+        rule = loading["rule"]
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(rule["kwargs"].items()))
+        mem = loading["memory"]
+        free = mem.get("free_bytes")
+        how = f"HookedTransformer.{rule['method']}({args}) — {rule['reason']}"
+        where = f"{free / 2**30:.1f} GiB free ({mem['free_source']})" if free else "free unknown"
+        rows += [
+            ["model loading", cell(how)],
+            ["prepend_bos", cell(loading.get("prepend_bos"))],
+            [
+                "memory estimate",
+                cell(f"{mem['needed_bytes'] / 2**30:.2f} GiB needed on {mem['device']}, {where}"),
+            ],
+        ]
+        for label, meta in loading.get("saes", {}).items():
+            rows.append([f"SAE {cell(label)} trained with", cell(meta, 600)])
+    return rows
 
 
 def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
