@@ -30,7 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +126,7 @@ JB_CFG: dict[str, Any] = {
     "run_name": "24576-L1-8e-05-LR-0.0004-Tokens-3.000e+08",
 }
 
-FIXTURE_VERSION = 1  # bump when the files written change (caches key on the commit)
+FIXTURE_VERSION = 2  # bump when the files written change (caches key on the commit)
 EMBED_OFFSET = 2.0  # pythia-14m's constant embedding offset (its residual's mean direction)
 PYTHIA_HOOK = "blocks.2.hook_resid_post"
 
@@ -150,9 +153,11 @@ def snapshot(hf_home: Path, repo_id: str) -> Path:
     return folder
 
 
-def write_tokenizer(folder: Path, vocab_size: int, eos_id: int, max_length: int) -> None:
-    """A byte-level BPE tokenizer of exactly ``vocab_size`` ids, ``<|endoftext|>`` at ``eos_id``
-    (merges learnt from a small corpus; the rest of the ids are filler tokens)."""
+def write_tokenizer(
+    folder: Path, vocab_size: int, specials: dict[int, str], max_length: int
+) -> None:
+    """A byte-level BPE tokenizer of exactly ``vocab_size`` ids, the special tokens at the ids
+    ``specials`` gives (merges learnt from a small corpus; the rest of the ids are fillers)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -171,8 +176,8 @@ def write_tokenizer(folder: Path, vocab_size: int, eos_id: int, max_length: int)
     ordered: list[str] = []
     learnt_iter = iter(vocab)
     for i in range(vocab_size):
-        if i == eos_id:
-            ordered.append("<|endoftext|>")
+        if i in specials:
+            ordered.append(specials[i])
         else:
             ordered.append(next(learnt_iter, None) or next(fillers))
     ids = {t: i for i, t in enumerate(ordered)}
@@ -181,7 +186,7 @@ def write_tokenizer(folder: Path, vocab_size: int, eos_id: int, max_length: int)
     full = Tokenizer(models.BPE(vocab=ids, merges=[tuple(m.split(" ")) for m in merges]))
     full.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     full.decoder = decoders.ByteLevel()
-    full.add_special_tokens(["<|endoftext|>"])
+    full.add_special_tokens(list(specials.values()))
     full.save(str(folder / "tokenizer.json"))
     (folder / "tokenizer_config.json").write_text(
         json.dumps(
@@ -212,7 +217,7 @@ def write_gpt2(hf_home: Path) -> Path:
     folder = snapshot(hf_home, "gpt2")
     (folder / "config.json").write_text(json.dumps(GPT2_CONFIG, indent=2))
     (folder / "generation_config.json").write_text(json.dumps(GPT2_GENERATION))
-    write_tokenizer(folder, 50257, 50256, 1024)
+    write_tokenizer(folder, 50257, {50256: "<|endoftext|>"}, 1024)
     torch.manual_seed(0)
     _save_weights(GPT2LMHeadModel(GPT2Config(**GPT2_CONFIG)), folder)
     return folder
@@ -225,7 +230,7 @@ def write_pythia(hf_home: Path) -> Path:
 
     folder = snapshot(hf_home, "EleutherAI/pythia-14m")
     (folder / "config.json").write_text(json.dumps(PYTHIA_14M_CONFIG, indent=2))
-    write_tokenizer(folder, 50304, 0, 2048)
+    write_tokenizer(folder, 50304, {0: "<|endoftext|>", 1: "<|padding|>"}, 2048)
     torch.manual_seed(1)
     model = GPTNeoXForCausalLM(GPTNeoXConfig(**PYTHIA_14M_CONFIG))
     with torch.no_grad():
@@ -286,28 +291,47 @@ def configs_only(src: Path, dst: Path) -> Path:
     return dst
 
 
-def sae_for_pythia(folder: Path, hf_home: Path, steps: int = 400) -> Path:
+@contextmanager
+def hub_env(hf_home: Path, offline: bool = True) -> Iterator[None]:
+    """While open, this process reads the hub cache under ``hf_home`` (offline by default):
+    huggingface_hub reads its environment once, at import, so its constants are set too."""
+    from huggingface_hub import constants
+
+    names = {"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1" if offline else "0"}
+    consts = {
+        "HF_HOME": str(hf_home),
+        "HF_HUB_CACHE": str(hf_home / "hub"),
+        "HF_HUB_OFFLINE": offline,
+    }
+    saved_env = {k: os.environ.get(k) for k in names}
+    saved = {k: getattr(constants, k) for k in consts}
+    os.environ.update(names)
+    for k, v in consts.items():
+        setattr(constants, k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(constants, k, v)
+        for k, old in saved_env.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
+
+
+def sae_for_pythia(folder: Path, hf_home: Path, steps: int = 300) -> Path:
     """A ReLU SAE trained on pythia-14m's activations at ``PYTHIA_HOOK``, the model loaded
     without processing (SAELens' training default), saved in SAELens' format with its
     metadata."""
-    import os
-
     import torch
     from safetensors.torch import save_file
     from transformer_lens import HookedTransformer
 
-    saved = {k: os.environ.get(k) for k in ("HF_HOME", "HF_HUB_OFFLINE")}
-    os.environ.update({"HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"})
-    try:
+    with hub_env(hf_home):
         model = HookedTransformer.from_pretrained_no_processing(
             "EleutherAI/pythia-14m", device="cpu"
         )
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     torch.manual_seed(3)
     texts = _text().splitlines()
     acts = []

@@ -11,8 +11,9 @@ the kwargs taken from the SAE's metadata (a release's ``config_overrides`` appli
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ class SAECard:
     d_sae: int
     dtype: str
     hook: str  # the hook point the harness uses (the spec's override, else the SAE's own)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def trained(self) -> dict[str, Any]:
         """The metadata fields about training that the SAE states (None values left out)."""

@@ -87,9 +87,9 @@ def local_model_config(official: str, folder: str) -> Iterator[None]:
         def from_pretrained(name: str, *args: Any, **kwargs: Any) -> Any:
             return AutoConfig.from_pretrained(folder if name == official else name, **kwargs)
 
-    saved = tl_loading.AutoConfig
-    tl_loading.AutoConfig = _Local  # type: ignore[misc,assignment]
+    saved = getattr(tl_loading, "AutoConfig")  # noqa: B009  (not re-exported: mypy)
+    setattr(tl_loading, "AutoConfig", _Local)  # noqa: B010
     try:
         yield
     finally:
-        tl_loading.AutoConfig = saved  # type: ignore[misc]
+        setattr(tl_loading, "AutoConfig", saved)  # noqa: B010

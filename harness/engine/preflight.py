@@ -161,6 +161,13 @@ def _check_card(exp: Experiment, model: PretrainedModel, card: SAECard, cfg: Any
             "harness's interventions read whole hook points only",
             field=f"{card.field}.hook_head_index",
         )
+    sliced = card.metadata.get("seqpos_slice")
+    if sliced not in (None, [None], (None,), [None, None], (None, None)):
+        raise SpecError(
+            f"SAE {card.label!r} was trained on the token positions seqpos_slice={sliced}; the "
+            "harness measures and steers every position",
+            field=f"{card.field}.seqpos_slice",
+        )
     try:
         width = hook_width(cfg, card.hook, None)
     except ValueError as exc:
@@ -175,6 +182,14 @@ def _check_card(exp: Experiment, model: PretrainedModel, card: SAECard, cfg: Any
             f"{card.hook!r}",
             field=card.field,
         )
+    trained_hook = card.metadata.get("hook_name")
+    if trained_hook and trained_hook != card.hook and not _same_stream(card.hook, trained_hook):
+        warnings.warn(
+            f"SAE {card.label!r} was trained at {trained_hook!r} but reads {card.hook!r}; the "
+            "fit gate will tell whether it still fits",
+            HarnessWarning,
+            stacklevel=3,
+        )
     context = card.metadata.get("context_size")
     if context and exp.generation.max_new_tokens > int(context):
         warnings.warn(
@@ -183,6 +198,19 @@ def _check_card(exp: Experiment, model: PretrainedModel, card: SAECard, cfg: Any
             HarnessWarning,
             stacklevel=3,
         )
+
+
+def _same_stream(a: str, b: str) -> bool:
+    """Whether hooks ``a`` and ``b`` see the same activations (``blocks.L.hook_resid_post`` is
+    ``blocks.L+1.hook_resid_pre``)."""
+
+    def canon(hook: str) -> str:
+        parts = hook.split(".")
+        if len(parts) == 3 and parts[2] == "hook_resid_post" and parts[1].isdigit():
+            return f"blocks.{int(parts[1]) + 1}.hook_resid_pre"
+        return hook
+
+    return canon(a) == canon(b)
 
 
 def _prepend_bos(cards: list[SAECard]) -> bool | None:

@@ -52,6 +52,7 @@ __all__ = [
     "measure_quality",
     "paired_quality_difference",
     "quality_estimates",
+    "quality_key",
     "quality_measurable",
     "quality_rows",
     "quality_tokens",
@@ -253,6 +254,13 @@ class _Pictures:
         }
 
 
+def quality_key(label: str, cfg: SAEQualityEval, source: str) -> str:
+    """The key of SAE ``label``'s quality record measured by ``cfg`` on corpus ``source``."""
+    return content_key(
+        {"what": QUALITY_STUDY, "sae": label, "cfg": cfg.model_dump(), "corpus": source}
+    )
+
+
 def record_quality(
     model: HookedTransformer,
     sae: LoadedSAE,
@@ -263,9 +271,7 @@ def record_quality(
     progress: Callable[[int, int], None] | None = None,
 ) -> bool:
     """Measure one SAE's quality into the run store unless it is there; True when measured."""
-    key = content_key(
-        {"what": QUALITY_STUDY, "sae": sae.label, "cfg": cfg.model_dump(), "corpus": source}
-    )
+    key = quality_key(sae.label, cfg, source)
     if key in store.done_keys(QUALITY_STUDY):
         return False
     record = measure_quality(model, sae, documents, cfg, progress)

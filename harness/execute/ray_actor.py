@@ -91,6 +91,8 @@ class CellActor:
         ctx = warm.context(exp, cell.sae, store, _no_progress, batch_size, describe=describe)
         try:
             warm.run_cell(exp, cell, ctx)
+        except SpecError as exc:  # e.g. the fit gate: the driver stops the run with it
+            return {"spec_error": [exc.args[0], exc.field], "messages": self._take_messages()}
         except DescriptionNeeded as need:
             return {
                 "describe": {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import HarnessError, SpecError
-from harness.execute.cells import Cell, cell_record, snapshot
+from harness.execute.cells import QUALITY, Cell, cell_record, snapshot
 from harness.execute.executors import CellJob, CellStats
 from harness.execute.ray_actor import CellActor
 from harness.spec import Experiment
@@ -196,9 +196,9 @@ class RayExecutor:
                 idle = [s for s in self._slots if id(s) not in busy]
                 idle.sort(key=lambda s: s.holds != want)  # model affinity: warm actors first
                 for slot in idle:
-                    if not pending:
+                    cell = _next_cell(pending, [c for c, _, _ in running.values()])
+                    if cell is None:
                         break
-                    cell = pending.popleft()
                     t0 = time.monotonic()
                     stored = snapshot(job.store.records(), cell)
                     ref = slot.handle.run_cell.remote(
@@ -275,6 +275,9 @@ class RayExecutor:
             return
         for line in result.get("messages", []):
             job.say(f"[worker {slot.number}] {line}")
+        if "spec_error" in result:  # not the worker's fault: the run stops with one line
+            message, field = result["spec_error"]
+            raise SpecError(message, field=field)
         slot.pid = result.get("pid", slot.pid)
         t1 = time.monotonic()
         if "describe" in result:  # the driver's judge describes; the cell runs again
@@ -309,6 +312,17 @@ class RayExecutor:
         if self._owned:
             ray.shutdown()
         self._started = False
+
+
+def _next_cell(pending: deque[Cell], running: list[Cell]) -> Cell | None:
+    """The first pending cell that may start now (taken out of ``pending``): an SAE's study
+    cells wait for its quality cell, which the fit gate reads before any intervention."""
+    waiting = {c.sae for c in [*pending, *running] if c.study == QUALITY}
+    for cell in pending:
+        if cell.study == QUALITY or cell.sae not in waiting:
+            pending.remove(cell)
+            return cell
+    return None
 
 
 def _short(exc: BaseException) -> str:

@@ -65,6 +65,7 @@ class Warm:
             self._model_json["loading"] = self.loading["rule"]
             self._model_json["revision"] = self.loading["revision"]
         self._stats: dict[tuple[str, str], Any] = {}  # (SAE, corpus) → feature statistics
+        self._fit: set[str] = set()  # SAEs the fit gate has passed
         self.exp: Experiment | None = None
         self.adopt(exp)
 
@@ -163,5 +164,38 @@ class Warm:
             self.say(f"SAE quality of {cell.sae}: " + ("measured" if measured else "stored"))
             return
         assert cell.study_index is not None
+        self.fit_gate(exp, cell.sae, ctx)
         study = exp.studies[cell.study_index]
         kind_of(study).run(ctx, study, f"studies.{cell.study_index}")
+
+    def fit_gate(self, exp: Experiment, label: str, ctx: StudyContext) -> None:
+        """Before the first intervention on SAE ``label``: its measured fit on the model as
+        loaded must pass ``exp.fit_gate`` (SpecError naming the likely cause otherwise)."""
+        if exp.fit_gate is None or label in self._fit:
+            return
+        from harness.analysis.fit import fit_verdict, likely_causes
+        from harness.analysis.quality import quality_values
+        from harness.engine.sae_quality import measure_quality, quality_key
+        from harness.errors import SpecError
+
+        self._fit.add(label)
+        if self.quality is None:
+            self.say(f"fit gate for {label}: not measured (no SAE quality in this run)")
+            return
+        key = quality_key(label, self.quality, self.stat_source)
+        stored = [r for r in ctx.store.records(QUALITY) if r.get("key") == key]
+        record = (
+            stored[0]
+            if stored
+            else measure_quality(self.model, ctx.sae, self.stat_docs, self.quality)
+        )
+        ok, line = fit_verdict(quality_values(record), exp.fit_gate)
+        self.say(f"fit gate for {label}: {line}")
+        if not ok:
+            self._fit.discard(label)
+            raise SpecError(
+                f"SAE {label!r} does not fit the model as loaded ({line}); likely cause — "
+                f"{likely_causes(exp, label, self.loading)}. Lower or drop the gate with "
+                "Experiment(fit_gate=FitGate(...) or None) to steer it anyway",
+                field="fit_gate",
+            )

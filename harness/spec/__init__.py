@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from harness.spec.experiment import (
         DEFAULT_TOLERANCES,
         Experiment,
+        FitGate,
         SAEQualityEval,
         Study,
         Tolerance,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "DEFAULT_TOLERANCES": "harness.spec.experiment",
     "Experiment": "harness.spec.experiment",
+    "FitGate": "harness.spec.experiment",
     "SAEQualityEval": "harness.spec.experiment",
     "Study": "harness.spec.experiment",
     "Tolerance": "harness.spec.experiment",
@@ -96,6 +98,7 @@ __all__ = [
     "FeatureByMatch",
     "FeatureNeighbourhood",
     "FeatureRef",
+    "FitGate",
     "GenerationSettings",
     "HubDataset",
     "JudgeSettings",

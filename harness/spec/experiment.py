@@ -38,6 +38,7 @@ from harness.studies.registry import regress_metrics, validate_study
 __all__ = [
     "DEFAULT_TOLERANCES",
     "Experiment",
+    "FitGate",
     "GenerationSettings",
     "JudgeSettings",
     "SAEQualityEval",
@@ -116,6 +117,34 @@ class SAEQualityEval(Frozen):
     batch_size: int = Field(default=8, ge=1, description="Sequences per forward pass.")
 
 
+class FitGate(Frozen):
+    """Before the first intervention on an SAE, its measured fit on the model as loaded (the
+    SAE-quality step's explained variance and CE-loss score) must reach these floors, or the
+    run refuses to steer it: an SAE that does not reconstruct the activations it reads is not
+    reading the activations it was trained on (processing, hook or BOS differ). Thresholds and
+    measured figures are printed and reported; the gate changes no result (not hashed)."""
+
+    min_explained_variance: float = Field(
+        default=0.0,
+        le=1.0,
+        description="Floor on explained variance (1 = exact; below 0 the SAE reconstructs worse "
+        "than the activations' mean). Raise it towards the SAE's published figure to catch "
+        "subtler mismatches.",
+    )
+    min_ce_loss_score: float = Field(
+        default=0.5,
+        le=1.0,
+        description="Floor on the CE-loss score (1 = splicing the SAE in costs nothing; 0 = as "
+        "bad as zero-ablating the hook).",
+    )
+    min_ablation_gap: float = Field(
+        default=0.05,
+        ge=0.0,
+        description="The CE-loss score is judged only when zero-ablating the hook raises the CE "
+        "loss by at least this many nats per token (below that its denominator is noise).",
+    )
+
+
 class Experiment(Frozen):
     """One experiment: a model, one or more SAEs, and the studies to run on each SAE."""
 
@@ -148,6 +177,13 @@ class Experiment(Frozen):
         description="SAE quality (sae_lens.evals metrics) on token sequences cut from "
         "stats_corpus (the toy corpus for the toy model; a real model without stats_corpus is "
         "not measured, and the report says so), stored with the run; None: not measured.",
+    )
+
+    fit_gate: FitGate | None = Field(
+        default_factory=FitGate,
+        description="Refuse to steer an SAE whose measured fit on the model as loaded is below "
+        "these floors (needs SAE quality: the toy corpus or stats_corpus); None: no gate. "
+        "Changes no result: not part of the spec hash.",
     )
 
     @field_validator("stats_corpus")
@@ -186,6 +222,7 @@ class Experiment(Frozen):
                 "judge": {"concurrency", "timeout_s", "max_retries"},
                 "regression": True,
                 "unknown_words": True,
+                "fit_gate": True,
             },
         )
         return hashlib.sha256(

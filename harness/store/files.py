@@ -52,7 +52,7 @@ def local_weights_fingerprint(experiment: Experiment) -> str:
                 size = path.stat().st_size
                 with open(path, "rb") as fh:
                     if size <= _WHOLE:
-                        for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                        while block := fh.read(1 << 20):
                             h.update(block)
                     else:
                         h.update(str(size).encode())

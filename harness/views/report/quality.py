@@ -65,5 +65,20 @@ def quality_section(
         "",
         *table(["SAE", *(h for _, h, _ in QUALITY_COLUMNS)], rows),
         "",
+        *_fit_lines(store, records),
         *(quality_pictures(records, plot_dir, "sae-quality") if plot_dir is not None else []),
     ]
+
+
+def _fit_lines(store: RunStore, records: dict[str, dict[str, Any]]) -> list[str]:
+    """The fit gate's verdict on every measured SAE (the run refused to steer a failing one)."""
+    from harness.analysis.fit import fit_verdict
+    from harness.analysis.quality import quality_values
+
+    gate = store.experiment().fit_gate
+    if gate is None:
+        return ["Fit gate: off (fit_gate=None).", ""]
+    lines = ['Fit gate (docs/metrics.md, "Fit gate"), before the first intervention:', ""]
+    for sae, record in sorted(records.items()):
+        lines.append(f"- {cell(sae)}: {fit_verdict(quality_values(record), gate)[1]}")
+    return [*lines, ""]
