@@ -405,3 +405,17 @@ def test_a_real_model_runs_in_bfloat16_on_the_cpu_and_says_so(
     report = (tmp_path / "reports" / f"{store.run_id}.md").read_text()
     assert "| dtype | bfloat16 |" in report
     assert len(list(store.records("generation"))) == 3
+
+
+def test_validate_and_plan_need_only_the_config_files(
+    configs_hub: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No weights file anywhere in the cache: the spec validates and plans, and the plan says how
+    the model will be loaded and what it needs."""
+    use_hub(monkeypatch, configs_hub)
+    spec = str(REPO / "experiments" / "gpt2_lab45.py")
+    assert main(["validate", spec]) == 0
+    assert main(["plan", spec]) == 0
+    out = capsys.readouterr().out
+    assert "model: gpt2 (float32) by HookedTransformer.from_pretrained_no_processing(" in out
+    assert "center_writing_weights=True" in out and "memory: about " in out

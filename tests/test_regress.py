@@ -33,7 +33,8 @@ def _checkpoint(root: Path, name: str, noise: float) -> Path:
     return path
 
 
-def _spec(folder: Path, checkpoint: Path) -> Path:
+def _spec(folder: Path, checkpoint: Path, fit_gate: str = "") -> Path:
+    """``fit_gate``: extra Experiment argument text, e.g. ``", fit_gate=None"``."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "gate.py"
     path.write_text(
@@ -43,7 +44,8 @@ def _spec(folder: Path, checkpoint: Path) -> Path:
         "    return Experiment(name='ckpt_gate',\n"
         f"        saes=(LocalSAE(path={str(checkpoint)!r}, label='ckpt'),),\n"
         "        studies=(SaturationClamp(name='sweep', feature=GOLDEN_GATE, levels=(0, 2, 10),\n"
-        "            prompts=NEUTRAL_PROMPTS[:10]),), tags=('nightly',))\n"
+        "            prompts=NEUTRAL_PROMPTS[:10]),), tags=('nightly',)"
+        f"{fit_gate})\n"
     )
     return path
 
@@ -80,8 +82,13 @@ def test_gate_flags_a_degraded_decoder_and_passes_an_unchanged_rerun(
     assert ": ok vs " in capsys.readouterr().out
     assert len(list(Path("runs/nightly").glob("*/ckpt_gate-*"))) == 2
 
-    # the same spec on a checkpoint whose decoder got noise: flagged, exit 1
+    # the same spec on a checkpoint whose decoder got noise: the fit gate refuses to steer it...
     degraded = _spec(tmp_path / "bad_specs", bad)
+    capsys.readouterr()
+    assert main(["run", str(degraded), "--quiet", "--no-mlflow", *runs]) == 2
+    assert "fit_gate: SAE 'ckpt' does not fit" in capsys.readouterr().err
+    # ...and steered anyway (gate dropped), the regression gate flags it, exit 1
+    degraded = _spec(tmp_path / "bad_specs", bad, fit_gate=", fit_gate=None")
     assert main(["run", str(degraded), "--quiet", "--no-mlflow", *runs]) == 0
     capsys.readouterr()
     assert main(["regress", "latest", *runs, "--baseline", "accepted/ckpt_gate"]) == 1
@@ -95,8 +102,9 @@ def test_gate_flags_a_degraded_decoder_and_passes_an_unchanged_rerun(
     lenient = (
         degraded.read_text()
         .replace(
-            "tags=('nightly',))",
-            "tags=('nightly',), regression=(Tolerance(metric='concept_score', max_change=3.0),))",
+            "tags=('nightly',), fit_gate=None)",
+            "tags=('nightly',), fit_gate=None,"
+            " regression=(Tolerance(metric='concept_score', max_change=3.0),))",
         )
         .replace("from harness import", "from harness.spec import Tolerance\nfrom harness import")
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,8 @@ def test_item_keys_ignore_runtime_only_options() -> None:
     assert not set(keys) & {i.key for i in plan(c).items}
 
 
-def test_every_spec_in_the_readme_validates(tmp_path: Path) -> None:
+def test_every_spec_in_the_readme_validates(tmp_path: Path, offline_hub: Path) -> None:
+    """Toy specs and the real-model one (its configs read from the offline fixture hub)."""
     import re
 
     from harness.spec.loading import load_spec
@@ -129,6 +131,8 @@ def test_every_spec_in_the_readme_validates(tmp_path: Path) -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "def spec()" in b]
     assert len(blocks) >= 2
+    # the README's specs are written to live in experiments/, beside experiments/data/
+    shutil.copytree(Path(__file__).parents[1] / "experiments" / "data", tmp_path / "data")
     for i, block in enumerate(blocks):
         path = tmp_path / f"readme_{i}.py"
         path.write_text(block)

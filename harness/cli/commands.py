@@ -150,6 +150,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=1))
         return 0
     print(f"{exp.name}: spec hash {exp.spec_hash()[:12]}, batch size {args.batch_size}")
+    from harness.spec import PretrainedModel
+
+    if isinstance(exp.model, PretrainedModel):  # what validation read from the configs
+        from harness.engine.preflight import preflight
+
+        checked = preflight(exp)
+        mem = checked.memory
+        free = f"{mem['free_bytes'] / 2**30:.1f} GiB free" if mem["free_bytes"] else "free unknown"
+        print(f"model: {exp.model.name} ({exp.model.dtype}) by {checked.rule.describe()}")
+        print(f"memory: about {mem['needed_bytes'] / 2**30:.1f} GiB on {mem['device']}, {free}")
     head = [
         "sae",
         "study",
