@@ -20,6 +20,9 @@ the real config files and random weights at the real shapes:
   residual streams have a large mean direction; centring the writing weights removes it), and a
   tokenizer with ``<|endoftext|>`` at id 0.
 
+- ``harness-fixture/gpt2-proxy-saes``: a repository (loaded by its id) of one SAE trained on
+  GPT-2 through SAELens' ``HookedProxyLM`` (``model_class_name: AutoModelForCausalLM``).
+
 ``sae_for_pythia(folder, hf_home)`` trains a small SAE (plain torch, seconds) on pythia-14m's
 activations loaded without processing, and saves it in SAELens' format with the metadata a
 SAELens training run writes. ``configs_only(src, dst)`` copies a hub keeping only config files:
@@ -126,7 +129,7 @@ JB_CFG: dict[str, Any] = {
     "run_name": "24576-L1-8e-05-LR-0.0004-Tokens-3.000e+08",
 }
 
-FIXTURE_VERSION = 2  # bump when the files written change (caches key on the commit)
+FIXTURE_VERSION = 3  # bump when the files written change (caches key on the commit)
 EMBED_OFFSET = 2.0  # pythia-14m's constant embedding offset (its residual's mean direction)
 PYTHIA_HOOK = "blocks.2.hook_resid_post"
 
@@ -275,11 +278,62 @@ def write_jb_release(hf_home: Path) -> Path:
     return root
 
 
+PROXY_REPO = "harness-fixture/gpt2-proxy-saes"  # not a real repository: see write_proxy_release
+
+
+def write_proxy_release(hf_home: Path) -> Path:
+    """A repository of SAELens-format SAEs trained through SAELens' ``HookedProxyLM`` (the
+    metadata a SAELens 6 run on a Hugging Face class writes: ``model_class_name:
+    AutoModelForCausalLM``, an HF module name as hook), as Qwen 3 / Gemma 3 runs publish them;
+    loaded by repository id (``PretrainedSAE(release=PROXY_REPO, sae_id="transformer.h.4")``)."""
+    import torch
+    from safetensors.torch import save_file
+
+    root = snapshot(hf_home, PROXY_REPO)
+    folder = root / "transformer.h.4"
+    folder.mkdir(exist_ok=True)
+    d_in, d_sae = 768, 1024
+    gen = torch.Generator().manual_seed(3)
+    w_enc = torch.randn(d_in, d_sae, generator=gen) / d_in**0.5
+    save_file(
+        {"W_enc": w_enc, "b_enc": torch.zeros(d_sae), "W_dec": w_enc.T.contiguous(),
+         "b_dec": torch.zeros(d_in)},
+        str(folder / "sae_weights.safetensors"),
+    )  # fmt: skip
+    cfg = {
+        "architecture": "standard",
+        "d_in": d_in,
+        "d_sae": d_sae,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {
+            "sae_lens_version": "6.5.1",
+            "sae_lens_training_version": "6.5.1",
+            "model_name": "gpt2",
+            "model_class_name": "AutoModelForCausalLM",
+            "hook_name": "transformer.h.4",
+            "hook_head_index": None,
+            "model_from_pretrained_kwargs": {},
+            "prepend_bos": True,
+            "context_size": 128,
+            "dataset_path": "Skylion007/openwebtext",
+            "exclude_special_tokens": False,
+            "seqpos_slice": [None],
+        },
+    }
+    (folder / "cfg.json").write_text(json.dumps(cfg, indent=2))
+    return root
+
+
 def build_hub(hf_home: Path) -> Path:
     """The whole fixture hub under ``hf_home``; returns ``hf_home``."""
     write_gpt2(hf_home)
     write_jb_release(hf_home)
     write_pythia(hf_home)
+    write_proxy_release(hf_home)
     return hf_home
 
 

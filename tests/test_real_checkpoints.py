@@ -17,7 +17,7 @@ from harness.cli import main
 from harness.store import RunStore
 from harness.toy.world import eval_documents
 from tests.conftest import REPO, use_hub
-from tests.hub_fixture import configs_only, sae_for_pythia, snapshot
+from tests.hub_fixture import PROXY_REPO, configs_only, sae_for_pythia, snapshot
 
 PYTHIA_SPEC = """
 from harness import Experiment, FeatureByIndex, GenerationSettings, PretrainedModel, LocalSAE
@@ -238,6 +238,56 @@ def test_sae_metadata_the_harness_cannot_honour_is_refused_in_one_line(
     spec = write_spec(tmp_path, "ctx", f"LocalSAE(path={str(short)!r})", model="gpt2")
     with pytest.warns(Warning, match="trained on contexts of 2 tokens"):
         assert main(["validate", str(spec)]) == 0
+
+
+def test_a_release_by_repository_id_trained_on_a_hugging_face_class_is_refused(
+    configs_hub: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Hugging Face repository of SAELens-format SAEs is a release too (as SAELens reads it);
+    one trained through HookedProxyLM is refused in one line, from its config alone."""
+    use_hub(monkeypatch, configs_hub)
+    monkeypatch.chdir(tmp_path)
+    saes = f"PretrainedSAE(release={PROXY_REPO!r}, sae_id='transformer.h.4')"
+    spec = write_spec(tmp_path, "proxy", saes, model="gpt2")
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "saes.0.model_class_name:" in err[0] and "'AutoModelForCausalLM'" in err[0]
+    assert "HookedProxyLM" in err[0]
+    # a folder the repository does not have, and a name that is no release nor repository id
+    missing = write_spec(
+        tmp_path, "missing", f"PretrainedSAE(release={PROXY_REPO!r}, sae_id='x')", model="gpt2"
+    )
+    assert main(["validate", str(missing)]) == 2
+    assert "not in the local Hugging Face cache" in capsys.readouterr().err
+    unknown = write_spec(
+        tmp_path, "unknown", "PretrainedSAE(release='gpt2-smal-res-jb', sae_id='x')", model="gpt2"
+    )
+    assert main(["validate", str(unknown)]) == 2
+    assert "unknown SAELens release 'gpt2-smal-res-jb'" in capsys.readouterr().err
+
+
+def test_a_converted_release_is_found_in_the_cache_by_the_file_its_loader_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qwen Scope SAEs are single ``layerN.sae.pt`` files that SAELens converts (no cfg.json):
+    offline, a cached one reads its config, an uncached one fails in one line."""
+    from harness.engine.checkpoints import read_sae_card
+    from harness.errors import BackendError
+    from harness.spec import PretrainedSAE
+
+    use_hub(monkeypatch, tmp_path)
+    ref = PretrainedSAE(release="qwen-scope-3-1.7b-base-w32k-l50", sae_id="layer3")
+    with pytest.raises(BackendError, match=r"SAE-Res-Qwen3-1.7B-Base-W32K-L0_50/layer3\.sae\.pt"):
+        read_sae_card(ref, 0)
+    root = snapshot(tmp_path, "Qwen/SAE-Res-Qwen3-1.7B-Base-W32K-L0_50")
+    (root / "layer3.sae.pt").write_bytes(b"weights, never read for the config")
+    card = read_sae_card(ref, 0)
+    assert (card.d_in, card.d_sae, card.hook) == (2048, 32768, "blocks.3.hook_resid_post")
+    assert card.metadata["model_name"] == "Qwen/Qwen3-1.7B-Base"
 
 
 def test_a_model_that_cannot_fit_in_memory_is_refused_with_the_figure(

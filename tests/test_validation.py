@@ -248,3 +248,15 @@ def test_a_mistyped_field_gets_a_did_you_mean(
     err = capsys.readouterr().err
     assert "contrls: Extra inputs are not permitted (got ()); did you mean 'controls'?" in err
     assert "seeed: Extra inputs are not permitted (got 3); did you mean 'seed'?" in err
+    # the object's own field wins, and a field is never suggested for itself
+    spec.write_text(
+        "from harness import Ablation, Experiment, ToySAE\n"
+        "from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS\n"
+        "def spec():\n"
+        "    return Experiment(name='t', saes=(ToySAE(),), studies=(Ablation(\n"
+        "        name='a', feature=GOLDEN_GATE, prompts=NEUTRAL_PROMPTS),))\n"
+    )
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert "Ablation.feature: Extra inputs are not permitted" in err
+    assert "did you mean 'features'?" in err and "did you mean 'feature'?" not in err

@@ -182,16 +182,9 @@ def neuronpedia_id(ref: SAERef) -> str | None:
 
 
 def _load_release_sae(ref: PretrainedSAE, device: str) -> AnySAE:
-    from sae_lens.loading.pretrained_saes_directory import (
-        get_pretrained_saes_directory,
-        get_repo_id_and_folder_name,
-    )
+    from harness.engine.hub import ensure_release_cached
 
-    from harness.engine.hub import ensure_cached
-
-    if get_pretrained_saes_directory().get(ref.release) is not None:
-        repo_id, folder = get_repo_id_and_folder_name(ref.release, sae_id=ref.sae_id)
-        ensure_cached(repo_id, f"{folder}/cfg.json", f"SAE release {ref.release!r}", "saes")
+    ensure_release_cached(ref.release, ref.sae_id, "saes")
     try:
         return cast(AnySAE, SAE.from_pretrained(ref.release, ref.sae_id, device=device))
     except Exception as exc:

@@ -91,7 +91,7 @@ def read_sae_card(ref: SAERef, i: int) -> SAECard:
     """The config of SAE ``i`` of a spec: for a release, its ``cfg.json`` from the local
     Hugging Face cache or the hub (no weights); :class:`BackendError` in seconds when neither
     has it."""
-    from harness.engine.hub import ensure_cached
+    from harness.engine.hub import ensure_release_cached
 
     if isinstance(ref, ToySAE):
         from harness.toy.world import toy_sae_dir
@@ -101,10 +101,8 @@ def read_sae_card(ref: SAERef, i: int) -> SAECard:
         return _card(ref, i, json.loads((Path(ref.path) / "cfg.json").read_text()))
     assert isinstance(ref, PretrainedSAE)
     from sae_lens.loading.pretrained_sae_loaders import load_sae_config_from_huggingface
-    from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
 
-    repo_id, folder = get_repo_id_and_folder_name(ref.release, sae_id=ref.sae_id)
-    ensure_cached(repo_id, f"{folder}/cfg.json", f"SAE release {ref.release!r}", "saes")
+    ensure_release_cached(ref.release, ref.sae_id, f"saes.{i}")
     try:
         cfg = load_sae_config_from_huggingface(ref.release, ref.sae_id, device="cpu")
     except Exception as exc:  # the hub client raises many types; all mean "could not read"

@@ -12,7 +12,15 @@ from typing import Any
 
 from harness.errors import BackendError
 
-__all__ = ["cached_revision", "ensure_cached", "hub_offline", "hub_reachable", "local_model_config"]
+__all__ = [
+    "cached_revision",
+    "ensure_cached",
+    "ensure_release_cached",
+    "hub_offline",
+    "hub_reachable",
+    "local_model_config",
+    "release_location",
+]
 
 
 def hub_offline() -> bool:
@@ -40,6 +48,43 @@ def is_cached(repo_id: str, filename: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     return isinstance(try_to_load_from_cache(repo_id, filename), str)
+
+
+def _snapshot_has(repo_id: str, path: str) -> bool:
+    """Whether the cached snapshot of ``repo_id``'s main branch holds ``path`` (a file or a
+    folder): what a release whose loader reads no ``cfg.json`` proves itself cached by."""
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    ref = repo / "refs" / "main"
+    if not ref.is_file():
+        return False
+    return (repo / "snapshots" / ref.read_text().strip() / path).exists()
+
+
+def release_location(release: str, sae_id: str) -> tuple[str, str]:
+    """The repository of SAE ``sae_id`` of ``release`` (a SAELens release name, or a Hugging
+    Face repository id whose folder ``sae_id`` holds the SAE, as SAELens reads both) and the
+    file that proves it is cached: ``<folder>/cfg.json`` for SAELens-format repositories; for a
+    release that SAELens converts (``conversion_func``: Gemma Scope, Llama Scope, Qwen Scope…),
+    the path the release names."""
+    from sae_lens.loading.pretrained_saes_directory import (
+        get_pretrained_saes_directory,
+        get_repo_id_and_folder_name,
+    )
+
+    repo_id, folder = get_repo_id_and_folder_name(release, sae_id=sae_id)
+    info = get_pretrained_saes_directory().get(release)
+    converted = info is not None and info.conversion_func not in (None, "sae_lens")
+    return repo_id, folder if converted else f"{folder}/cfg.json"
+
+
+def ensure_release_cached(release: str, sae_id: str, field: str) -> None:
+    """:func:`ensure_cached` for an SAE of a release."""
+    repo_id, proof = release_location(release, sae_id)
+    if _snapshot_has(repo_id, proof):
+        return
+    ensure_cached(repo_id, proof, f"SAE release {release!r}", field)
 
 
 def cached_revision(repo_id: str, filename: str = "config.json") -> str | None:

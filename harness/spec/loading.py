@@ -35,15 +35,23 @@ def format_validation_error(exc: ValidationError) -> str:
             shown = shown[:77] + "..."
         hint = ""
         if err["type"] == "extra_forbidden" and err["loc"]:
-            close = difflib.get_close_matches(str(err["loc"][-1]), _known_fields(), 1, 0.75)
+            name = str(err["loc"][-1])
+            fields = _known_fields()
+            # the object's own fields first (Ablation's `feature` is `features`), never itself
+            own = fields.get(exc.title, []) if len(err["loc"]) == 1 else []
+            own = [f for f in own if f != name]
+            every = sorted({f for fs in fields.values() for f in fs} - {name})
+            close = difflib.get_close_matches(name, own, 1, 0.75) or difflib.get_close_matches(
+                name, every, 1, 0.75
+            )
             hint = f"; did you mean {close[0]!r}?" if close else ""
         parts.append(f"{path}: {msg} (got {shown}){hint}")
     return "; ".join(parts)
 
 
-def _known_fields() -> list[str]:
-    """Every field name of the spec models (the experiment's, the references', each study
-    kind's): what a mistyped field is matched against."""
+def _known_fields() -> dict[str, list[str]]:
+    """The field names of every spec model (the experiment, the references, each study kind),
+    by model name: what a mistyped field is matched against."""
     from pydantic import BaseModel
 
     from harness.spec import refs
@@ -52,7 +60,7 @@ def _known_fields() -> list[str]:
 
     models: list[type[BaseModel]] = [Exp, *(k.spec for k in kinds())]
     models += [v for v in vars(refs).values() if isinstance(v, type) and issubclass(v, BaseModel)]
-    return sorted({name for m in models for name in m.model_fields})
+    return {m.__name__: sorted(m.model_fields) for m in models}
 
 
 def load_spec(path: Path) -> Experiment:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -213,14 +214,20 @@ def _local_sae_cfg(folder: str, hook: str | None, field: str) -> dict[str, Any]:
     return cfg
 
 
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
 def _check_release(ref: PretrainedSAE, i: int) -> None:
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
     directory = get_pretrained_saes_directory()
     if ref.release not in directory:
+        if _REPO_ID.fullmatch(ref.release):
+            return  # a Hugging Face repository of SAELens-format SAEs: sae_id is its folder
         raise SpecError(
             f"unknown SAELens release {ref.release!r}{_close(ref.release, list(directory))} "
-            f"(the list is sae_lens/pretrained_saes.yaml)",
+            f"(the list is sae_lens/pretrained_saes.yaml; a Hugging Face repository id "
+            f"'owner/name' names a repository of SAELens-format SAE folders)",
             field=f"saes.{i}.release",
         )
     ids = list(directory[ref.release].saes_map)

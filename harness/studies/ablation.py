@@ -201,7 +201,7 @@ class AblationKind(StudyKind[Ablation]):
         concept = rc.scores.get(rc.primary_rubric, {})
         rows: list[dict[str, Any]] = []
         if study.generate:
-            for sae in dict.fromkeys(g["sae"] for g in rc.store.records("generation")):
+            for sae in rc.generated_saes():
                 if any(g[:2] == (sae, study.name) for g in concept):
                     cond = ablation_condition(study)
                     rows += paired_rows(sae, study.name, [cond], concept, rc.rng)

@@ -151,6 +151,14 @@ class RowContext:
     primary_rubric: str  # the primary rubric's name (e.g. concept_presence)
     scores: dict[str, Any]  # rubric name → (sae, study, condition) → prompt index → score
 
+    def generated_saes(self) -> list[str]:
+        """The labels of the SAEs with stored generations, in the spec's order (then any the
+        spec no longer names): rows, and the shared stream's draws, never depend on the order
+        records landed in (executors, resumes)."""
+        stored = dict.fromkeys(g["sae"] for g in self.store.records("generation"))
+        planned = [sae_label(ref) for ref in self.store.experiment().saes]
+        return [s for s in planned if s in stored] + [s for s in stored if s not in planned]
+
 
 class DescriptionNeeded(Exception):
     """Raised in a worker that may not call the judge: the driver describes ``examples`` with

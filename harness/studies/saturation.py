@@ -265,7 +265,7 @@ class SaturationKind(StudyKind[SaturationClamp]):
         concept = rc.scores.get(rc.primary_rubric, {})
         conditions = [condition_name(lv, study.level_unit) for lv in study.levels]
         rows: list[dict[str, Any]] = []
-        saes = list(dict.fromkeys(g["sae"] for g in rc.store.records("generation")))
+        saes = rc.generated_saes()
         for sae in saes:
             if not any(g[:2] == (sae, study.name) for g in concept):
                 continue
