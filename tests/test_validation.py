@@ -99,6 +99,18 @@ BAD: dict[str, tuple[str, str]] = {
         experiment(study(prompts="PromptFile(path='bad.jsonl')")),
         "bad.jsonl:1: expected a JSON object with a 'prompt' or 'text' field",
     ),
+    "prompt_file_outside_the_project": (
+        experiment(study(prompts="PromptFile(path='/etc/hostname')")),
+        "studies.0.prompts: prompt file '/etc/hostname' is outside the spec's folder",
+    ),
+    "nul_in_a_prompt": (
+        experiment(study(prompts="('a bridge', 'the bay\\x00 at dusk')")),
+        "prompt 1 holds the control character U+0000 at character 7",
+    ),
+    "escape_in_a_prompt": (
+        experiment(study(prompts="('a \\x1b[31m bridge',)")),
+        "prompt 0 holds the control character U+001B at character 2",
+    ),
     "unknown_toy_sae": (
         experiment(saes="(ToySAE(name='huge'),)"),
         "saes.0.name: unknown toy SAE 'huge'; valid: ['relu-1024', 'relu-256', 'topk-256']",
@@ -260,3 +272,30 @@ def test_a_mistyped_field_gets_a_did_you_mean(
     err = capsys.readouterr().err
     assert "Ablation.feature: Extra inputs are not permitted" in err
     assert "did you mean 'features'?" in err and "did you mean 'feature'?" not in err
+
+
+def test_prompt_files_are_read_inside_the_project_unless_allowed(
+    spec_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness.spec.loading import load_spec
+
+    outside = tmp_path_factory.mktemp("elsewhere") / "shared_prompts.txt"
+    outside.write_text("the weather today is\n")
+    monkeypatch.chdir(spec_dir)
+    path = spec_dir / "outside.py"
+    path.write_text(experiment(study(prompts=f"PromptFile(path={str(outside)!r})")))
+    assert main(["validate", str(path)]) == 2
+    assert "is outside the spec's folder" in capsys.readouterr().err
+    path.write_text(
+        experiment(study(prompts=f"PromptFile(path={str(outside)!r}, allow_outside=True)"))
+    )
+    assert main(["validate", str(path)]) == 0
+    assert load_spec(path).studies[0].prompts == ("the weather today is",)  # type: ignore[union-attr]
+    # a control character read from a file is refused like one written in the spec
+    (spec_dir / "nul.txt").write_text("fine prompt\nbad\x00prompt\n")
+    path.write_text(experiment(study(prompts="PromptFile(path='nul.txt')")))
+    assert main(["validate", str(path)]) == 2
+    assert "prompt 1 holds the control character U+0000" in capsys.readouterr().err

@@ -125,6 +125,14 @@ def read_prompt_file(ref: PromptFile, base: Path, field: str) -> tuple[str, ...]
     """Prompts of a ``.txt`` (one per non-empty line) or ``.jsonl`` (``{"prompt": ...}`` or
     ``{"text": ...}`` per line) file."""
     path = (base / ref.path).resolve()
+    inside = [root for root in (base.resolve(), Path.cwd().resolve()) if path.is_relative_to(root)]
+    if not inside and not ref.allow_outside:
+        raise SpecError(
+            f"prompt file {ref.path!r} is outside the spec's folder ({base}) and the working "
+            "directory; its content would be stored with the run (spec.json, MLflow) — "
+            "PromptFile(path=..., allow_outside=True) reads it anyway",
+            field=field,
+        )
     if not path.is_file():
         raise SpecError(f"prompt file {ref.path!r} not found (looked in {base})", field=field)
     try:

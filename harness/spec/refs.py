@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -193,6 +194,8 @@ class PromptFile(Frozen):
 
     kind: Literal["file"] = "file"
     path: str = Field(min_length=1)
+    # a file outside the spec's folder and the working directory is read only when asked
+    allow_outside: bool = False
 
 
 PromptSet = tuple[str, ...] | PromptFile
@@ -220,6 +223,12 @@ def prompt_list(prompts: PromptSet) -> tuple[str, ...]:
     return prompts
 
 
+def _is_control(char: str) -> bool:
+    """A control character other than tab, newline and carriage return (NUL, ESC, DEL, C1…):
+    never text, and a NUL breaks the tokenizers and files downstream."""
+    return unicodedata.category(char) == "Cc" and char not in "\t\n\r"
+
+
 def check_prompts(prompts: PromptSet) -> PromptSet:
     """A prompt set's validation (non-empty, no blank or repeated prompt); files are checked
     when they are read."""
@@ -231,6 +240,13 @@ def check_prompts(prompts: PromptSet) -> PromptSet:
     for i, prompt in enumerate(prompts):
         if not prompt.strip():
             raise ValueError(f"prompt {i} is blank")
+        bad = next((c for c in prompt if _is_control(c)), None)
+        if bad is not None:
+            raise ValueError(
+                f"prompt {i} holds the control character U+{ord(bad):04X} at character "
+                f"{prompt.index(bad)} ({prompt[:40]!r}); prompts are text (tab and newline "
+                "allowed)"
+            )
         if prompt in first:
             raise ValueError(
                 f"prompt {i} repeats prompt {first[prompt]} ({prompt[:40]!r}); each prompt of a "
