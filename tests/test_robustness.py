@@ -394,6 +394,33 @@ def test_a_damaged_line_is_set_aside_and_its_items_redone(
     assert after == before
 
 
+def test_a_finished_run_with_a_torn_tail_is_flagged_and_the_rerun_mends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = _spec(tmp_path)
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
+    store = RunStore.open("latest", Path("runs"))
+    before = store.read_json("summary.json")
+    data = store.records_path.read_bytes()
+    last = data[:-1].rfind(b"\n") + 1
+    store.records_path.write_bytes(data[: last + (len(data) - last) // 2])  # cut mid-write
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "finished" in out and "records.jsonl ends in a torn line" in out
+    assert main(["report", str(store.dir), "--reports", "reports"]) == 0
+    captured = capsys.readouterr()
+    assert "harness: warning:" in captured.err and "torn line" in captured.err
+    report = Path(captured.out.split("report: ")[1].strip()).read_text()
+    assert "**Incomplete records:**" in report
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0  # redoes the cut record
+    capsys.readouterr()
+    assert RunStore(store.dir).torn_tail() == 0
+    assert RunStore(store.dir).read_json("summary.json") == before
+    assert main(["list"]) == 0 and "torn" not in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- text and verdicts
 
 

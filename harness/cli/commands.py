@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -208,13 +209,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     for spec_path in runs:
         store = RunStore(spec_path.parent)
         status = store.status().get("status", "?")
+        torn = 0
         try:
             n_gen = str(len(store.done_keys("generation")))
             n_judged = str(len(store.done_keys("judgement")))
+            torn = store.torn_tail()
         except StoreError:  # one damaged run must not hide the others
             n_gen, n_judged = "damaged", "see show"
         print(f"{store.run_id:<40}{status:<10}{n_gen:>12}{n_judged:>12}")
+        if torn:
+            print(f"  └ {torn_line(torn)}")
     return 0
+
+
+def torn_line(n_bytes: int) -> str:
+    """What a torn tail of ``records.jsonl`` means, in one line."""
+    return (
+        f"records.jsonl ends in a torn line ({n_bytes} bytes cut mid-write): one record is "
+        "missing from every view; `harness run` on its spec redoes it"
+    )
 
 
 def cmd_log(args: argparse.Namespace) -> int:
@@ -291,5 +304,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     store = RunStore.open(args.run, args.runs or default_runs_root())
     summary = summarise(store, store.experiment().seed)
     path = write_report(store, summary, args.reports, args.template)
+    if torn := store.torn_tail():
+        print(f"harness: warning: run {store.run_id}: {torn_line(torn)}", file=sys.stderr)
     print(f"report: {path}")
     return 0

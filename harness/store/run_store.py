@@ -241,6 +241,15 @@ class RunStore:
             if b"\n" not in fh.read(size - self._offset):
                 fh.truncate(self._offset)
 
+    def torn_tail(self) -> int:
+        """How many bytes past the last complete line of ``records.jsonl`` (0: none): a record
+        cut mid-write by a crash, missing from every view until ``harness run`` redoes it."""
+        self._refresh()
+        try:
+            return max(0, self.records_path.stat().st_size - self._offset)
+        except FileNotFoundError:
+            return 0
+
     def remove_stale_temp_files(self) -> int:
         """Remove the temporary files of atomic writes whose process is gone (a write cut short
         by a kill); a live writer's (``.NAME.tmpPID``) is left alone. Returns how many."""

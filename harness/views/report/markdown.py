@@ -28,6 +28,12 @@ def render_report(
     prov = store.read_json("provenance.json")
     packages = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items())
     lines = [f"# {cell(exp.name)}", ""]
+    if torn := store.torn_tail():
+        lines += [
+            f"> **Incomplete records:** `records.jsonl` ends in a torn line ({torn} bytes cut "
+            "mid-write); one record is missing from this report. Run the spec again to redo it.",
+            "",
+        ]
     if exp.description:
         lines += [cell(exp.description, 2000), ""]
     lines += [
