@@ -7,6 +7,7 @@ never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -78,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         "nightly": cmd_nightly,
         "compare": cmd_compare,
     }
+    threads = getattr(args, "threads", None)
+    saved = os.environ.get("HARNESS_THREADS")
     try:
+        if threads is not None:  # read where the model loads (engine/threads.py), Ray included
+            if threads < 1:
+                raise HarnessError(f"--threads must be at least 1, got {threads}")
+            os.environ["HARNESS_THREADS"] = str(threads)
         return handlers[args.command](args)
     except HarnessError as exc:
         print(f"harness: error: {strip_control(str(exc))}", file=sys.stderr)
@@ -90,3 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted; finished items are saved, re-run to resume", file=sys.stderr)
         return 130
+    finally:
+        if threads is not None:  # an in-process caller (a notebook, a test) keeps its own
+            if saved is None:
+                os.environ.pop("HARNESS_THREADS", None)
+            else:
+                os.environ["HARNESS_THREADS"] = saved

@@ -114,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
     run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads for the model (default: 1 below 50 M parameters, else every "
+        "core; recorded in provenance)",
+    )
+    run.add_argument(
         "--judge-batch",
         action="store_true",
         help="Anthropic judge: send judgements as one Message Batch (half price; "
@@ -249,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     ni.add_argument("--reports", type=Path, default=Path("reports"))
     ni.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
     ni.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+    ni.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads for the model (default: 1 below 50 M parameters, else every "
+        "core; recorded in provenance)",
+    )
     add_executor_args(ni)
 
     cp = sub.add_parser(

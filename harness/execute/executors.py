@@ -49,6 +49,7 @@ class CellStats:
     wall_s: float = 0.0
     workers: int = 1
     judged: set[str] = field(default_factory=set)  # keys of the cells judged while computed
+    threads: dict[str, Any] | None = None  # torch's intra-op threads per worker, and why
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class CellStats:
             "driver_s": round(self.driver_s, 3),
             "wall_s": round(self.wall_s, 3),
             "workers": self.workers,
+            "threads": self.threads,
         }
 
 
@@ -96,6 +98,7 @@ class LocalExecutor:
             return stats  # everything is stored: no model to load
         started = time.monotonic()
         warm = Warm(job.exp, job.device, job.say)
+        stats.threads = warm.threads.as_json()
         contexts = {
             label: warm.context(
                 job.exp,

@@ -63,7 +63,12 @@ class CellActor:
             return {"error": str(exc), "spec_error": [exc.args[0], exc.field]}
         except HarnessError as exc:
             return {"error": str(exc)}
-        return {"device": warm.device, "pid": os.getpid(), "messages": self._take_messages()}
+        return {
+            "device": warm.device,
+            "pid": os.getpid(),
+            "threads": warm.threads.as_json(),
+            "messages": self._take_messages(),
+        }
 
     def run_cell(
         self,

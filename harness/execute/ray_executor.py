@@ -68,6 +68,7 @@ class RayExecutor:
         self.address = address
         self.gpus_per_worker = gpus_per_worker
         self.workers = workers
+        self._threads: dict[str, Any] | None = None  # one actor's torch threads (all alike)
         self.max_retries = max_retries
         self.say = say
         self._slots: list[_Slot] = []
@@ -168,6 +169,7 @@ class RayExecutor:
         from harness.execute.worker import model_identity
 
         slot.holds, slot.pid = model_identity(exp), result["pid"]
+        self._threads = result.get("threads")
         for line in result["messages"]:
             self.say(f"[worker {slot.number}] {line}")
         return str(result["device"])
@@ -182,7 +184,7 @@ class RayExecutor:
 
         want = model_identity(job.exp)
         slots = self._slots_for(len(job.cells))
-        stats = CellStats(self.name, workers=len(slots))
+        stats = CellStats(self.name, workers=len(slots), threads=self._threads)
         began = time.monotonic()
         provenance = job.store.read_json("provenance.json")
         api_judge = not job.exp.judge.is_offline()

@@ -125,6 +125,12 @@ def _run_locked(
     judge = judges[0]
     provenance = collect_provenance(device, judge.name, judge.rubric.ident)
     provenance["dtype"] = getattr(exp.model, "dtype", "float32")
+    try:  # the last computing session's threads stay until another session computes
+        earlier = store.read_json("provenance.json").get("threads")
+    except (OSError, ValueError, HarnessError):
+        earlier = None
+    if earlier is not None:
+        provenance["threads"] = earlier
     if isinstance(exp.model, PretrainedModel):  # the loading rule the worker applies, and why
         from harness.engine.preflight import preflight
 
@@ -172,6 +178,9 @@ def _run_locked(
         )
         stats = executor.compute(job)
         cell_stats.update(stats.as_json())
+        if stats.threads is not None:  # how the worker ran torch (a view of this session only)
+            provenance["threads"] = stats.threads
+            store.write_json("provenance.json", provenance)
         unjudged = [c for c in cells if c.key not in stats.judged]
         judge_cells(exp, store, unjudged, judges, study_judges, options, bars)
         bars.close()

@@ -59,6 +59,9 @@ class Warm:
         saes = [load_sae(ref, sae_label(ref), device) for ref in exp.saes]
         self.saes = {sae.label: sae for sae in saes}
         say(f"model and {len(saes)} SAE(s) loaded on {device} in {time.monotonic() - began:.1f} s")
+        from harness.engine.threads import apply_threads
+
+        self.threads = apply_threads(self.model, device)
         self.documents = eval_documents()
         self._model_json = exp.model.model_dump(mode="json", exclude={"device"})
         if self.loading is not None:  # cached statistics belong to these weights, so loaded

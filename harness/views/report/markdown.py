@@ -47,6 +47,7 @@ def render_report(
                 ["git commit", cell(f"{prov.get('git_commit')} (dirty: {prov.get('git_dirty')})")],
                 ["model", cell(exp.model.model_dump(mode="json"))],
                 ["device", cell(prov.get("device"))],
+                *_threads_rows(prov),
                 *_loading_rows(prov),
                 ["judge", cell(prov.get("judge"))],
                 ["rubric", cell(prov.get("rubric"))],
@@ -189,6 +190,14 @@ def _agreement_section(store: RunStore) -> list[str]:
         ),
         "",
     ]
+
+
+def _threads_rows(prov: dict[str, Any]) -> list[list[str]]:
+    """torch's CPU threads in the session that computed, when it computed anything."""
+    threads = prov.get("threads")
+    if not isinstance(threads, dict):
+        return []
+    return [["threads", cell(f"{threads.get('n')} ({threads.get('reason')})")]]
 
 
 def write_report(
