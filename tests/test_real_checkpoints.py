@@ -140,6 +140,35 @@ def test_the_fit_gate_passes_as_trained_and_refuses_the_other_processing(
     assert list(store.records("sae_quality")), "the measurement behind the refusal is kept"
 
 
+def test_prepend_bos_and_context_size_are_applied_as_the_sae_was_trained(
+    offline_hub: Path, pythia_sae: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An SAE trained without BOS on 16-token contexts: the loaded model stops prepending BOS
+    (statistics, quality and generation alike) and SAE quality cuts 16-token sequences."""
+    from harness.execute.worker import Warm
+    from harness.spec.loading import load_spec
+
+    monkeypatch.chdir(tmp_path)
+    sae = tmp_path / "no_bos"
+    shutil.copytree(pythia_sae, sae)
+    cfg = json.loads((sae / "cfg.json").read_text())
+    cfg["metadata"].update(prepend_bos=False, context_size=16)
+    (sae / "cfg.json").write_text(json.dumps(cfg))
+    spec = write_spec(tmp_path, "no_bos", f"LocalSAE(path={str(sae)!r})")
+    spec.write_text(
+        spec.read_text()
+        .replace("n_sequences=8, context_size=32", "n_sequences=4")
+        .replace("        studies=(", "        fit_gate=None,\n        studies=(")
+    )
+    exp = load_spec(spec)
+    warm = Warm(exp, "cpu", lambda _: None)
+    assert warm.model.cfg.default_prepend_bos is False
+    assert warm.loading is not None and warm.loading["prepend_bos"] is False
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0
+    [quality] = RunStore.open("latest", Path("runs")).records("sae_quality")
+    assert quality["context_size"] == 16
+
+
 @pytest.mark.parametrize(
     ("saes", "model", "expected"),
     [
