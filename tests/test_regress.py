@@ -94,6 +94,12 @@ def test_gate_flags_a_degraded_decoder_and_passes_an_unchanged_rerun(
     assert main(["regress", "latest", *runs, "--baseline", "accepted/ckpt_gate"]) == 1
     out = capsys.readouterr().out
     assert "REGRESSED" in out and "10x concept_score: 3.000 → " in out
+    per_metric: dict[str, list[float]] = {}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) > 3 and words[1] == "sweep" and words[2].endswith("x"):
+            per_metric.setdefault(words[3], []).append(float(words[2][:-1]))
+    assert per_metric and all(v == sorted(v) for v in per_metric.values()), per_metric
     report = Path(out.split(" → ")[1].split()[0])
     text = report.read_text()
     assert "❌" in text and "**REGRESSED**" in text

@@ -32,7 +32,7 @@ from harness.spec import Tolerance, sae_label
 from harness.store import RunStore, write_atomic
 from harness.studies.contract import ItemKey as Key
 from harness.studies.controls import parse_control
-from harness.studies.items import BASELINE
+from harness.studies.items import BASELINE, condition_order
 from harness.views.notebook import LoadedRun
 from harness.views.report.markdown_table import cell, fmt_estimate, table
 
@@ -74,7 +74,10 @@ def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Chec
             checks.extend(_quality_checks(current, baseline, tol, labels, rng))
             continue
         now, before = current.item_values(tol.metric), baseline.item_values(tol.metric)
-        groups = sorted({k[:3] for k in before if _wanted(tol, k)})
+        groups = sorted(
+            {k[:3] for k in before if _wanted(tol, k)},
+            key=lambda g: (g[0], g[1], condition_order(g[2])),  # levels in numeric order
+        )
         for sae_i, study, cond in groups:
             keys = sorted(k for k in before if k[:3] == (sae_i, study, cond) and k[3] == "target")
             common = [k for k in keys if k in now]

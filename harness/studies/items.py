@@ -55,6 +55,17 @@ def split_condition(condition: str) -> tuple[str, str]:
     return "target", condition
 
 
+def condition_order(condition: str) -> tuple[str, int, float, str]:
+    """A sort key that puts levels in numeric order (``0x, 1x, 2x, 10x``, ``v=-1, v=3.5``) within
+    each prompt set, other conditions (baseline, ablations, controls) after them by name."""
+    prompt_set, cond = split_condition(condition)
+    text = cond.removeprefix("v=").removesuffix("x")
+    try:
+        return prompt_set, 0, float(text), cond
+    except ValueError:
+        return prompt_set, 1, 0.0, cond
+
+
 def set_condition(prompt_set: str, condition: str) -> str:
     """The stored condition of ``condition`` on ``prompt_set`` (``neutral:10x``; target bare)."""
     return condition if prompt_set == "target" else f"{prompt_set}:{condition}"
