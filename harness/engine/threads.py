@@ -2,8 +2,9 @@
 matrix products are too small to gain from splitting and lose to thread hand-offs (more so on a
 shared, loaded machine), every core for large ones. ``HARNESS_THREADS`` (``--threads``) fixes it.
 
-Measured on this project's 2-core machine, ``experiments/toy_specificity.py`` end to end at load
-~3: 29.5 s with one thread vs 45.5 s with torch's default of two (see README "Threads").
+Measured on this project's 2-core machine, ``experiments/toy_specificity.py`` end to end: quiet,
+20.8 s on one thread vs 19.6 s on two; with a busy loop on each core, 35.2 s vs 48.6 s (README
+"Threads").
 """
 
 from __future__ import annotations
