@@ -9,6 +9,7 @@ __all__ = [
     "JudgeError",
     "SpecError",
     "StoreError",
+    "TrackingError",
 ]
 
 
@@ -40,6 +41,13 @@ class JudgeError(HarnessError):
 
 class StoreError(HarnessError):
     """The run store is missing, corrupt, or does not match the request."""
+
+    exit_code = 2
+
+
+class TrackingError(HarnessError):
+    """The MLflow tracking store cannot be reached where a command needs it (``harness log``,
+    ``run --require-tracking``); a run without that flag only warns."""
 
     exit_code = 2
 

@@ -366,6 +366,47 @@ def test_a_full_disk_is_one_line_and_the_run_is_marked_failed(
     assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0  # and it resumes
 
 
+def test_a_disk_that_fills_up_leaves_the_run_failed_with_the_path_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk as the OS reports it: every write that needs a new block fails with ENOSPC
+    and no file name (appends, temporary files of atomic writes); overwriting blocks a file
+    already has still works. The run says `failed` with the reason, the line names the file."""
+    import builtins
+    import errno
+
+    import harness.store.files as files
+    import harness.store.run_store as run_store
+
+    monkeypatch.chdir(tmp_path)
+    spec = _spec(tmp_path)
+    real_open = builtins.open
+    state = {"appends": 0, "full": False}
+
+    def disk_open(file, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+        name = str(file)
+        if "records.jsonl" in name and "a" in mode and not state["full"]:
+            state["appends"] += 1
+            state["full"] = state["appends"] > 2
+        if state["full"] and ("a" in mode or "w" in mode or "x" in mode):
+            raise OSError(errno.ENOSPC, "No space left on device")  # no file name, like write(2)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(run_store, "open", disk_open, raising=False)
+    monkeypatch.setattr(files, "open", disk_open, raising=False)
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err, err
+    assert "records.jsonl" in err, err
+    run_dir = next((tmp_path / "runs").glob("robust-*"))
+    status = RunStore(run_dir).status()
+    assert status["status"] == "failed" and "No space left" in status["error"], status
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0  # room again: it resumes
+    assert RunStore(run_dir).status()["status"] == "finished"
+
+
 def test_a_damaged_line_is_set_aside_and_its_items_redone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -50,3 +50,12 @@ def test_rows_do_not_depend_on_the_order_records_landed_in(
     (moved / "records.jsonl").write_text("\n".join(early + late) + "\n")
     again = summarise(RunStore.open(moved.name, moved.parent), 0)
     assert json.dumps(again) == json.dumps(expected)  # (NaN CIs compare equal as text)
+
+    # and so is every report (the full one and the lab tables): sections list SAEs in spec order
+    from harness.views.report.markdown import write_report
+
+    moved_store = RunStore.open(moved.name, moved.parent)
+    for template in ("full", "lab"):
+        a = write_report(store, expected, tmp_path / "a", template=template).read_text()
+        b = write_report(moved_store, again, tmp_path / "b", template=template).read_text()
+        assert a.replace(str(store.dir), "RUN") == b.replace(str(moved), "RUN"), template

@@ -305,6 +305,9 @@ def _tag_mlflow(run_id: str | None, tag: str) -> None:
     try:
         import mlflow
 
+        from harness.views.tracking import bound_http
+
+        bound_http()  # a dead server gives up in seconds, not MLflow's ten minutes
         mlflow.MlflowClient().set_tag(run_id, "harness.accepted_as", tag)
     except Exception:  # the run store is the record; MLflow is a view that may be elsewhere
         pass

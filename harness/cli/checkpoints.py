@@ -59,6 +59,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     device=args.device,
                     show_progress=not args.quiet,
                     log_to_mlflow=not args.no_mlflow,
+                    require_tracking=args.require_tracking,
+                    max_cost_usd=args.max_cost,
+                    over_budget_ok=args.yes,
                     executor=executor,
                 )
                 t = load_run(run_experiment(t, options).store.dir, runs_root)

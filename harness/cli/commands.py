@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from harness.errors import HarnessError, StoreError
+from harness.errors import HarnessError, StoreError, TrackingError
 from harness.store import default_runs_root
 from harness.text import strip_control
 
@@ -97,6 +97,9 @@ def _run(args: argparse.Namespace, exp: Any, executor: Any) -> Any:
             batch_size=args.batch_size,
             show_progress=not args.quiet,
             log_to_mlflow=not args.no_mlflow,
+            require_tracking=args.require_tracking,
+            max_cost_usd=args.max_cost,
+            over_budget_ok=args.yes,
             judge_batch=args.judge_batch,
             judge_concurrency=args.judge_concurrency,
             judge_timeout_s=args.judge_timeout,
@@ -118,7 +121,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"ok: {exp.name} ({len(exp.saes)} SAE(s), {len(exp.studies)} study(ies)), "
         f"spec hash {exp.spec_hash()[:12]}"
     )
+    print(f"plan: {plan_line(exp)}")
     return 0
+
+
+def plan_line(exp: Any) -> str:
+    """The plan's size and the judge's cost in one line, against the budget a run applies."""
+    from harness.execute.plan import plan
+    from harness.judge.budget import DEFAULT_MAX_COST_USD
+
+    totals = plan(exp).totals()
+    size = (
+        f"{totals['generations']:,} generations, {totals['forward_passes']:,} forward passes, "
+        f"{totals['judge_calls']:,} judge calls"
+    )
+    if exp.judge.is_offline():
+        return f"{size} (offline judge, no cost)"
+    from harness.judge.anthropic_judge import estimate_cost
+
+    cost = estimate_cost(exp.judge.model, totals["judge_calls"])
+    limit = exp.judge.max_cost_usd if exp.judge.max_cost_usd is not None else DEFAULT_MAX_COST_USD
+    verdict = (
+        f"within the ${limit:.2f} budget"
+        if cost <= limit
+        else f"over the ${limit:.2f} budget: `harness run` refuses it without --max-cost or --yes"
+    )
+    return f"{size}, about ${cost:.2f} with {exp.judge.model}; {verdict}"
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -234,15 +262,34 @@ def cmd_log(args: argparse.Namespace) -> int:
     import mlflow
 
     from harness.analysis.aggregate import summarise
-    from harness.store import RunStore
+    from harness.store import RunLockedError, RunStore
     from harness.views.report.markdown import write_report
-    from harness.views.tracking import log_run
+    from harness.views.tracking import log_run, tracking_problem, unreachable
 
     store = RunStore.open(args.run, args.runs or default_runs_root())
-    summary = summarise(store, store.experiment().seed)
-    report = write_report(store, summary, args.reports)
-    run_id = log_run(store, summary, report)
-    print(f"mlflow run: {run_id} (tracking URI {mlflow.get_tracking_uri()}); report: {report}")
+    if store.is_live():  # the run's own end logs it (and a view built now would be a second)
+        raise RunLockedError(
+            f"run {store.run_id} is in progress; its own end writes its MLflow view "
+            f"(run 'harness log {store.run_id}' after it, if it could not)"
+        )
+    uri = mlflow.get_tracking_uri()
+    problem = tracking_problem()
+    if problem is not None:
+        raise TrackingError(unreachable(uri, problem).split("; results")[0] + "; nothing logged")
+    with store.writer_lock():
+        summary = summarise(store, store.experiment().seed)
+        report = write_report(store, summary, args.reports)
+        try:
+            run_id = log_run(store, summary, report)
+        except Exception as exc:  # MLflow's own errors are pages of retries: one line
+            line = unreachable(uri, exc).split("; results")[0]
+            raise TrackingError(f"{line}; the view is incomplete, run this again") from None
+        status = store.status()
+        if status.get("status") == "finished":  # the view exists now: the status says where
+            store.write_status(
+                {**status, "mlflow_run_id": run_id, "tracking_uri": uri, "tracking_error": None}
+            )
+    print(f"mlflow run: {run_id} (tracking URI {uri}); report: {report}")
     return 0
 
 

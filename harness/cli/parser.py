@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.parser_parts import add_bench_parsers, add_executor_args, add_guard_args
+
 __all__ = ["EPILOG", "build_parser"]
 
 EPILOG = """exit codes: 0 ok; 1 run failed (or too many unscored judgements); 2 user error
@@ -24,48 +26,6 @@ examples:
   harness bench store                            run-store cost per record at 10k and 100k
   harness bench scale                            Ray executor vs local: cells/s, driver cost
 """
-
-
-def add_executor_args(cmd: argparse.ArgumentParser) -> None:
-    """--executor and the Ray executor's options (run, nightly, compare)."""
-    g = cmd.add_argument_group(
-        "executor",
-        "where the cells (SAE × study) are computed; the driver always writes the run store, "
-        "judges and logs to MLflow",
-    )
-    g.add_argument(
-        "--executor",
-        choices=["local", "ray"],
-        default="local",
-        help="local: in this process (default); ray: on actors of a Ray cluster, one per GPU or "
-        "CPU slot, the model kept warm across cells (needs `pip install 'harness[ray]'`)",
-    )
-    g.add_argument(
-        "--address",
-        default=None,
-        help="Ray: the cluster to join ('auto' for the one `ray start` runs here, or "
-        "ray://HOST:10001); default: start a local cluster for this command",
-    )
-    g.add_argument(
-        "--gpus-per-worker",
-        type=float,
-        default=None,
-        help="Ray: GPUs per actor (default: 1 when the cluster has GPUs, else 0: one actor per "
-        "CPU slot)",
-    )
-    g.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="Ray: actors to start (default: the cluster's GPUs / --gpus-per-worker, or its CPUs)",
-    )
-    g.add_argument(
-        "--cell-retries",
-        type=int,
-        default=2,
-        help="Ray: times a cell whose worker died is retried on a fresh actor (default: 2); "
-        "then it is listed as failed and the next run resumes it",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="rows per forward pass (default: as many as fit a 1 GiB budget)",
     )
-    run.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
+    add_guard_args(run, "skip the MLflow view")
     run.add_argument(
         "--threads",
         type=int,
@@ -255,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     ni.add_argument("folder", type=Path, help="folder of experiment specs")
     ni.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
     ni.add_argument("--reports", type=Path, default=Path("reports"))
-    ni.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view")
+    add_guard_args(ni, "skip the MLflow view")
     ni.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
     ni.add_argument(
         "--threads",
@@ -288,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("--runs", type=Path, default=None, help="run store root")
     cp.add_argument("--reports", type=Path, default=Path("reports"))
-    cp.add_argument("--no-mlflow", action="store_true", help="skip the MLflow view of new runs")
+    add_guard_args(cp, "skip the MLflow view of new runs")
     cp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
     cp.add_argument("--quiet", action="store_true", help="no progress bars")
     add_executor_args(cp)
@@ -314,74 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "prompts (<run>-lab.md)",
             )
 
-    bench = sub.add_parser("bench", help="benchmarks (ratios measured in one process)")
-    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
-    sweep = bench_sub.add_parser(
-        "sweep",
-        help="clamp sweep: seed-style loop vs the harness engine vs no intervention",
-        description="On the toy model: 5 levels × 32 prompts × 32 new tokens plus baselines, "
-        "generated (a) one model.generate per prompt and level with a decode(encode(x)) hook, "
-        "(b) by the harness in one batched KV-cached pass with per-row clamps, (c) batched with "
-        "no intervention. Prints speedup_vs_seed_loop = a/b and intervention_overhead = b/c.",
-    )
-    sweep.add_argument("--device", default="cpu", help="cpu or cuda")
-    sweep.add_argument(
-        "--shape",
-        default="toy",
-        choices=["toy", "gpt2-small", "llama-2-7b"],
-        help="toy: the shipped toy world; otherwise that architecture with random weights (no "
-        "download), timed also against SAELens' own path (llama-2-7b: --device cuda only)",
-    )
-    sweep.add_argument("--arch", default="relu", choices=["relu", "topk", "jumprelu"])
-    sweep.add_argument("--sae-width", type=int, default=24576, help="SAE width for --shape")
-    sweep.add_argument("--prompts", type=int, default=None, help="default: 32 toy, 8 shapes")
-    sweep.add_argument("--new-tokens", type=int, default=None, help="default: 32 toy, 16 shapes")
-    sweep.add_argument("--repeats", type=int, default=5, help="best of N for the batched runs")
-    sweep.add_argument("--json", action="store_true", help="print the result as JSON")
-    jb = bench_sub.add_parser(
-        "judge",
-        help="Anthropic judge vs one-at-a-time calls, against the loopback fake server",
-        description="N judgements against the fake Anthropic server at a fixed latency: the "
-        "harness judge (concurrent, cached) vs one-at-a-time calls (timed on a sample, scaled to "
-        "N); then a second pass over the same items, which must make 0 API calls.",
-    )
-    jb.add_argument("--n", type=int, default=1000, help="judgements (default 1000)")
-    jb.add_argument("--latency-ms", type=float, default=200.0)
-    jb.add_argument("--concurrency", type=int, default=64)
-    jb.add_argument(
-        "--sequential-sample",
-        type=int,
-        default=25,
-        help="one-at-a-time calls actually timed (default 25)",
-    )
-    jb.add_argument("--json", action="store_true", help="print the result as JSON")
-    sc = bench_sub.add_parser(
-        "scale",
-        help="the Ray executor vs the local one on a toy suite (cells/s, driver overhead)",
-        description="Runs a toy suite (two specs over both toy SAEs, 8 cells) from scratch on the "
-        "local executor, then on the Ray executor (a local cluster unless --address). Prints "
-        "cells per second for each, the worker's and the driver's seconds per cell, and how "
-        "many workers one driver keeps busy (worker time / driver time per cell). Needs Ray.",
-    )
-    sc.add_argument("--workers", type=int, default=2, help="Ray actors (default 2)")
-    sc.add_argument("--address", default=None, help="a running Ray cluster (default: start one)")
-    sc.add_argument("--json", action="store_true", help="print the result as JSON")
-    sb = bench_sub.add_parser(
-        "store",
-        help="run-store cost per record as runs grow (append, then parse and aggregate)",
-        description="Writes a demo-like saturation sweep (generations, measures, judgements on "
-        "three rubrics, next-token records) of each size into a temporary run store the way a "
-        "run does, then aggregates it from a fresh reader. Prints seconds and microseconds per "
-        "record for both: flat per-record cost across sizes means linear growth.",
-    )
-    sb.add_argument(
-        "--sizes",
-        type=int,
-        nargs="+",
-        default=[10_000, 100_000],
-        help="records per run (default 10000 100000)",
-    )
-    sb.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_bench_parsers(sub)
 
     toy = sub.add_parser("toy", help="the embedded toy world")
     toy_sub = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")

@@ -3,6 +3,7 @@ executor), the run-level unscored threshold, and ``harness rescore``."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def make_judge(
         max_concurrency=pick(options.judge_concurrency, settings.concurrency, 32),
         timeout_s=pick(options.judge_timeout_s, settings.timeout_s, 60.0),
         max_retries=pick(options.judge_retries, settings.max_retries, 6),
+        budget=options.budget,
     )
 
 
@@ -148,12 +150,18 @@ def _rescore_locked(
     store.write_json("summary.json", summary)
     report = write_report(store, summary, reports_dir)
     status = store.status()
-    if status.get("mlflow_run_id"):  # the run has an MLflow view: rebuild it, never stale
+    if status.get("mlflow_run_id") or status.get("tracking_error"):  # rebuild it, never stale
+        import mlflow
+
         from harness.views.tracking import log_run
 
         if status.get("tracking_uri"):
-            import mlflow
-
             mlflow.set_tracking_uri(status["tracking_uri"])
-        log_run(store, summary, report)
+        try:
+            log_run(store, summary, report)
+        except Exception as exc:  # the judgements are stored: the view is best-effort
+            from harness.views.tracking import unreachable
+
+            line = unreachable(mlflow.get_tracking_uri(), exc, store.run_id)
+            print(f"harness: warning: {line}", file=sys.stderr, flush=True)
     return made, report

@@ -11,6 +11,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness.execute.executors import Executor
+from harness.judge.budget import Budget
 from harness.store import default_runs_root
 
 __all__ = ["Bars", "RunOptions"]
@@ -26,11 +27,15 @@ class RunOptions:
     batch_size: int | None = None  # None: from a memory budget
     show_progress: bool = True
     log_to_mlflow: bool = True
+    require_tracking: bool = False  # an unreachable tracking server refuses the run (else warns)
     judge_concurrency: int | None = None  # None: the spec's judge.concurrency, else 32
     judge_timeout_s: float | None = None  # None: the spec's judge.timeout_s, else 60
     judge_retries: int | None = None  # None: the spec's judge.max_retries, else 6
     judge_batch: bool = False  # use the Message Batches API (Anthropic judge)
     judge_cache: Path | None = None  # None: $HARNESS_JUDGE_CACHE or ~/.cache/harness
+    max_cost_usd: float | None = None  # None: the spec's judge.max_cost_usd, else $10
+    over_budget_ok: bool = False  # --yes: start although the estimate exceeds the budget
+    budget: Budget | None = None  # the ledger the run's paid judges share (set by the runner)
     wait: bool = False  # another process writes the same run: wait for it (else refuse, exit 2)
     executor: Executor | None = None  # None: the local executor (cells in this process)
 

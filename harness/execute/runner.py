@@ -8,18 +8,20 @@ item's identity.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness.analysis.aggregate import summarise
-from harness.errors import HarnessError
+from harness.errors import HarnessError, TrackingError
 from harness.execute.executors import Executor
 from harness.execute.judging import check_unscored, judge_cells, make_judge, make_judges, rescore
 from harness.execute.options import Bars, RunOptions
 from harness.judge.base import Judge
+from harness.judge.budget import BudgetReached
 from harness.spec import Experiment, PretrainedModel
 from harness.spec.validate import validate_static
 from harness.store import RunStore
@@ -54,15 +56,20 @@ def run_experiment(
 ) -> RunResult:
     """Run (or resume) every study of ``exp`` on every SAE, then write summary, report, MLflow."""
     validate_static(exp)  # every spec error before any model code is imported
-    judges = make_judges(exp.judge, options)
-    from harness.execute.executors import LocalExecutor
+    # the writer lock first: a second run of a locked spec is refused for what `validate` costs,
+    # before a judge, a cluster or a model is set up
+    with RunStore(RunStore.dir_for(exp, options.runs_root)).writer_lock(options.wait, say):
+        unreachable_line = _tracking_problem(options) if options.log_to_mlflow else None
+        tracking = options.log_to_mlflow and unreachable_line is None
+        options = _with_budget(exp, options, say)
+        judges = make_judges(exp.judge, options)
+        from harness.execute.executors import LocalExecutor
 
-    executor = options.executor or LocalExecutor()
-    # a remote executor checks the spec on a worker (and loads the model there), unless the run
-    # is finished with every cell stored: then no model is needed, and no cluster either
-    device = _finished_device(exp, options.runs_root) or executor.prepare(exp, options.device)
-    store = RunStore.for_experiment(exp, options.runs_root)
-    with store.writer_lock(wait=options.wait, say=say):
+        executor = options.executor or LocalExecutor()
+        # a remote executor checks the spec on a worker (and loads the model there), unless the
+        # run is finished with every cell stored: then no model is needed, and no cluster either
+        device = _finished_device(exp, options.runs_root) or executor.prepare(exp, options.device)
+        store = RunStore.for_experiment(exp, options.runs_root)
         store.remove_stale_temp_files()
         moved = store.set_aside_damaged()
         if moved:
@@ -72,7 +79,7 @@ def run_experiment(
             )
         # holding the lock, a status still "running" was left by a process that died
         previous = store.read_json("status.json") if (store.dir / "status.json").exists() else {}
-        if previous.get("status") == "running" and options.log_to_mlflow:
+        if previous.get("status") == "running" and tracking:
             from harness.views.tracking import close_stale_run
 
             if close_stale_run(previous):
@@ -80,7 +87,67 @@ def run_experiment(
                     f"the previous attempt's MLflow run {previous['mlflow_run_id']} was left "
                     "RUNNING by a process that died; marked KILLED"
                 )
-        return _run_locked(exp, options, executor, store, judges, device, say, bool(moved))
+        run_options = options if tracking else replace(options, log_to_mlflow=False)
+        return _run_locked(
+            exp, run_options, executor, store, judges, device, say, bool(moved), unreachable_line
+        )
+
+
+def _with_budget(exp: Experiment, options: RunOptions, say: Callable[[str], None]) -> RunOptions:
+    """A paid judge's budget: the plan's estimate of the calls still to make (items already
+    scored in this run directory are never paid again) is printed, and refused (exit 2, before
+    compute) when above the limit unless ``over_budget_ok``; the options then carry the ledger
+    the judges share."""
+    if exp.judge.is_offline():
+        return options
+    from harness.execute.plan import plan
+    from harness.judge.anthropic_judge import estimate_cost
+    from harness.judge.budget import DEFAULT_MAX_COST_USD, Budget, OverBudget
+
+    limit = next(
+        x
+        for x in (options.max_cost_usd, exp.judge.max_cost_usd, DEFAULT_MAX_COST_USD)
+        if x is not None
+    )
+    if limit < 0:
+        raise HarnessError(f"--max-cost must be ≥ 0, got {limit}")
+    calls = plan(exp).totals()["judge_calls"]
+    folder = RunStore.dir_for(exp, options.runs_root)
+    if (folder / "spec.json").exists() and (folder / "provenance.json").exists():
+        scored = sum(1 for r in RunStore(folder).records("judgement") if r["score"] is not None)
+        calls = max(0, calls - scored)
+    per_call = estimate_cost(exp.judge.model, 1)
+    estimate = calls * per_call
+    line = (
+        f"judge budget: about {calls} call(s) to make, ~{calls * 380:,} tokens, "
+        f"${estimate:.2f} with {exp.judge.model}; limit ${limit:.2f}"
+    )
+    if estimate > limit and not options.over_budget_ok:
+        raise OverBudget(
+            f"{line}: over the limit, refused before any compute; raise it with --max-cost USD "
+            "(or JudgeSettings(max_cost_usd=...)), or pass --yes to start anyway and stop "
+            "when the spend reaches it"
+        )
+    say(line)
+    return replace(options, budget=Budget(limit, per_call))
+
+
+def _tracking_problem(options: RunOptions) -> str | None:
+    """None when the tracking store answers (a server is asked in seconds, before compute);
+    else the one warning line, printed (the run goes on without its MLflow view), or, with
+    ``require_tracking``, a one-line refusal."""
+    import mlflow
+
+    from harness.views.tracking import tracking_problem, unreachable
+
+    problem = tracking_problem()
+    if problem is None:
+        return None
+    line = unreachable(mlflow.get_tracking_uri(), problem)
+    if options.require_tracking:
+        raise TrackingError(f"{line.split('; results')[0]}; refusing to run (--require-tracking)")
+    print(f"harness: warning: {line}", file=sys.stderr, flush=True)
+    return line
 
 
 def _finished_device(exp: Experiment, root: Path) -> str | None:
@@ -113,6 +180,7 @@ def _run_locked(
     device: str,
     say: Callable[[str], None],
     damaged: bool = False,
+    tracking_error: str | None = None,
 ) -> RunResult:
     """The body of :func:`run_experiment`, holding the run directory's writer lock."""
     from harness.analysis.quality import QUALITY_NEEDS_CORPUS, quality_measurable
@@ -120,7 +188,7 @@ def _run_locked(
     from harness.execute.executors import CellJob
     from harness.execute.provenance import collect_provenance
     from harness.views.report.markdown import write_report
-    from harness.views.tracking import log_summary, mlflow_run, run_tags
+    from harness.views.tracking import ParentView, run_tags
 
     judge = judges[0]
     provenance = collect_provenance(device, judge.name, judge.rubric.ident)
@@ -152,8 +220,6 @@ def _run_locked(
 
     tags = run_tags(exp, store)
     bars = Bars(options.show_progress)
-    mlflow_id: str | None = None
-    tracking_uri: str | None = None
 
     cells = plan_cells(exp, quality_measurable(exp))
     cell_stats: dict[str, Any] = {}
@@ -202,58 +268,64 @@ def _run_locked(
         return summary, report
 
     started = time.time()
-    store.write_json("status.json", {"status": "running", "started": started, "pid": os.getpid()})
+    store.write_status({"status": "running", "started": started, "pid": os.getpid()})
+    view = ParentView(store) if options.log_to_mlflow else None
     try:
-        if options.log_to_mlflow:
-            with mlflow_run(exp, store, tags) as mlflow_id:
-                import mlflow
-
-                tracking_uri = mlflow.get_tracking_uri()
-                store.write_json(
-                    "status.json",
+        if view is not None:
+            view.open(exp, tags)
+            if view.run_id is not None:
+                store.write_status(
                     {
                         "status": "running",
                         "started": started,
                         "pid": os.getpid(),
-                        "mlflow_run_id": mlflow_id,
-                        "tracking_uri": tracking_uri,
-                    },
+                        "mlflow_run_id": view.run_id,
+                        "tracking_uri": view.uri,
+                    }
                 )
-                summary, report_path = body()
-                began = time.monotonic()
-                log_summary(summary, store, report_path)
-                if options.show_progress:
-                    say(f"MLflow: run logged in {time.monotonic() - began:.1f} s")
-                check_unscored(exp, store)
-        else:
-            summary, report_path = body()
-            check_unscored(exp, store)
+        summary, report_path = body()
+        if view is not None:
+            began = time.monotonic()
+            view.log(summary, report_path)
+            if options.show_progress and view.error is None:
+                say(f"MLflow: run logged in {time.monotonic() - began:.1f} s")
+        check_unscored(exp, store)
     except BaseException as exc:
-        status = "killed" if isinstance(exc, KeyboardInterrupt) else "failed"
+        status = (
+            "killed"
+            if isinstance(exc, KeyboardInterrupt)
+            else "stopped"
+            if isinstance(exc, BudgetReached)
+            else "failed"
+        )
+        if view is not None:
+            view.close("KILLED" if status == "killed" else "FAILED")
         try:
-            store.write_json(
-                "status.json",
+            store.write_status(
                 {
                     "status": status,
                     "started": started,
                     "ended": time.time(),
                     "error": repr(exc)[:500],
-                    "mlflow_run_id": mlflow_id,
+                    "mlflow_run_id": view.run_id if view else None,
                     "cells": cell_stats,
-                },
+                }
             )
-        except OSError:  # the disk that failed the run may refuse this too; the lock tells
+        except OSError:  # neither written nor in place: the lock still tells it is not live
             pass
         raise
-    store.write_json(
-        "status.json",
+    if view is not None:
+        view.close("FINISHED")
+    mlflow_id = view.run_id if view is not None and view.error is None else None
+    store.write_status(
         {
             "status": "finished",
             "started": started,
             "ended": time.time(),
             "mlflow_run_id": mlflow_id,
-            "tracking_uri": tracking_uri,
+            "tracking_uri": view.uri if view is not None else None,
+            "tracking_error": view.error if view is not None else tracking_error,
             "cells": cell_stats,
-        },
+        }
     )
     return RunResult(store, summary, report_path, mlflow_id)

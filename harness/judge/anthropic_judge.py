@@ -23,6 +23,7 @@ import anthropic
 
 from harness.errors import JudgeError
 from harness.judge.base import Judgement, JudgeRequest
+from harness.judge.budget import Budget
 from harness.judge.cache import JudgeCache
 from harness.judge.parse import parse_verdict
 from harness.judge.rubric import Rubric
@@ -75,6 +76,7 @@ class AnthropicJudge:
         base_url: str | None = None,
         api_key: str | None = None,
         max_tokens: int = 400,
+        budget: Budget | None = None,
     ) -> None:
         self.rubric = rubric
         self.model = model
@@ -89,6 +91,7 @@ class AnthropicJudge:
         if not self._api_key:
             raise JudgeError("the Anthropic judge needs ANTHROPIC_API_KEY")
         self.max_tokens = max_tokens
+        self.budget = budget  # the run's ledger of paid calls (judge/service.py checks it)
 
     def _client(self) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(

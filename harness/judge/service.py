@@ -97,10 +97,17 @@ def judge_items(
     progress(stage, finished, total)
     if use_batches and isinstance(judge, AnthropicJudge):
         return _judge_in_batches(store, judge, todo, request, poll_s, progress, stage, total)
+    budget = getattr(judge, "budget", None)  # a paid judge's ledger (harness.judge.budget)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
-        verdicts = judge.judge([request(g) for g, _ in chunk])
+        requests = [request(g) for g, _ in chunk]
+        if budget is not None:  # cached verdicts are free: only the calls to make count
+            cached = getattr(judge, "cached", lambda _r: None)
+            budget.allow(sum(1 for r in requests if cached(r) is None))
+        verdicts = judge.judge(requests)
         store.append(judgement_record(g, v, n) for (g, n), v in zip(chunk, verdicts, strict=True))
+        if budget is not None:
+            budget.charge(v.cost_usd for v in verdicts)
         finished += len(chunk)
         progress(stage, finished, total)
     return len(todo)
@@ -160,6 +167,8 @@ def _judge_in_batches(
     # 3. the rest goes out as one new batch
     rest = [cid for cid in by_id if cid not in done]
     if rest:
+        if judge.budget is not None:  # a batch is paid in one go: all of it, or none
+            judge.budget.allow(len(rest))
         batch_id = judge.submit_batch({cid: request(by_id[cid][0]) for cid in rest})
         store.append([{"kind": "judge_batch", "key": batch_id, "custom_ids": rest}])
         _collect(store, judge, batch_id, rest, by_id, request, poll_s)

@@ -213,13 +213,13 @@ class Experiment(Frozen):
 
     def spec_hash(self) -> str:
         """SHA-256 of the spec without the fields that change no result (model device, regression
-        tolerances, the unknown-words policy, the judge's concurrency, timeout and retries);
+        tolerances, the unknown-words policy, the judge's concurrency, timeout, retries and budget);
         stable under key order."""
         data = self.model_dump(
             mode="json",
             exclude={
                 "model": {"device"},
-                "judge": {"concurrency", "timeout_s", "max_retries"},
+                "judge": {"concurrency", "timeout_s", "max_retries", "max_cost_usd"},
                 "regression": True,
                 "unknown_words": True,
                 "fit_gate": True,

@@ -350,6 +350,13 @@ class JudgeSettings(Frozen):
         le=20,
         description="Anthropic judge: retries of a request on 429/529/5xx/timeouts (None: 6).",
     )
+    max_cost_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Paid judge: the most one invocation may spend, in USD (None: $10; "
+        "--max-cost overrides). A plan estimated above it is refused before compute, and the "
+        "run stops cleanly when its spend reaches it. Changes no result: not in the spec hash.",
+    )
 
     def effective_kind(self) -> Literal["offline", "offline-keyword", "anthropic"]:
         """The judge ``auto`` resolves to here and now."""

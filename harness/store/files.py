@@ -11,12 +11,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from harness.spec.experiment import Experiment
 
-__all__ = ["alive", "local_weights_fingerprint", "write_atomic"]
+__all__ = [
+    "alive",
+    "local_weights_fingerprint",
+    "write_atomic",
+    "write_in_place",
+]
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write a whole file so readers see the old or the new content, never a torn one; on an
-    OS error (disk full, read-only) the temporary file is removed and the error raised."""
+    OS error (disk full, read-only) the temporary file is removed and the error raised, naming
+    the file it was for."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -24,8 +30,35 @@ def write_atomic(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise named(exc, path) from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def named(exc: OSError, path: Path) -> OSError:
+    """``exc`` with the file it was about (a write that fails on a full disk names none)."""
+    if exc.filename is None:
+        return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+    return exc
+
+
+def write_in_place(path: Path, text: str) -> bool:
+    """Overwrite an existing file in its own blocks, without allocating new ones (the way to
+    record a failure on the full disk that caused it); ``text`` is padded with spaces to the
+    file's size. False when the file is missing or too small for ``text``."""
+    data = text.encode()
+    try:
+        size = path.stat().st_size
+        if len(data) > size:
+            return False
+        with open(path, "r+b") as fh:
+            fh.write(data + b" " * (size - len(data)))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        return False
+    return True
 
 
 _WHOLE = 64 << 20  # files up to this size are hashed whole; larger ones by size, head and tail

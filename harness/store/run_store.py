@@ -32,7 +32,14 @@ from typing import Any
 import harness.studies.registry  # noqa: F401 - registers the study kinds' record models
 from harness.errors import StoreError
 from harness.spec import Experiment
-from harness.store.files import alive, local_weights_fingerprint, write_atomic
+from harness.store.files import (
+    alive,
+    local_weights_fingerprint,
+    named,
+    write_atomic,
+    write_in_place,
+)
+from harness.store.lock import RunLockedError, live_holder, writer_lock
 from harness.store.records import parse_record
 
 __all__ = [
@@ -47,10 +54,6 @@ __all__ = [
 def default_runs_root() -> Path:
     """``$HARNESS_RUNS`` if set, else ``./runs``."""
     return Path(os.environ.get("HARNESS_RUNS", "runs"))
-
-
-class RunLockedError(StoreError):
-    """Another live process is writing this run directory."""
 
 
 def _started(run_dir: Path) -> float:
@@ -125,51 +128,33 @@ class RunStore:
 
     @contextmanager
     def writer_lock(self, wait: bool = False, say: Callable[[str], None] = print) -> Iterator[None]:
-        """Hold the run directory's writer lock for the block: one writer per run (Rule 5).
-
-        An OS lock (``flock`` on ``<run>/.lock``), so it is released when the process dies, even
-        by SIGKILL. When another process holds it: wait for it (``wait``) or raise
-        :class:`RunLockedError` (exit 2) naming the holder.
-        """
-        import fcntl
-
-        path = self.dir / ".lock"
-        fh = open(path, "a+", encoding="utf-8")
-        try:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
-                if not wait:
-                    raise RunLockedError(
-                        f"{self.dir} is being written by pid {holder}; wait for it to finish, "
-                        "or pass --wait to queue behind it"
-                    ) from None
-                say(f"waiting for pid {holder}, which is writing {self.dir} …")
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()))
-            fh.flush()
+        """Hold the run directory's writer lock for the block: one writer per run (Rule 5;
+        :func:`harness.store.lock.writer_lock`)."""
+        with writer_lock(self.dir, wait, say):
             yield
-        finally:
-            fh.close()  # closing the file releases the lock
 
     def is_live(self) -> bool:
-        """Whether a live process holds the writer lock (a run in progress right now)."""
-        import fcntl
+        """Whether a live process holds the writer lock (a run in progress right now), read
+        from the holder the lock file names, without touching the lock."""
+        try:
+            line = (self.dir / ".lock").read_text(encoding="utf-8")
+        except OSError:
+            return False
+        return live_holder(line) is not None
 
-        path = self.dir / ".lock"
-        if not path.exists():
-            return False
-        with open(path, encoding="utf-8") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            return False
+    def write_status(self, data: dict[str, Any]) -> None:
+        """Write ``status.json``, padded to whole 4 KiB blocks (8 KiB at least): when the disk
+        is full (the usual reason a run fails), the failure is written over those blocks in
+        place, so the run says ``failed`` and why instead of looking killed."""
+        text = json.dumps(data, indent=1, sort_keys=True, default=str)
+        padded = text + " " * max(8192 - len(text), -len(text) % 4096)
+        path = self.dir / "status.json"
+        try:
+            write_atomic(path, padded)
+        except OSError:
+            if not write_in_place(path, text):
+                raise
+        self._json_cache.pop("status.json", None)
 
     def status(self) -> dict[str, Any]:
         """``status.json`` (``{}`` before the first start), with a run whose process died while
@@ -220,10 +205,13 @@ class RunStore:
             return 0
         data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in fresh).encode()
         self._drop_torn_tail()
-        with open(self.records_path, "ab") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(self.records_path, "ab") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:  # a full disk's error names no file: this one does
+            raise named(exc, self.records_path) from None
         self._refresh()
         return len(fresh)
 
@@ -338,6 +326,22 @@ class RunStore:
         if kind is None:
             return iter(list(self._ordered))
         return iter(list(self._by_kind.get(kind, {}).values()))
+
+    def records_in_spec_order(self, kind: str) -> list[dict[str, Any]]:
+        """Records of one kind ordered by the spec's SAEs, then its studies (stable within one
+        SAE × study): the order views show, whichever executor's cell landed first."""
+        from harness.spec import sae_label
+
+        exp = self.experiment()
+        saes = {sae_label(ref): i for i, ref in enumerate(exp.saes)}
+        studies = {s.name: i for i, s in enumerate(exp.studies)}
+
+        def place(r: dict[str, Any]) -> tuple[int, int]:
+            return saes.get(str(r.get("sae")), len(saes)), studies.get(
+                str(r.get("study")), len(studies)
+            )
+
+        return sorted(self.records(kind), key=place)
 
     def judgements(
         self, rubric: str | None = None, every_attempt: bool = False

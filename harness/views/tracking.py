@@ -5,12 +5,21 @@ MLflow is a view: everything logged here is rebuilt from the run store. The trac
 ``MLFLOW_TRACKING_URI`` when set, else MLflow's own default (a local ``mlflow.db`` in the current
 directory), so no server is needed. An interrupted run ends KILLED (Ctrl-C, SIGTERM) or FAILED
 (any other exception), never RUNNING or FINISHED.
+
+Results never wait for this view: a tracking store that is unreachable when a run starts, or
+dies during it, costs one warning line (:class:`ParentView`), the run's exit code and status are
+the computation's, and ``harness log RUN`` writes the view when the store is back. MLflow's HTTP
+client retries 7 times with exponential backoff and a 120 s timeout by default (~10 minutes on a
+dead server); :func:`bound_http` makes it give up in seconds unless the ``MLFLOW_HTTP_REQUEST_*``
+variables say otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,14 +33,18 @@ from harness.store import RunStore
 from harness.text import strip_control
 
 __all__ = [
+    "HTTP_DEFAULTS",
+    "ParentView",
+    "bound_http",
     "close_stale_run",
     "flatten_params",
     "log_run",
     "log_summary",
     "metric_key",
-    "mlflow_run",
     "retire_other_parents",
     "run_tags",
+    "tracking_problem",
+    "unreachable",
 ]
 
 _BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
@@ -109,25 +122,122 @@ def _set_experiment(name: str) -> None:
         )
 
 
-@contextmanager
-def mlflow_run(experiment: Experiment, store: RunStore, tags: dict[str, str]) -> Iterator[str]:
-    """Open the parent MLflow run; yields its id and closes it with the right status."""
-    with _store_lock():
-        _set_experiment(experiment.name)
-        tags = {k: strip_control(v) for k, v in tags.items()}
-        run = mlflow.start_run(run_name=store.run_id, tags=tags)
-        retire_other_parents(store, keep=run.info.run_id, spare_live=False)  # we are the writer
+HTTP_DEFAULTS = {  # ~2 s to give up on a refused connection, ~30 s on a server that hangs
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def bound_http() -> None:
+    """Bound MLflow's HTTP retries (:data:`HTTP_DEFAULTS`); a variable already set wins."""
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def _reason(exc: BaseException) -> str:
+    """The cause of a tracking failure in a few words (MLflow wraps it in a page of text)."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] [^'\")\]]+", text)
+    if found:
+        return found.group(0).strip()
+    if "timed out" in text.lower():
+        return "timed out"
+    lines = text.strip().splitlines()
+    return strip_control(lines[0])[:160] if lines else type(exc).__name__
+
+
+def unreachable(uri: str, exc: BaseException | str, run_id: str | None = None) -> str:
+    """The one line that says the tracking store failed and what to do."""
+    why = exc if isinstance(exc, str) else _reason(exc)
+    then = f"run 'harness log {run_id}'" if run_id else "run 'harness log RUN'"
+    return f"MLflow unreachable at {uri}: {why}; results are stored; {then} when it is back"
+
+
+def tracking_problem(timeout_s: float = 5.0) -> str | None:
+    """Why the tracking server cannot be reached (None: it answers, or the store is local).
+    Asks a server's ``/health`` once, without retries: any HTTP answer counts as reachable."""
+    import urllib.error
+    import urllib.request
+
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return None
     try:
-        mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
-        yield run.info.run_id
-    except KeyboardInterrupt:
-        mlflow.end_run(status="KILLED")
-        raise
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    else:
-        mlflow.end_run(status="FINISHED")
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as answer:
+            answer.read(64)
+    except urllib.error.HTTPError:
+        return None  # it answered (a proxy or a server without /health)
+    except (OSError, ValueError) as exc:
+        return _reason(getattr(exc, "reason", exc))
+    return None
+
+
+def _forget_active_runs() -> None:
+    """Drop this process's record of active MLflow runs without calling the server: after an
+    outage, ending them would retry against a server that is gone (and again at exit)."""
+    from mlflow.tracking import fluent
+
+    stack = getattr(fluent, "_active_run_stack", None)
+    if stack is not None and hasattr(stack, "get"):
+        stack.get().clear()
+    os.environ.pop("MLFLOW_RUN_ID", None)
+
+
+class ParentView:
+    """The parent MLflow run of a run in progress, best-effort: opened before compute, filled
+    and closed after it. The first tracking failure prints one warning line and turns the view
+    off for the rest of the run; :attr:`error` keeps that line for the run's status."""
+
+    def __init__(self, store: RunStore, warn: Any = None) -> None:
+        self.store = store
+        self.uri = mlflow.get_tracking_uri()
+        self.run_id: str | None = None
+        self.error: str | None = None
+        self._warn = warn or (lambda line: print(f"harness: warning: {line}", file=sys.stderr))
+
+    def open(self, experiment: Experiment, tags: dict[str, str]) -> None:
+        bound_http()
+        try:
+            with _store_lock():
+                _set_experiment(experiment.name)
+                clean = {k: strip_control(v) for k, v in tags.items()}
+                run = mlflow.start_run(run_name=self.store.run_id, tags=clean)
+                self.run_id = run.info.run_id
+                retire_other_parents(self.store, keep=run.info.run_id)
+            mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
+        except Exception as exc:  # a view never fails the run it views
+            self.lost(exc)
+
+    def log(self, summary: list[dict[str, Any]], report: Path | None) -> None:
+        """Nested runs, metrics and artifacts; then every other parent of this run directory
+        (a rebuild made while the run was computing) is retired: one active parent."""
+        if self.run_id is None or self.error is not None:
+            return
+        try:
+            log_summary(summary, self.store, report)
+            with _store_lock():
+                retire_other_parents(self.store, keep=self.run_id)
+        except Exception as exc:
+            self.lost(exc)
+
+    def close(self, status: str) -> None:
+        """End the parent run FINISHED, FAILED or KILLED (after an outage: forget it; the next
+        ``harness log`` or run retires it)."""
+        if self.run_id is not None and self.error is None:
+            try:
+                mlflow.end_run(status=status)
+                return
+            except Exception as exc:
+                self.lost(exc)
+        _forget_active_runs()
+
+    def lost(self, exc: BaseException | str) -> None:
+        if self.error is None:
+            self.error = unreachable(self.uri, exc, self.store.run_id)
+            self._warn(self.error)
+        _forget_active_runs()
 
 
 def close_stale_run(status: dict[str, Any]) -> str | None:
@@ -136,6 +246,7 @@ def close_stale_run(status: dict[str, Any]) -> str | None:
     run_id = status.get("mlflow_run_id")
     if not run_id:
         return None
+    bound_http()
     client = mlflow.MlflowClient(tracking_uri=status.get("tracking_uri") or None)
     try:
         info = client.get_run(run_id).info
@@ -143,7 +254,10 @@ def close_stale_run(status: dict[str, Any]) -> str | None:
         return None
     if info.status != "RUNNING":
         return None
-    client.set_terminated(run_id, status="KILLED")
+    try:
+        client.set_terminated(run_id, status="KILLED")
+    except Exception:  # the store answered a read, then failed: the next writer tries again
+        return None
     return str(run_id)
 
 
@@ -226,28 +340,29 @@ def log_run(store: RunStore, summary: list[dict[str, Any]], report: Path | None)
     """Rebuild the MLflow view of a stored run (``harness log``, and after ``rescore``): one
     parent run tagged ``harness.view=rebuilt`` with its nested runs, replacing the previous
     rebuild of the same run id rather than adding to it. Attempts that a dead process left
-    RUNNING are marked KILLED. Returns the new parent run's id."""
+    RUNNING are marked KILLED. Call it holding the run's writer lock (``harness log`` and
+    ``rescore`` do): no run of it is in progress then. Returns the new parent run's id."""
+    bound_http()
     experiment = store.experiment()
     with _store_lock():
         _set_experiment(experiment.name)
     tags = {k: strip_control(v) for k, v in run_tags(experiment, store).items()}
     with mlflow.start_run(run_name=store.run_id, tags={**tags, "harness.view": "rebuilt"}) as run:
         with _store_lock():
-            retire_other_parents(store, keep=run.info.run_id, spare_live=True)
+            retire_other_parents(store, keep=run.info.run_id)
         mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
         log_summary(summary, store, report)
     return str(run.info.run_id)
 
 
-def retire_other_parents(store: RunStore, keep: str, spare_live: bool) -> list[str]:
+def retire_other_parents(store: RunStore, keep: str) -> list[str]:
     """One parent run per harness run id and run directory: every other parent of this run
     (an earlier attempt, killed or finished, or an earlier rebuild) is deleted with its nested
     runs (the same spec run in another directory, e.g. each night's ``nightly`` run, keeps its
-    own),
-    after an attempt a dead process left RUNNING is marked KILLED. Deleted runs leave the UI
-    and ``search_runs`` but keep their status for ``get_run`` (``mlflow gc`` purges them). With
-    ``spare_live`` (a rebuild), the parent of a run in progress in another process is left
-    alone. Returns the ids retired."""
+    own), after an attempt a dead process left RUNNING is marked KILLED. Deleted runs leave the
+    UI and ``search_runs`` but keep their status for ``get_run`` (``mlflow gc`` purges them).
+    Every caller holds the run's writer lock, so no other parent belongs to a live run. Returns
+    the ids retired."""
     client = mlflow.MlflowClient()
     kept = client.get_run(keep)
     ids = [kept.info.experiment_id]
@@ -259,8 +374,6 @@ def retire_other_parents(store: RunStore, keep: str, spare_live: bool) -> list[s
         if run.data.tags.get("harness.run_dir") != here:  # another store of the same spec
             continue  # (a nightly folder, another checkout): its own view, kept
         if run.info.status == "RUNNING":
-            if spare_live and store.is_live():
-                continue
             client.set_terminated(run.info.run_id, status="KILLED")
         for child in client.search_runs(
             ids, filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'"

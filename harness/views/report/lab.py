@@ -31,7 +31,9 @@ def render_lab_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
     rows: Rows = defaultdict(dict)
     for r in summary:
         rows[(r["sae"], r["study"], r["condition"])][r["metric"]] = r
-    chosen = {(f["sae"], f["study"]): set(f["features"]) for f in store.records("feature")}
+    chosen = {
+        (f["sae"], f["study"]): set(f["features"]) for f in store.records_in_spec_order("feature")
+    }
     lines = [
         f"# {cell(exp.name)}: lab report tables",
         "",
@@ -56,7 +58,7 @@ def render_lab_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
 
 
 def _top_features(store: RunStore, chosen: dict[tuple[str, str], set[int]]) -> list[str]:
-    records = list(store.records("top_features"))
+    records = list(store.records_in_spec_order("top_features"))
     if not records:
         return []
     lines = [
@@ -92,7 +94,7 @@ def _top_features(store: RunStore, chosen: dict[tuple[str, str], set[int]]) -> l
 
 def _candidates(store: RunStore) -> list[str]:
     body = []
-    for r in store.records("candidates"):
+    for r in store.records_in_spec_order("candidates"):
         for c in r["candidates"][:5]:
             body.append(
                 [
@@ -107,7 +109,7 @@ def _candidates(store: RunStore) -> list[str]:
             )
     # features chosen by contrast inside a study (the same probe in several studies: once)
     ranked: dict[tuple[str, tuple[int, ...]], list[dict[str, Any]]] = {}
-    for f in store.records("feature"):
+    for f in store.records_in_spec_order("feature"):
         if f["method"] == "contrast" and f["candidates"]:
             key = (f["sae"], tuple(c["index"] for c in f["candidates"][:5]))
             ranked.setdefault(key, []).append(f)
@@ -142,7 +144,7 @@ def _candidates(store: RunStore) -> list[str]:
 def _intervention_tables(store: RunStore, rows: Rows, title: str, studies: list[str]) -> list[str]:
     records = [
         r
-        for r in store.records("next_token")
+        for r in store.records_in_spec_order("next_token")
         if r["study"] in studies and r["prompt_set"] == "target"
     ]
     if not records:

@@ -40,7 +40,7 @@ def quality_section(
         if exp.sae_quality is None or quality_measurable(exp):
             return []
         return ["## SAE quality", "", f"Not measured: {QUALITY_NEEDS_CORPUS}.", ""]
-    records = {r["sae"]: r for r in store.records(QUALITY_STUDY)}
+    records = {r["sae"]: r for r in store.records_in_spec_order(QUALITY_STUDY)}
     rows = []
     for sae, metrics in by_sae.items():
         cells = [cell(sae)]

@@ -1,0 +1,148 @@
+"""Parts of the ``harness`` argument parser shared by several commands (the executor's
+options, the guards of a run: tracking and the judge budget) and the ``bench`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_bench_parsers", "add_executor_args", "add_guard_args"]
+
+
+def add_executor_args(cmd: argparse.ArgumentParser) -> None:
+    """--executor and the Ray executor's options (run, nightly, compare)."""
+    g = cmd.add_argument_group(
+        "executor",
+        "where the cells (SAE × study) are computed; the driver always writes the run store, "
+        "judges and logs to MLflow",
+    )
+    g.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: in this process (default); ray: on actors of a Ray cluster, one per GPU or "
+        "CPU slot, the model kept warm across cells (needs `pip install 'harness[ray]'`)",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="Ray: the cluster to join ('auto' for the one `ray start` runs here, or "
+        "ray://HOST:10001); default: start a local cluster for this command",
+    )
+    g.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=None,
+        help="Ray: GPUs per actor (default: 1 when the cluster has GPUs, else 0: one actor per "
+        "CPU slot)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Ray: actors to start (default: the cluster's GPUs / --gpus-per-worker, or its CPUs)",
+    )
+    g.add_argument(
+        "--cell-retries",
+        type=int,
+        default=2,
+        help="Ray: times a cell whose worker died is retried on a fresh actor (default: 2); "
+        "then it is listed as failed and the next run resumes it",
+    )
+
+
+def add_guard_args(cmd: argparse.ArgumentParser, mlflow_help: str) -> None:
+    """--no-mlflow, --require-tracking, --max-cost and --yes (run, nightly, compare)."""
+    cmd.add_argument("--no-mlflow", action="store_true", help=mlflow_help)
+    cmd.add_argument(
+        "--require-tracking",
+        action="store_true",
+        help="refuse to start when the MLflow tracking server does not answer (default: warn, "
+        "compute and store everything, and leave the view to `harness log RUN`)",
+    )
+    cmd.add_argument(
+        "--max-cost",
+        type=float,
+        default=None,
+        metavar="USD",
+        help="the most this invocation may spend on paid judge calls (default: the spec's "
+        "judge.max_cost_usd, else $10); a plan estimated above it is refused before compute",
+    )
+    cmd.add_argument(
+        "--yes",
+        action="store_true",
+        help="start although the plan's estimate exceeds --max-cost (the run still stops, "
+        "everything stored, when its spend reaches it)",
+    )
+
+
+def add_bench_parsers(sub: Any) -> None:
+    """``harness bench sweep|judge|scale|store``."""
+    bench = sub.add_parser("bench", help="benchmarks (ratios measured in one process)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    sweep = bench_sub.add_parser(
+        "sweep",
+        help="clamp sweep: seed-style loop vs the harness engine vs no intervention",
+        description="On the toy model: 5 levels × 32 prompts × 32 new tokens plus baselines, "
+        "generated (a) one model.generate per prompt and level with a decode(encode(x)) hook, "
+        "(b) by the harness in one batched KV-cached pass with per-row clamps, (c) batched with "
+        "no intervention. Prints speedup_vs_seed_loop = a/b and intervention_overhead = b/c.",
+    )
+    sweep.add_argument("--device", default="cpu", help="cpu or cuda")
+    sweep.add_argument(
+        "--shape",
+        default="toy",
+        choices=["toy", "gpt2-small", "llama-2-7b"],
+        help="toy: the shipped toy world; otherwise that architecture with random weights (no "
+        "download), timed also against SAELens' own path (llama-2-7b: --device cuda only)",
+    )
+    sweep.add_argument("--arch", default="relu", choices=["relu", "topk", "jumprelu"])
+    sweep.add_argument("--sae-width", type=int, default=24576, help="SAE width for --shape")
+    sweep.add_argument("--prompts", type=int, default=None, help="default: 32 toy, 8 shapes")
+    sweep.add_argument("--new-tokens", type=int, default=None, help="default: 32 toy, 16 shapes")
+    sweep.add_argument("--repeats", type=int, default=5, help="best of N for the batched runs")
+    sweep.add_argument("--json", action="store_true", help="print the result as JSON")
+    jb = bench_sub.add_parser(
+        "judge",
+        help="Anthropic judge vs one-at-a-time calls, against the loopback fake server",
+        description="N judgements against the fake Anthropic server at a fixed latency: the "
+        "harness judge (concurrent, cached) vs one-at-a-time calls (timed on a sample, scaled to "
+        "N); then a second pass over the same items, which must make 0 API calls.",
+    )
+    jb.add_argument("--n", type=int, default=1000, help="judgements (default 1000)")
+    jb.add_argument("--latency-ms", type=float, default=200.0)
+    jb.add_argument("--concurrency", type=int, default=64)
+    jb.add_argument(
+        "--sequential-sample",
+        type=int,
+        default=25,
+        help="one-at-a-time calls actually timed (default 25)",
+    )
+    jb.add_argument("--json", action="store_true", help="print the result as JSON")
+    sc = bench_sub.add_parser(
+        "scale",
+        help="the Ray executor vs the local one on a toy suite (cells/s, driver overhead)",
+        description="Runs a toy suite (two specs over both toy SAEs, 8 cells) from scratch on the "
+        "local executor, then on the Ray executor (a local cluster unless --address). Prints "
+        "cells per second for each, the worker's and the driver's seconds per cell, and how "
+        "many workers one driver keeps busy (worker time / driver time per cell). Needs Ray.",
+    )
+    sc.add_argument("--workers", type=int, default=2, help="Ray actors (default 2)")
+    sc.add_argument("--address", default=None, help="a running Ray cluster (default: start one)")
+    sc.add_argument("--json", action="store_true", help="print the result as JSON")
+    sb = bench_sub.add_parser(
+        "store",
+        help="run-store cost per record as runs grow (append, then parse and aggregate)",
+        description="Writes a demo-like saturation sweep (generations, measures, judgements on "
+        "three rubrics, next-token records) of each size into a temporary run store the way a "
+        "run does, then aggregates it from a fresh reader. Prints seconds and microseconds per "
+        "record for both: flat per-record cost across sizes means linear growth.",
+    )
+    sb.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[10_000, 100_000],
+        help="records per run (default 10000 100000)",
+    )
+    sb.add_argument("--json", action="store_true", help="print the result as JSON")
