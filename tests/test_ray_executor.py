@@ -219,3 +219,58 @@ def test_a_ray_run_stopped_by_sigterm_ends_killed_and_resumes(suite: Path, tmp_p
     out = _cli([*args, "--no-mlflow"], tmp_path)
     assert "[worker" not in out and "model and" not in out, out
     assert (run / "records.jsonl").read_bytes() == records
+
+
+def test_a_sigkilled_driver_leaves_no_ray_process_behind(suite: Path, tmp_path: Path) -> None:
+    """Ray's dashboard and runtime-env agents outlive a SIGKILLed driver by about 60 s on their
+    own; the executor's watchdog (harness.execute.ray_reaper) stops them within seconds."""
+    from harness.execute.ray_reaper import descendants
+
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            str(suite / "ray_sweep.py"),
+            "--runs",
+            "runs",
+            "--no-mlflow",
+            "--quiet",
+            *RAY,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def agents() -> dict[int, str]:
+        names = {}
+        for pid in descendants(driver.pid):
+            try:
+                names[pid] = Path(f"/proc/{pid}/cmdline").read_text()
+            except OSError:
+                pass
+        return {p: n for p, n in names.items() if "Agent" in n}
+
+    deadline = time.monotonic() + 300
+    while len(agents()) < 2:  # the cluster is up with its dashboard and runtime-env agents
+        assert driver.poll() is None, "the run ended before its cluster was seen"
+        assert time.monotonic() < deadline, "no Ray agents appeared"
+        time.sleep(0.2)
+    cluster = descendants(driver.pid)
+    time.sleep(2)  # the watchdog notes them once a second
+    cluster.update(descendants(driver.pid))
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=60)
+    killed = time.monotonic()
+
+    def alive() -> list[int]:
+        from harness.execute.ray_reaper import _stat
+
+        return [p for p, start in cluster.items() if (s := _stat(p)) is not None and s[1] == start]
+
+    while alive() and time.monotonic() - killed < 30:
+        time.sleep(0.2)
+    left = {p: Path(f"/proc/{p}/cmdline").read_text().replace("\0", " ")[:120] for p in alive()}
+    assert not left, f"still running {time.monotonic() - killed:.0f} s after the kill: {left}"

@@ -11,9 +11,11 @@ then is listed as failed with its reason, and the next run resumes it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, SpecError
@@ -106,6 +108,8 @@ class RayExecutor:
             # turns SIGTERM into a clean stop: run marked killed, MLflow run KILLED)
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            if self._owned:
+                _start_reaper()
         resources = ray.cluster_resources()
         gpus = float(resources.get("GPU", 0))
         if self.gpus_per_worker is None:
@@ -314,6 +318,37 @@ class RayExecutor:
         if self._owned:
             ray.shutdown()
         self._started = False
+
+
+def _start_reaper() -> None:
+    """The watchdog that stops this cluster's agents if the driver is SIGKILLed
+    (:mod:`harness.execute.ray_reaper`); Linux only, and only for a cluster this process owns."""
+    import subprocess
+    import sys
+
+    from harness.execute import ray_reaper
+    from harness.execute.ray_reaper import descendants
+
+    if not Path("/proc").is_dir():
+        return
+
+    def name(pid: int) -> str:
+        try:
+            return Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            return ""
+
+    raylets = [pid for pid in descendants(os.getpid()) if name(pid) == "raylet"]
+    if raylets:
+        subprocess.Popen(
+            # the file itself, in isolated mode: only the standard library to import, so it
+            # watches within milliseconds (importing the harness package takes seconds)
+            [sys.executable, "-I", ray_reaper.__file__, str(os.getpid()), str(raylets[0])],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a kill of the driver's process group spares it
+        )
 
 
 def _next_cell(pending: deque[Cell], running: list[Cell]) -> Cell | None:
