@@ -123,7 +123,7 @@ def test_a_tracking_server_killed_mid_run_costs_one_warning_and_log_repairs_the_
     assert "Traceback" not in err, err
     warnings = [line for line in err.splitlines() if "MLflow unreachable" in line]
     assert len(warnings) == 1, err
-    assert f"at {uri}:" in warnings[0] and f"harness log {store.run_id}" in warnings[0]
+    assert f"at {uri}:" in warnings[0] and f"harness log runs/{run_dir.name}" in warnings[0]
     assert len(err.strip().splitlines()) == 1, err  # nothing else: no retry chatter
     last_result = max((run_dir / n).stat().st_mtime for n in ("records.jsonl", "summary.json"))
     assert ended - last_result < 30, f"{ended - last_result:.1f} s after the last result"

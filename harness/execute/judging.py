@@ -162,6 +162,6 @@ def _rescore_locked(
         except Exception as exc:  # the judgements are stored: the view is best-effort
             from harness.views.tracking import unreachable
 
-            line = unreachable(mlflow.get_tracking_uri(), exc, store.run_id)
+            line = unreachable(mlflow.get_tracking_uri(), exc, store.dir)
             print(f"harness: warning: {line}", file=sys.stderr, flush=True)
     return made, report

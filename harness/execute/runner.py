@@ -59,7 +59,8 @@ def run_experiment(
     # the writer lock first: a second run of a locked spec is refused for what `validate` costs,
     # before a judge, a cluster or a model is set up
     with RunStore(RunStore.dir_for(exp, options.runs_root)).writer_lock(options.wait, say):
-        unreachable_line = _tracking_problem(options) if options.log_to_mlflow else None
+        folder = RunStore.dir_for(exp, options.runs_root)
+        unreachable_line = _tracking_problem(options, folder) if options.log_to_mlflow else None
         tracking = options.log_to_mlflow and unreachable_line is None
         options = _with_budget(exp, options, say)
         judges = make_judges(exp.judge, options)
@@ -132,7 +133,7 @@ def _with_budget(exp: Experiment, options: RunOptions, say: Callable[[str], None
     return replace(options, budget=Budget(limit, per_call))
 
 
-def _tracking_problem(options: RunOptions) -> str | None:
+def _tracking_problem(options: RunOptions, folder: Path) -> str | None:
     """None when the tracking store answers (a server is asked in seconds, before compute);
     else the one warning line, printed (the run goes on without its MLflow view), or, with
     ``require_tracking``, a one-line refusal."""
@@ -143,7 +144,7 @@ def _tracking_problem(options: RunOptions) -> str | None:
     problem = tracking_problem()
     if problem is None:
         return None
-    line = unreachable(mlflow.get_tracking_uri(), problem)
+    line = unreachable(mlflow.get_tracking_uri(), problem, folder)
     if options.require_tracking:
         raise TrackingError(f"{line.split('; results')[0]}; refusing to run (--require-tracking)")
     print(f"harness: warning: {line}", file=sys.stderr, flush=True)

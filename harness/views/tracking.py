@@ -148,10 +148,11 @@ def _reason(exc: BaseException) -> str:
     return strip_control(lines[0])[:160] if lines else type(exc).__name__
 
 
-def unreachable(uri: str, exc: BaseException | str, run_id: str | None = None) -> str:
-    """The one line that says the tracking store failed and what to do."""
+def unreachable(uri: str, exc: BaseException | str, run: str | Path | None = None) -> str:
+    """The one line that says the tracking store failed and what to do (``run``: the run
+    directory, which `harness log` takes wherever the run store is, nightly folders included)."""
     why = exc if isinstance(exc, str) else _reason(exc)
-    then = f"run 'harness log {run_id}'" if run_id else "run 'harness log RUN'"
+    then = f"run 'harness log {run}'" if run else "run 'harness log RUN'"
     return f"MLflow unreachable at {uri}: {why}; results are stored; {then} when it is back"
 
 
@@ -235,7 +236,7 @@ class ParentView:
 
     def lost(self, exc: BaseException | str) -> None:
         if self.error is None:
-            self.error = unreachable(self.uri, exc, self.store.run_id)
+            self.error = unreachable(self.uri, exc, self.store.dir)
             self._warn(self.error)
         _forget_active_runs()
 
