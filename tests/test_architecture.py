@@ -145,3 +145,32 @@ def test_views_import_no_model_code(tmp_path: Path) -> None:
     assert result["codes"] == [0] * 8
     assert result["heavy"] == []
     assert (tmp_path / "reports" / f"{store.run_id}.md").is_file()
+
+
+def test_every_command_and_flag_explains_itself() -> None:
+    """`--help` of every subcommand has a description, and every flag a help text."""
+    import argparse
+
+    from harness.cli.parser import build_parser
+
+    def commands(
+        parser: argparse.ArgumentParser, prefix: str = ""
+    ) -> list[tuple[str, argparse.ArgumentParser]]:
+        found = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found.append((prefix + name, sub))
+                    found += commands(sub, prefix + name + " ")
+        return found
+
+    missing = []
+    for name, sub in commands(build_parser()):
+        if not sub.description and " " not in name:  # bench/toy sub-subcommands: help is enough
+            missing.append(f"{name}: no description")
+        missing += [
+            f"{name} {a.option_strings[0]}: no help"
+            for a in sub._actions
+            if a.option_strings and a.option_strings[0] != "-h" and not a.help
+        ]
+    assert not missing, missing

@@ -67,3 +67,26 @@ def test_lab_template_has_the_lab_report_tables(
     ]
     assert len(rows) == 4
     assert all(r.count("(n=") == 4 for r in rows)
+
+
+def test_a_sweeps_zero_level_is_a_defence_not_an_attack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "sweep.py"
+    spec.write_text(
+        "from harness import Experiment, SaturationClamp, ToySAE\n"
+        "from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS\n"
+        "def spec():\n"
+        "    return Experiment(name='zero', saes=(ToySAE(name='relu-256'),), sae_quality=None,\n"
+        "        studies=(SaturationClamp(name='sweep', feature=GOLDEN_GATE, levels=(0, 5),\n"
+        "                                 prompts=NEUTRAL_PROMPTS[:3], controls=()),))\n"
+    )
+    assert main(["run", str(spec), "--runs", "runs", "--no-mlflow", "--quiet"]) == 0
+    assert main(["report", "latest", "--runs", "runs", "--template", "lab"]) == 0
+    path = Path(capsys.readouterr().out.split("report: ")[-1].strip())
+    text = path.read_text()
+    defence = _section(text, "Defence: features zeroed")
+    attack = _section(text, "Attack: features amplified or clamped")
+    assert "### sweep on toy/relu-256: 0x" in defence and ": 5x" not in defence
+    assert "### sweep on toy/relu-256: 5x" in attack and ": 0x" not in attack

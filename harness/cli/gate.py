@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,6 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
 
 def cmd_nightly(args: argparse.Namespace) -> int:
-    import time
 
     runs = args.runs or default_runs_root()
     if not args.folder.is_dir():
@@ -102,6 +102,9 @@ def _nightly(
         if "nightly" not in exp.tags:
             continue
         ran += 1
+        began = time.monotonic()
+        if not args.quiet:  # one line per spec, and each stage's line on stderr as it ends
+            print(f"nightly: {exp.name} ({path.name}) …", flush=True)
         try:
             result = run_experiment(
                 exp,
@@ -109,7 +112,9 @@ def _nightly(
                     runs_root=night,
                     reports_dir=args.reports,
                     device=args.device,
-                    show_progress=False,
+                    batch_size=args.batch_size,
+                    show_progress=not args.quiet,
+                    wait=args.wait,
                     log_to_mlflow=not args.no_mlflow,
                     require_tracking=args.require_tracking,
                     max_cost_usd=args.max_cost,
@@ -122,6 +127,8 @@ def _nightly(
             print(f"{exp.name}: run failed: {exc}", file=sys.stderr)
             worst = 1
             continue
+        if not args.quiet:
+            print(f"nightly: {exp.name} computed in {time.monotonic() - began:.0f} s", flush=True)
         if default_tag(exp.name) not in baseline_tags(runs):
             print(
                 f"{result.store.run_id}: no baseline yet; accept it with "

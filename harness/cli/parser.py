@@ -9,6 +9,10 @@ from harness.cli.parser_parts import add_bench_parsers, add_executor_args, add_g
 
 __all__ = ["EPILOG", "build_parser"]
 
+DEVICES = ["auto", "cpu", "cuda", "mps"]
+DEVICE_HELP = "overrides the spec's model.device (auto: cuda, then mps, then cpu)"
+REPORTS_HELP = "where Markdown reports and their plots go (default: ./reports)"
+
 EPILOG = """exit codes: 0 ok; 1 run failed (or too many unscored judgements); 2 user error
 (bad spec or arguments, unloadable model, missing run); 130 interrupted (resume by re-running)
 
@@ -60,12 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("reports"),
         help="where the Markdown report goes (default: ./reports)",
     )
-    run.add_argument(
-        "--device",
-        default=None,
-        choices=["auto", "cpu", "cuda", "mps"],
-        help="overrides the spec's model.device (auto: cuda, then mps, then cpu)",
-    )
+    run.add_argument("--device", default=None, choices=DEVICES, help=DEVICE_HELP)
     run.add_argument(
         "--batch-size",
         type=int,
@@ -122,7 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="when another process is writing the same run, wait for it (default: refuse, exit 2)",
     )
 
-    val = sub.add_parser("validate", help="check a spec without loading any model")
+    val = sub.add_parser(
+        "validate",
+        help="check a spec without loading any model",
+        description="Load SPEC and check everything that needs no weights: fields, features, "
+        "prompts (control characters, unknown toy words), rubrics, a real model's and SAEs' "
+        "configs (model name, hook, width, BOS, memory). Prints the spec hash and the plan's "
+        "size and judge cost against the budget; a problem is one line, exit 2.",
+    )
     val.add_argument("spec", type=Path)
 
     pl = sub.add_parser(
@@ -135,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--batch-size", type=int, default=64, help="rows per forward pass")
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
 
-    ls = sub.add_parser("list", help="list the runs in the run store")
+    ls = sub.add_parser(
+        "list",
+        help="list the runs in the run store",
+        description="Every run under the run store root with its status (running, finished, "
+        "failed, stopped, killed) and record counts; a run whose records.jsonl ends in a torn "
+        "line is flagged.",
+    )
     ls.add_argument("--runs", type=Path, default=None, help="run store root")
 
     rs = sub.add_parser(
@@ -155,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         "report gives both judges' agreement: exact, Cohen's κ, Spearman, with CIs)",
     )
     rs.add_argument("--runs", type=Path, default=None, help="run store root")
-    rs.add_argument("--reports", type=Path, default=Path("reports"))
+    rs.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)
 
     lg = sub.add_parser(
         "log",
@@ -166,12 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         "parent run per run (id and directory): the rebuild replaces the earlier parent (the "
         "run's own, or an earlier rebuild; deleted in MLflow, purged by `mlflow gc`); an "
         "attempt left RUNNING by "
-        "a dead process is marked KILLED first. The tracking URI is MLFLOW_TRACKING_URI "
-        "(default: ./mlflow.db).",
+        "a dead process is marked KILLED first. Refused while RUN is in progress (its own end "
+        "logs it) and, in one line, when the tracking server does not answer. The tracking "
+        "URI is MLFLOW_TRACKING_URI (default: ./mlflow.db).",
     )
     lg.add_argument("run", help="run id, run directory, or 'latest'")
     lg.add_argument("--runs", type=Path, default=None, help="run store root")
-    lg.add_argument("--reports", type=Path, default=Path("reports"))
+    lg.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)
 
     rg = sub.add_parser(
         "regress",
@@ -192,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the tag accepted/<experiment name>)",
     )
     rg.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
-    rg.add_argument("--reports", type=Path, default=Path("reports"))
+    rg.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)
 
     ac = sub.add_parser(
         "accept",
@@ -214,9 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ni.add_argument("folder", type=Path, help="folder of experiment specs")
     ni.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
-    ni.add_argument("--reports", type=Path, default=Path("reports"))
+    ni.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)
     add_guard_args(ni, "skip the MLflow view")
-    ni.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+    ni.add_argument("--device", choices=DEVICES, default=None, help=DEVICE_HELP)
+    ni.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="rows per forward pass (default: as many as fit a 1 GiB budget)",
+    )
+    ni.add_argument("--quiet", action="store_true", help="no per-spec and per-stage progress")
+    ni.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another process is writing a spec's run, wait for it (default: refuse)",
+    )
     ni.add_argument(
         "--threads",
         type=int,
@@ -247,23 +272,33 @@ def build_parser() -> argparse.ArgumentParser:
         "toy:NAME, local:PATH (a SAELens checkpoint folder) or release:RELEASE:SAE_ID",
     )
     cp.add_argument("--runs", type=Path, default=None, help="run store root")
-    cp.add_argument("--reports", type=Path, default=Path("reports"))
+    cp.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)
     add_guard_args(cp, "skip the MLflow view of new runs")
-    cp.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None)
+    cp.add_argument("--device", choices=DEVICES, default=None, help=DEVICE_HELP)
     cp.add_argument("--quiet", action="store_true", help="no progress bars")
     add_executor_args(cp)
 
-    for name, text in (
-        ("show", "print a run's summary table"),
-        ("report", "rebuild a run's Markdown report from its store"),
+    for name, text, more in (
+        (
+            "show",
+            "print a run's summary table",
+            "The summary rows of RUN (sae, study, condition, metric, value, ci_low, ci_high, "
+            "n), as stored in summary.json.",
+        ),
+        (
+            "report",
+            "rebuild a run's Markdown report from its store",
+            "Write RUN's report (and its plots) again from the run store alone: nothing is "
+            "recomputed or judged.",
+        ),
     ):
-        cmd = sub.add_parser(name, help=text)
+        cmd = sub.add_parser(name, help=text, description=more)
         cmd.add_argument("run", help="run id, run directory, or 'latest'")
         cmd.add_argument("--runs", type=Path, default=None, help="run store root")
         if name == "show":
             cmd.add_argument("--json", action="store_true", help="print the rows as JSON")
         else:
-            cmd.add_argument("--reports", type=Path, default=Path("reports"))
+            cmd.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)
             cmd.add_argument(
                 "--template",
                 choices=["full", "lab"],
@@ -276,7 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parsers(sub)
 
-    toy = sub.add_parser("toy", help="the embedded toy world")
+    toy = sub.add_parser(
+        "toy",
+        help="the embedded toy world",
+        description="build: rebuild the toy world (corpus, tokenizer, model, SAEs) from its "
+        "seed, deterministically; check: measure the shipped one (SAE quality, steering).",
+    )
     toy_sub = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
     build = toy_sub.add_parser(
         "build", help="rebuild corpus, tokenizer, model and SAEs from the seed"

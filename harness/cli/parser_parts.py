@@ -78,7 +78,13 @@ def add_guard_args(cmd: argparse.ArgumentParser, mlflow_help: str) -> None:
 
 def add_bench_parsers(sub: Any) -> None:
     """``harness bench sweep|judge|scale|store``."""
-    bench = sub.add_parser("bench", help="benchmarks (ratios measured in one process)")
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks (ratios measured in one process)",
+        description="sweep: clamp-sweep speed and intervention overhead; judge: the Anthropic "
+        "judge's concurrency and cache against the loopback server; scale: the Ray executor "
+        "against the local one; store: run-store cost per record. Each prints ratios.",
+    )
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
     sweep = bench_sub.add_parser(
         "sweep",
@@ -96,7 +102,12 @@ def add_bench_parsers(sub: Any) -> None:
         help="toy: the shipped toy world; otherwise that architecture with random weights (no "
         "download), timed also against SAELens' own path (llama-2-7b: --device cuda only)",
     )
-    sweep.add_argument("--arch", default="relu", choices=["relu", "topk", "jumprelu"])
+    sweep.add_argument(
+        "--arch",
+        default="relu",
+        choices=["relu", "topk", "jumprelu"],
+        help="the SAE architecture for --shape (default relu)",
+    )
     sweep.add_argument("--sae-width", type=int, default=24576, help="SAE width for --shape")
     sweep.add_argument("--prompts", type=int, default=None, help="default: 32 toy, 8 shapes")
     sweep.add_argument("--new-tokens", type=int, default=None, help="default: 32 toy, 16 shapes")
@@ -110,8 +121,12 @@ def add_bench_parsers(sub: Any) -> None:
         "N); then a second pass over the same items, which must make 0 API calls.",
     )
     jb.add_argument("--n", type=int, default=1000, help="judgements (default 1000)")
-    jb.add_argument("--latency-ms", type=float, default=200.0)
-    jb.add_argument("--concurrency", type=int, default=64)
+    jb.add_argument(
+        "--latency-ms", type=float, default=200.0, help="the fake server's latency (default 200)"
+    )
+    jb.add_argument(
+        "--concurrency", type=int, default=64, help="requests in flight at once (default 64)"
+    )
     jb.add_argument(
         "--sequential-sample",
         type=int,

@@ -9,11 +9,12 @@ control / neutral prompts. Rebuilt from the run store like the default report.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from harness.store import RunStore
 from harness.studies.controls import parse_control
-from harness.studies.items import split_condition
+from harness.studies.items import condition_order, split_condition
 from harness.studies.registry import kind_of
 from harness.views.report.effects import next_token_table
 from harness.views.report.markdown_table import cell, fmt_estimate, fmt_row, table
@@ -49,9 +50,21 @@ def render_lab_report(store: RunStore, summary: list[dict[str, Any]]) -> str:
     lines += _candidates(store)
     zeroed = [s for s in exp.studies if kind_of(s).lab_role_of(s) == "defence"]
     amplified = [s for s in exp.studies if kind_of(s).lab_role_of(s) == "attack"]
-    lines += _intervention_tables(store, rows, "Defence: features zeroed", [s.name for s in zeroed])
+    # a clamp to 0 (0x, v=0) zeroes the feature: a defence, whichever study swept it
+    zero = {s.name for s in zeroed}
     lines += _intervention_tables(
-        store, rows, "Attack: features amplified or clamped", [s.name for s in amplified]
+        store,
+        rows,
+        "Defence: features zeroed",
+        lambda study, cond: (
+            study in zero or (study in {s.name for s in amplified} and _at_zero(cond))
+        ),
+    )
+    lines += _intervention_tables(
+        store,
+        rows,
+        "Attack: features amplified or clamped",
+        lambda study, cond: study in {s.name for s in amplified} and not _at_zero(cond),
     )
     lines += _side_effects(store, rows, [s.name for s in zeroed + amplified])
     return "\n".join(lines)
@@ -141,11 +154,19 @@ def _candidates(store: RunStore) -> list[str]:
     ]
 
 
-def _intervention_tables(store: RunStore, rows: Rows, title: str, studies: list[str]) -> list[str]:
+def _at_zero(condition: str) -> bool:
+    """Whether a condition clamps to zero (``0x``, ``v=0``)."""
+    _, numeric, level, _ = condition_order(condition)
+    return numeric == 0 and level == 0.0
+
+
+def _intervention_tables(
+    store: RunStore, rows: Rows, title: str, keep: Callable[[str, str], bool]
+) -> list[str]:
     records = [
         r
         for r in store.records_in_spec_order("next_token")
-        if r["study"] in studies and r["prompt_set"] == "target"
+        if r["prompt_set"] == "target" and keep(r["study"], r["condition"])
     ]
     if not records:
         return []
