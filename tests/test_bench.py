@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +47,30 @@ def test_bench_at_gpt2_shape_times_every_path(capsys: pytest.CaptureFixture[str]
 def test_the_llama_shape_needs_a_gpu(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "sweep", "--shape", "llama-2-7b", "--device", "cpu"]) == 2
     assert "--device cuda" in capsys.readouterr().err
+
+
+def test_bench_threads_times_each_setting_and_each_run_used_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    spec = tmp_path / "tiny.py"
+    spec.write_text(
+        "from harness import Experiment, SaturationClamp, ToySAE\n"
+        "from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS\n"
+        "def spec():\n"
+        "    return Experiment(name='tiny', saes=(ToySAE(name='relu-256'),), sae_quality=None,\n"
+        "        studies=(SaturationClamp(name='s', feature=GOLDEN_GATE, levels=(0, 5),\n"
+        "                                 prompts=NEUTRAL_PROMPTS[:2], controls=()),))\n"
+    )
+    assert main(["bench", "threads", "--spec", str(spec), "--no-load", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    cores = os.cpu_count() or 1
+    rows = {r["threads"]: r for r in data["rows"]}
+    assert set(rows) == {"auto", "1", str(cores)} and all(
+        r["load"] == "quiet" for r in rows.values()
+    )
+    assert rows["1"]["recorded"]["n"] == 1 and rows[str(cores)]["recorded"]["n"] == cores
+    assert rows["auto"]["recorded"]["n"] == 1  # the toy model is below 50 M parameters
+    assert all(r["seconds"] > 0 for r in rows.values())
+    assert data["auto_over_best"]["quiet"] >= 1.0

@@ -4,6 +4,7 @@ options, the guards of a run: tracking and the judge budget) and the ``bench`` s
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 __all__ = ["add_bench_parsers", "add_executor_args", "add_guard_args"]
@@ -77,13 +78,14 @@ def add_guard_args(cmd: argparse.ArgumentParser, mlflow_help: str) -> None:
 
 
 def add_bench_parsers(sub: Any) -> None:
-    """``harness bench sweep|judge|scale|store``."""
+    """``harness bench sweep|judge|scale|threads|store``."""
     bench = sub.add_parser(
         "bench",
         help="benchmarks (ratios measured in one process)",
         description="sweep: clamp-sweep speed and intervention overhead; judge: the Anthropic "
         "judge's concurrency and cache against the loopback server; scale: the Ray executor "
-        "against the local one; store: run-store cost per record. Each prints ratios.",
+        "against the local one; threads: torch threads, quiet and loaded; store: run-store "
+        "cost per record. Each prints ratios.",
     )
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
     sweep = bench_sub.add_parser(
@@ -145,6 +147,19 @@ def add_bench_parsers(sub: Any) -> None:
     sc.add_argument("--workers", type=int, default=2, help="Ray actors (default 2)")
     sc.add_argument("--address", default=None, help="a running Ray cluster (default: start one)")
     sc.add_argument("--json", action="store_true", help="print the result as JSON")
+    th = bench_sub.add_parser(
+        "threads",
+        help="a spec end to end at auto, 1 and every-core torch threads, quiet and loaded",
+        description="Times SPEC (default experiments/toy_specificity.py) as fresh `harness run` "
+        "processes with --threads 1, every core, and the automatic choice, first on the quiet "
+        "machine and then with a busy loop on each core; prints seconds, the threads each run "
+        "recorded, and the automatic choice over the best (1.0: it picked the fastest).",
+    )
+    th.add_argument(
+        "--spec", type=Path, default=Path("experiments/toy_specificity.py"), help="the spec to time"
+    )
+    th.add_argument("--no-load", action="store_true", help="skip the loaded machine")
+    th.add_argument("--json", action="store_true", help="print the result as JSON")
     sb = bench_sub.add_parser(
         "store",
         help="run-store cost per record as runs grow (append, then parse and aggregate)",

@@ -26,6 +26,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"({r['aggregate_us_per_record']} µs/record), {r['summary_rows']} summary rows"
             )
         return 0
+    if args.bench_command == "threads":
+        from harness.bench.threads import bench_threads
+
+        data = bench_threads(args.spec, not args.no_load, (lambda _: None) if args.json else print)
+        if args.json:
+            print(json.dumps(data, indent=1))
+        else:
+            ratios = ", ".join(f"{k} {v}" for k, v in sorted(data["auto_over_best"].items()))
+            print(f"auto over the best setting: {ratios} ({data['cores']} cores)")
+        return 0
     if args.bench_command == "scale":
         from harness.bench.scale import bench_scale
 
