@@ -179,8 +179,9 @@ def test_a_new_kind_runs_end_to_end_through_the_registry_alone(
     runs, reports = tmp_path / "runs", tmp_path / "reports"
     common = ["--runs", str(runs), "--reports", str(reports)]
     assert main(["validate", str(spec)]) == 0
+    assert "plan: 0 generations, 2 forward passes" in capsys.readouterr().out
     assert main(["plan", str(spec), "--json"]) == 0
-    plan = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    plan = json.loads(capsys.readouterr().out)
     assert [r["kind"] for r in plan["rows"]] == ["peak_activation"] * 2
     assert main(["run", str(spec), *common, "--no-mlflow", "--quiet"]) == 0
     run_dir = next(runs.glob("peaks-*"))
