@@ -2,9 +2,9 @@
 matrix products are too small to gain from splitting and lose to thread hand-offs (more so on a
 shared, loaded machine), every core for large ones. ``HARNESS_THREADS`` (``--threads``) fixes it.
 
-Measured on this project's 2-core machine, ``experiments/toy_specificity.py`` end to end: quiet,
-20.8 s on one thread vs 19.6 s on two; with a busy loop on each core, 35.2 s vs 48.6 s (README
-"Threads").
+Measured on this project's 2-core machine with ``harness bench threads``
+(``experiments/toy_specificity.py`` end to end): quiet, 17.9 s on one thread vs 16.4 s on two;
+with a busy loop on each core, 26.9 s vs 35.9 s (README "Threads").
 """
 
 from __future__ import annotations
