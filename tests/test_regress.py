@@ -142,3 +142,38 @@ def test_gate_flags_a_decoder_whose_steering_survives_by_its_sae_quality(
             assert not any("concept_score" in line for line in failing), failing
         else:
             assert failing == []
+
+
+def test_an_sae_the_baseline_lacks_is_listed_unchecked_and_fails_unless_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def spec(name: str, saes: str) -> Path:
+        path = tmp_path / f"{name}.py"
+        path.write_text(
+            "from harness import Experiment, SaturationClamp, ToySAE\n"
+            "from harness.toy.probes import GOLDEN_GATE, NEUTRAL_PROMPTS\n"
+            "def spec():\n"
+            f"    return Experiment(name='pairing', saes=({saes}), sae_quality=None,\n"
+            "        studies=(SaturationClamp(name='sweep', feature=GOLDEN_GATE, levels=(0, 5),\n"
+            "            prompts=NEUTRAL_PROMPTS[:8], controls=()),))\n"
+        )
+        return path
+
+    runs = ["--runs", "runs", "--no-mlflow", "--quiet"]
+    one = spec("one", "ToySAE(name='relu-256'),")
+    two = spec("two", "ToySAE(name='relu-256'), ToySAE(name='topk-256')")
+    assert main(["run", str(one), *runs]) == 0
+    [base] = list(Path("runs").glob("pairing-*"))
+    assert main(["run", str(two), *runs]) == 0
+    capsys.readouterr()
+    gate = ["regress", "latest", "--runs", "runs", "--baseline", str(base)]
+    assert main(gate) == 1
+    out = capsys.readouterr().out
+    assert "UNCHECKED SAEs" in out and "unchecked: toy/topk-256" in out, out
+    report = next(Path("reports").glob("*-regression.md")).read_text()
+    assert "**Unchecked SAEs** (fail the gate): toy/topk-256" in report
+    assert main([*gate, "--allow-unpaired"]) == 0  # the paired SAE itself is unchanged
+    out = capsys.readouterr().out
+    assert ": ok vs " in out and "allowed by --allow-unpaired" in out

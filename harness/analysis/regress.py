@@ -43,6 +43,7 @@ __all__ = [
     "default_tag",
     "regress",
     "resolve_baseline",
+    "unpaired_saes",
     "write_regression_report",
 ]
 
@@ -116,6 +117,13 @@ def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Chec
                 )
             )
     return checks
+
+
+def unpaired_saes(current: LoadedRun, baseline: LoadedRun) -> list[str]:
+    """The current run's SAEs that no check covers: SAEs pair by their place in the spec, so
+    those past the baseline's last SAE have nothing to be compared with."""
+    labels = [sae_label(ref) for ref in current.experiment.saes]
+    return labels[len(baseline.experiment.saes) :]
 
 
 def _quality_checks(
@@ -210,17 +218,24 @@ def _missing_check(label: str, study: str, cond: str, tol: Tolerance, base: floa
 
 
 def write_regression_report(
-    checks: list[Check], current: LoadedRun, baseline: LoadedRun, path: Path
+    checks: list[Check],
+    current: LoadedRun,
+    baseline: LoadedRun,
+    path: Path,
+    unchecked: tuple[list[str], bool] = ([], False),
 ) -> Path:
-    """A Markdown regression report: every check, regressions first."""
+    """A Markdown regression report: every check, regressions first, then the SAEs no check
+    covered (``unchecked``: their labels, and whether they were allowed)."""
     failed = [c for c in checks if c.regressed]
+    saes, allowed = unchecked
     lines = [
         f"# Regression check: {cell(current.run_id)}",
         "",
         f"Baseline: {cell(baseline.run_id)} ({cell(baseline.directory)}). Judged scores by "
         f"`{cell(current.provenance.get('judge', '–'))}` (this run) and "
         f"`{cell(baseline.provenance.get('judge', '–'))}` (the baseline). "
-        f"Verdict: **{'REGRESSED' if failed else 'OK'}** — {len(failed)} of {len(checks)} checks "
+        f"Verdict: **{'REGRESSED' if failed or (saes and not allowed) else 'OK'}** — "
+        f"{len(failed)} of {len(checks)} checks "
         "regressed. A check regresses when the mean paired difference worsens by more than its "
         f"tolerance and its 95% bootstrap CI excludes 0 — over at least {MIN_N} paired items and "
         "not on scores of the keyword-only offline judge alone (such a worsening is noted "
@@ -262,6 +277,13 @@ def write_regression_report(
         ),
         "",
     ]
+    if saes:
+        lines += [
+            f"**Unchecked SAEs** ({'allowed by --allow-unpaired' if allowed else 'fail the gate'}"
+            f"): {', '.join(cell(s) for s in saes)} — the baseline has "
+            f"{len(baseline.experiment.saes)} SAE(s), and SAEs pair by their place in the spec.",
+            "",
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path

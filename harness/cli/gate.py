@@ -16,12 +16,16 @@ from harness.store import default_runs_root
 __all__ = ["cmd_accept", "cmd_nightly", "cmd_regress", "regress_one"]
 
 
-def regress_one(store: Any, baseline_ref: str | None, runs: Path, reports: Path) -> int:
-    """Regress one run against its baseline; prints a verdict line; returns the exit code."""
+def regress_one(
+    store: Any, baseline_ref: str | None, runs: Path, reports: Path, allow_unpaired: bool = False
+) -> int:
+    """Regress one run against its baseline; prints a verdict line; returns the exit code (an
+    SAE of the run with no counterpart in the baseline fails it unless ``allow_unpaired``)."""
     from harness.analysis.regress import (
         default_tag,
         regress,
         resolve_baseline,
+        unpaired_saes,
         write_regression_report,
     )
     from harness.views.notebook import load_run
@@ -32,9 +36,13 @@ def regress_one(store: Any, baseline_ref: str | None, runs: Path, reports: Path)
     baseline = load_run(base_store.dir, runs)
     checks = regress(current, baseline, current.experiment.seed)
     name = f"{current.run_id}-vs-{baseline.run_id}-regression.md"
-    path = write_regression_report(checks, current, baseline, reports / name)
+    unchecked = unpaired_saes(current, baseline)
+    path = write_regression_report(
+        checks, current, baseline, reports / name, (unchecked, allow_unpaired)
+    )
     failed = [c for c in checks if c.regressed]
-    verdict = "REGRESSED" if failed else "ok"
+    blocked = bool(unchecked) and not allow_unpaired
+    verdict = "REGRESSED" if failed else "UNCHECKED SAEs" if blocked else "ok"
     same = (
         " (the baseline is this run itself: every check passes trivially)"
         if (Path(base_store.dir).resolve() == Path(store.dir).resolve())
@@ -49,14 +57,22 @@ def regress_one(store: Any, baseline_ref: str | None, runs: Path, reports: Path)
             f"  {c.sae} {c.study} {c.condition} {c.metric}: {c.baseline:.3f} → {c.current:.3f}"
             + (f" ({c.note})" if c.note else "")
         )
-    return 1 if failed else 0
+    if unchecked:
+        print(
+            f"  unchecked: {', '.join(unchecked)} (the baseline has "
+            f"{len(baseline.experiment.saes)} SAE(s); SAEs pair by their place in the spec)"
+            + (" — allowed by --allow-unpaired" if allow_unpaired else "; --allow-unpaired to pass")
+        )
+    return 1 if failed or blocked else 0
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
     from harness.store import RunStore
 
     runs = args.runs or default_runs_root()
-    return regress_one(RunStore.open(args.run, runs), args.baseline, runs, args.reports)
+    return regress_one(
+        RunStore.open(args.run, runs), args.baseline, runs, args.reports, args.allow_unpaired
+    )
 
 
 def cmd_accept(args: argparse.Namespace) -> int:
@@ -135,5 +151,5 @@ def _nightly(
                 f"`harness accept {result.store.dir} --runs {runs}`"
             )
             continue
-        worst = max(worst, regress_one(result.store, None, runs, args.reports))
+        worst = max(worst, regress_one(result.store, None, runs, args.reports, args.allow_unpaired))
     return worst, ran

@@ -204,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a tag given to `harness accept`, a run id or a run directory "
         "(default: the tag accepted/<experiment name>)",
     )
+    rg.add_argument(
+        "--allow-unpaired",
+        action="store_true",
+        help="pass although the run has SAEs the baseline has no counterpart for (default: they "
+        "are listed as unchecked and fail the gate)",
+    )
     rg.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
     rg.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)
 
@@ -226,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
         "exists. Exit 1 if any spec fails or regresses.",
     )
     ni.add_argument("folder", type=Path, help="folder of experiment specs")
+    ni.add_argument(
+        "--allow-unpaired",
+        action="store_true",
+        help="pass although the run has SAEs the baseline has no counterpart for (default: they "
+        "are listed as unchecked and fail the gate)",
+    )
     ni.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
     ni.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)
     add_guard_args(ni, "skip the MLflow view")
