@@ -150,3 +150,21 @@ def test_compare_over_checkpoints_given_on_the_command_line_and_stored_runs(
     assert main(["compare", *run_ids, *args]) == 0
     text = Path(re.search(r"\): (\S+\.md)", capsys.readouterr().out).group(1)).read_text()  # type: ignore[union-attr]
     assert f"toy/relu-256 ({run_ids[0]})" in text and f"toy/relu-256 ({run_ids[1]})" in text
+
+
+def test_verdict_words_mean_what_they_say() -> None:
+    """No verdict when the CI touches 0 at the precision shown; a control's own score moving
+    is higher/lower, never better/worse (the feature − control rows are the headline)."""
+    from harness.analysis.compare_rows import ComparisonRow, verdict
+    from harness.analysis.stats import Estimate
+
+    def row(condition: str) -> ComparisonRow:
+        return ComparisonRow("sweep", condition, "concept_score", [], [], "prompts", True)
+
+    touching = Estimate(-0.003, -0.005, -0.0004, 40)  # shown as [-0.005, -0.000] at 3 digits
+    assert verdict(row("10x"), touching, digits=3) == ""
+    assert verdict(row("10x"), touching, digits=4) == "worse"  # clear of 0 at 4 digits
+    up = Estimate(0.25, 0.1, 0.4, 40)
+    assert verdict(row("10x"), up) == "better"
+    assert verdict(row("random_feature#1@10x"), up) == "higher"
+    assert verdict(row("prompt_only"), Estimate(-0.25, -0.4, -0.1, 40)) == "lower"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.stats import Estimate, bootstrap_mean, unpaired_difference
+from harness.studies.controls import parse_control
 from harness.studies.items import BASELINE, ItemKey
 
 __all__ = [
@@ -50,18 +51,20 @@ MIN_N = 8  # fewer items than this: a difference is reported, never called bette
 JUDGED = ("concept_score", "fluency_score", "instruction_score", "specificity_score")
 
 
-def verdict(row: ComparisonRow, d: Estimate) -> str:
-    """What a difference says: "" (its CI includes 0), ``better``/``worse`` (``higher``/
-    ``lower`` when neither direction is better), or ``inconclusive (…)`` when the CI excludes 0
-    but rests on fewer than ``MIN_N`` items or on the keyword-only offline judge alone."""
-    if not excludes_zero(d):
+def verdict(row: ComparisonRow, d: Estimate, digits: int = 3) -> str:
+    """What a difference says: "" (its CI, shown at ``digits`` decimals, touches or includes
+    0), ``better``/``worse`` (``higher``/``lower`` when neither direction is better, and for a
+    control condition: a control's own score moving is no improvement of the feature), or
+    ``inconclusive (…)`` when the CI excludes 0 but rests on fewer than ``MIN_N`` items or on the
+    keyword-only offline judge alone."""
+    if not excludes_zero(d, digits):
         return ""
     if d.n < MIN_N:
         return f"inconclusive (n={d.n} < {MIN_N})"
     if row.offline_judged:
         return "inconclusive (offline keyword judge only)"
     up = d.ci_low > 0
-    if row.higher_is_better is None:
+    if row.higher_is_better is None or parse_control(row.condition) is not None:
         return "higher" if up else "lower"
     return "better" if up == row.higher_is_better else "worse"
 
@@ -76,9 +79,14 @@ def _offline(checkpoint: Any) -> bool:
     return keyword_judged(checkpoint.run)
 
 
-def excludes_zero(d: Estimate, eps: float = 1e-9) -> bool:
-    """Whether a difference's CI lies clear of 0 (float noise below ``eps`` is 0)."""
-    return d.n > 0 and not math.isnan(d.ci_low) and (d.ci_low > eps or d.ci_high < -eps)
+def excludes_zero(d: Estimate, digits: int | None = None, eps: float = 1e-9) -> bool:
+    """Whether a difference's CI lies clear of 0 (float noise below ``eps`` is 0); with
+    ``digits``, clear of 0 as shown at that many decimals (``[-0.005, 0.000]`` touches it)."""
+    if d.n <= 0 or math.isnan(d.ci_low):
+        return False
+    if digits is not None:
+        return round(d.ci_low, digits) > 0 or round(d.ci_high, digits) < 0
+    return d.ci_low > eps or d.ci_high < -eps
 
 
 def item_rows(

@@ -24,8 +24,8 @@ _PAIRING = {
 }
 
 
-def _verdict(row: ComparisonRow, d: Estimate) -> str:
-    word = verdict(row, d)
+def _verdict(row: ComparisonRow, d: Estimate, digits: int) -> str:
+    word = verdict(row, d, digits)  # at the precision shown: a CI touching 0 is no verdict
     return f" **{word}**" if word in ("better", "worse") else f" {word}" if word else ""
 
 
@@ -33,7 +33,7 @@ def _row_cells(row: ComparisonRow) -> list[str]:
     digits = _DIGITS.get(row.metric, 2 if row.study != QUALITY_STUDY else 3)
     cells = [fmt_estimate(e.value, e.ci_low, e.ci_high, e.n, digits) for e in row.values]
     cells += [
-        fmt_estimate(d.value, d.ci_low, d.ci_high, d.n, digits) + _verdict(row, d)
+        fmt_estimate(d.value, d.ci_low, d.ci_high, d.n, digits) + _verdict(row, d, digits)
         for d in row.differences
     ]
     return cells
