@@ -8,7 +8,6 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from harness.cli import main
 from harness.store import RunStore
-from tests.mlflow_server import free_port
+from tests.mlflow_server import free_port, start_server
 from tests.test_robustness import _cli, _poll, _spec
 
 
@@ -37,39 +36,7 @@ def _quality_spec(tmp_path: Path) -> Path:
 
 
 def _server(backend: str, workdir: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            backend,
-            "--artifacts-destination",
-            str(workdir / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / f"server-{port}.log").open("w"),
-        start_new_session=True,  # killed with its workers below
-    )
-    import urllib.request
-
-    def healthy() -> bool:
-        assert proc.poll() is None, (workdir / f"server-{port}.log").read_text()[-2000:]
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-                return r.status == 200
-        except OSError:
-            return False
-
-    _poll(healthy, timeout=180)
-    return proc
+    return start_server(backend, workdir, port)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
