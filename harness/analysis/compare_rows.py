@@ -44,7 +44,7 @@ class ComparisonRow:
     differences: list[Estimate]  # per non-reference checkpoint: it − reference
     pairing: str  # "sequences", "prompts", "unpaired" or "none"
     higher_is_better: bool | None = None
-    offline_judged: bool = False  # a judged score from the keyword-only offline judge alone
+    offline_judged: bool = False  # a concept score from the keyword-only offline judge alone
 
 
 MIN_N = 8  # fewer items than this: a difference is reported, never called better or worse
@@ -121,7 +121,7 @@ def item_rows(
         for p in per[1:]:
             common = sorted(k for k in per[0] if k[0] == cond and k in p)
             diffs.append(bootstrap_mean([p[k] - per[0][k] for k in common], rng))
-        offline = metric in JUDGED and any(_offline(c) for c in checkpoints)
+        offline = metric == "concept_score" and any(_offline(c) for c in checkpoints)
         rows.append(ComparisonRow(study, cond, metric, ests, diffs, "prompts", better, offline))
     return rows
 
@@ -141,10 +141,11 @@ def judged_context_rows(
         prov = c.run.provenance
         ident = (prov.get("study_rubrics") or {}).get(rubric) or prov.get(f"{rubric}_rubric")
         recs = c.run.records
+        by = ((prov.get("study_judging") or {}).get(study) or {}).get("judge", prov["judge"])
         if ident and "kind" in recs:
             js = recs[(recs["kind"] == "judgement") & (recs["rubric"] == ident)]
             for j in js.to_dict("records"):
-                if j["sae"] == c.sae and j["study"] == study and j["judge"] == prov["judge"]:
+                if j["sae"] == c.sae and j["study"] == study and j["judge"] == by:
                     if j["score"] is not None and j["score"] == j["score"]:
                         groups.setdefault(j["condition"], []).append(float(j["score"]))
         per.append(groups)
@@ -154,8 +155,7 @@ def judged_context_rows(
         vals = [g.get(cond, []) for g in per]
         diffs = [unpaired_difference(vals[0], v, rng) for v in vals[1:]]
         ests = [bootstrap_mean(v, rng) for v in vals]
-        offline = any(_offline(c) for c in checkpoints)
-        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "unpaired", True, offline))
+        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "unpaired", True))
     return rows
 
 

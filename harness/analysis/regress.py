@@ -39,6 +39,7 @@ from harness.views.report.markdown_table import cell, fmt_estimate, table
 __all__ = [
     "Check",
     "accept",
+    "accepted_tags",
     "baseline_tags",
     "default_tag",
     "regress",
@@ -63,10 +64,17 @@ class Check:
     higher_is_better: bool
     regressed: bool
     note: str = ""
+    judge: str = ""  # the judge of both runs' scores of a judged metric ("" for a measure)
 
 
 def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Check]:
-    """Every tolerance of the current run's spec checked against the baseline."""
+    """Every tolerance of the current run's spec checked against the baseline, judged scores of
+    both runs read with one judge (:func:`harness.analysis.gate_judge.judge_alike`: the
+    baseline's, when the current run was judged by it too)."""
+    from harness.analysis.gate_judge import judge_alike
+
+    alike = judge_alike([baseline, current])
+    baseline, current = alike.runs
     rng = np.random.default_rng(seed)
     labels = [sae_label(ref) for ref in current.experiment.saes]
     checks: list[Check] = []
@@ -114,6 +122,7 @@ def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Chec
                     tol.higher_is_better,
                     regressed,
                     note,
+                    alike.label() if tol.metric in JUDGED else "",
                 )
             )
     return checks
@@ -171,11 +180,12 @@ def _quality_checks(
 
 def _guard(n: int, metric: str, current: LoadedRun, baseline: LoadedRun) -> str:
     """Why a worsening may not count as a regression: too few paired items, or judged scores
-    that rest on the keyword-only offline judge (it scores words from the spec's list, so a
-    checkpoint that steers to other words reads as worse). Empty when neither applies."""
+    that rest on the keyword-only offline judge's concept scores (it counts words from the
+    spec's list, so a checkpoint that steers to other words reads as worse; its other rubrics
+    are the semantic judge's rules). Empty when neither applies."""
     if n < MIN_N:
         return f"n={n} < {MIN_N}"
-    if metric in JUDGED and (keyword_judged(current) or keyword_judged(baseline)):
+    if metric == "concept_score" and (keyword_judged(current) or keyword_judged(baseline)):
         return "offline keyword judge only"
     return ""
 
@@ -231,9 +241,9 @@ def write_regression_report(
     lines = [
         f"# Regression check: {cell(current.run_id)}",
         "",
-        f"Baseline: {cell(baseline.run_id)} ({cell(baseline.directory)}). Judged scores by "
-        f"`{cell(current.provenance.get('judge', '–'))}` (this run) and "
-        f"`{cell(baseline.provenance.get('judge', '–'))}` (the baseline). "
+        f"Baseline: {cell(baseline.run_id)} ({cell(baseline.directory)}). Judged scores of "
+        f"both runs by `{cell(_gate_judge(checks, current, baseline))}` (the gate reads both "
+        "runs with one judge: the baseline's when this run was judged by it too). "
         f"Verdict: **{'REGRESSED' if failed or (saes and not allowed) else 'OK'}** — "
         f"{len(failed)} of {len(checks)} checks "
         "regressed. A check regresses when the mean paired difference worsens by more than its "
@@ -252,6 +262,7 @@ def write_regression_report(
                 "current",
                 "difference (paired)",
                 "tolerance",
+                "judge",
                 "note",
             ],
             [
@@ -270,6 +281,7 @@ def write_regression_report(
                         c.difference.n,
                     ),
                     f"{c.max_change:g}",
+                    cell(c.judge or "–"),
                     cell(c.note),
                 ]
                 for c in sorted(checks, key=lambda c: not c.regressed)
@@ -289,6 +301,13 @@ def write_regression_report(
     return path
 
 
+def _gate_judge(checks: list[Check], current: LoadedRun, baseline: LoadedRun) -> str:
+    judges = dict.fromkeys(c.judge for c in checks if c.judge)
+    if judges:
+        return ", ".join(judges)
+    return str(baseline.provenance.get("judge", current.provenance.get("judge", "–")))
+
+
 def _tags_path(runs_root: Path) -> Path:
     return runs_root / "baselines.json"
 
@@ -297,6 +316,12 @@ def baseline_tags(runs_root: Path) -> dict[str, Any]:
     """Tag → {run, dir, accepted_at}."""
     path = _tags_path(runs_root)
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def accepted_tags(store: RunStore, runs_root: Path) -> list[str]:
+    """The tags under which ``store``'s run is an accepted baseline (none: [])."""
+    here = str(store.dir.resolve())
+    return sorted(t for t, v in baseline_tags(runs_root).items() if v.get("dir") == here)
 
 
 def default_tag(experiment_name: str) -> str:

@@ -66,13 +66,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 )
                 t = load_run(run_experiment(t, options).store.dir, runs_root)
             loaded.append(t)
+    from harness.analysis.gate_judge import judge_alike
+
+    alike = judge_alike(loaded)  # judged scores of every run read with one judge
+    loaded = alike.runs
     checkpoints = checkpoints_of(loaded)
     rows = compare(checkpoints, loaded[0].experiment.seed)
     matches, note = match_features(checkpoints)
     path = write_comparison(
         checkpoints, rows, matches, note, args.reports / f"{comparison_name(checkpoints)}.md"
     )
-    print(f"comparison of {len(checkpoints)} checkpoints (reference {checkpoints[0].name}): {path}")
+    print(
+        f"comparison of {len(checkpoints)} checkpoints (reference {checkpoints[0].name}; judged "
+        f"scores by {alike.label()}): {path}"
+    )
     for row in rows:
         for c, d in zip(checkpoints[1:], row.differences, strict=True):
             word = verdict(row, d)

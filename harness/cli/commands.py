@@ -294,11 +294,20 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 
 def cmd_rescore(args: argparse.Namespace) -> int:
+    from harness.analysis.regress import accepted_tags
     from harness.execute.runner import rescore
     from harness.store import RunStore
 
-    store = RunStore.open(args.run, args.runs or default_runs_root())
-    made, report = rescore(store, args.rubric, args.reports, judge=args.judge)
+    root = args.runs or default_runs_root()
+    store = RunStore.open(args.run, root)
+    made, report = rescore(
+        store,
+        args.rubric,
+        args.reports,
+        judge=args.judge,
+        accepted_as=accepted_tags(store, root),
+        update_baseline=args.update_baseline,
+    )
     print(f"{made} new judgements; report: {report}")
     import numpy as np
 

@@ -55,6 +55,7 @@ def regress_one(
     for c in failed:
         print(
             f"  {c.sae} {c.study} {c.condition} {c.metric}: {c.baseline:.3f} → {c.current:.3f}"
+            + (f" (judge {c.judge})" if c.judge else "")
             + (f" ({c.note})" if c.note else "")
         )
     if unchecked:

@@ -153,18 +153,33 @@ def build_parser() -> argparse.ArgumentParser:
     rs = sub.add_parser(
         "rescore",
         help="re-judge a run's stored outputs without regenerating",
-        description="Judge every stored generation of RUN with the given rubric (items already "
-        "judged by the same judge and rubric are not judged again), make that the run's active "
-        "judgement, and rebuild its summary and report. No model is loaded.",
+        description="Judge every stored generation of RUN (and a kind's own records, e.g. a "
+        "specificity study's contexts) with the given rubric and/or judge (items already judged "
+        "by the same judge and rubric are not judged again), make that the run's active "
+        "judgement for every study whose items it all judged (any other study keeps its judge, "
+        "said in one line), and rebuild its summary and report. No model is loaded. An accepted "
+        "baseline keeps its gate judge unless --update-baseline; more unscored judgements than "
+        "the spec's judge.max_unscored_fraction exit 1, as a run does.",
     )
     rs.add_argument("run", help="run id, run directory, or 'latest'")
-    rs.add_argument("--rubric", default=None, help="rubric name (default: the spec's)")
+    rs.add_argument(
+        "--rubric",
+        default=None,
+        help="primary rubric for the generations (default: the spec's); a kind's own rubric, "
+        "such as specificity, is refused",
+    )
     rs.add_argument(
         "--judge",
         choices=("offline", "offline-keyword", "anthropic"),
         default=None,
         help="judge with this judge instead of the spec's (the earlier judgements stay; the "
         "report gives both judges' agreement: exact, Cohen's κ, Spearman, with CIs)",
+    )
+    rs.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="RUN is an accepted baseline: make the new judge its gate judge too (without it "
+        "the new judgements are stored and the gate keeps reading the old ones)",
     )
     rs.add_argument("--runs", type=Path, default=None, help="run store root")
     rs.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.aggregate import judge_totals, summarise
-from harness.errors import HarnessError
+from harness.errors import HarnessError, SpecError
 from harness.execute.cells import Cell
 from harness.execute.options import Bars, RunOptions
 from harness.judge.base import Judge
@@ -114,41 +114,180 @@ def judge_cells(
 
 
 def rescore(
-    store: RunStore, rubric: str | None, reports_dir: Path, judge: str | None = None
+    store: RunStore,
+    rubric: str | None,
+    reports_dir: Path,
+    judge: str | None = None,
+    accepted_as: list[str] | None = None,
+    update_baseline: bool = False,
 ) -> tuple[int, Path]:
-    """Judge a run's stored generations again (no model, no generation), with another rubric
-    and/or another judge (``offline``, ``offline-keyword``, ``anthropic``); returns the number
-    of new judgements and the rebuilt report's path."""
+    """Judge a run's stored outputs again (no model, no generation), with another rubric and/or
+    another judge (``offline``, ``offline-keyword``, ``anthropic``); returns the number of new
+    judgements and the rebuilt report's path.
 
+    Each study keeps the judge that scored it unless the new judge judged all of its items (a
+    kind's own items included, e.g. a specificity study's contexts). A run ``accepted_as`` a
+    baseline keeps its active judgements (the gate's) unless ``update_baseline``; the new ones
+    are stored next to them either way. Too many unscored judgements fail like a run does."""
+    if rubric is not None:
+        refuse_rubric(rubric)
     with store.writer_lock():  # one writer per run: not while a run of it is in progress
-        return _rescore_locked(store, rubric, reports_dir, judge)
+        return _rescore_locked(store, rubric, reports_dir, judge, accepted_as, update_baseline)
+
+
+def refuse_rubric(rubric: str) -> None:
+    """A rubric a kind owns for its own items (specificity's contexts) is no generation rubric:
+    as a run's primary rubric it would judge continuations it was not written for."""
+    from harness.studies.registry import kinds
+
+    owners = [k.kind for k in kinds() if rubric in k.rubrics]
+    if owners:
+        raise SpecError(
+            f"rubric {rubric!r} scores the {'/'.join(owners)} study's own records, not "
+            "generations: it cannot be a run's primary rubric (`rescore --judge J` re-judges "
+            "those records too)"
+        )
+    load_rubric(rubric)  # an unknown rubric: one line naming the known ones
+
+
+def _study_items(store: RunStore, study: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for kind in ("generation", "context")
+        for r in store.records(kind)
+        if r.get("study") == study
+    ]
 
 
 def _rescore_locked(
-    store: RunStore, rubric: str | None, reports_dir: Path, judge: str | None
+    store: RunStore,
+    rubric: str | None,
+    reports_dir: Path,
+    judge: str | None,
+    accepted_as: list[str] | None,
+    update_baseline: bool,
 ) -> tuple[int, Path]:
-    from harness.judge.service import judge_generations
+    from harness.execute.cells import plan_cells
     from harness.views.report.markdown import write_report
 
     exp = store.experiment()
     update = {"rubric": rubric, "kind": judge}
     settings = exp.judge.model_copy(update={k: v for k, v in update.items() if v is not None})
     judges = make_judges(settings)
-    made = sum(judge_generations(store, exp, j, batch_size=64, progress=Bars(True)) for j in judges)
+    study_judges = {
+        name: make_judge(settings, name) for study in exp.studies for name in kind_of(study).rubrics
+    }
+    before = sum(1 for _ in store.records("judgement"))
+    options = RunOptions(show_progress=True)
+    cells = plan_cells(exp, quality=False)
+    judge_cells(exp, store, cells, judges, study_judges, options, Bars(True))
+    made = sum(1 for _ in store.records("judgement")) - before
     provenance = store.read_json("provenance.json")
-    provenance.update(
-        judge=judges[0].name,
-        rubric=judges[0].rubric.ident,
-        rubrics={j.rubric.name: j.rubric.ident for j in judges},
-        rubric_texts={
-            **(provenance.get("rubric_texts") or {}),
-            **{j.rubric.ident: j.rubric.text for j in judges},
-        },
-    )
-    store.write_json("provenance.json", provenance)
+    keeps = accepted_as and not update_baseline
+    failed: list[str] = []
+    if keeps:
+        print(
+            f"harness: warning: run {store.run_id} is the accepted baseline "
+            f"{', '.join(accepted_as or [])}: its {made} new judgements are stored (the report "
+            f"gives the judges' agreement) but its gate judge stays {provenance['judge']}; "
+            "pass --update-baseline to judge the baseline with the new judge",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        if accepted_as:
+            print(
+                f"harness: warning: run {store.run_id} is the accepted baseline "
+                f"{', '.join(accepted_as)}: from now on the gate reads it with {judges[0].name}",
+                file=sys.stderr,
+                flush=True,
+            )
+        provenance = _switch_judges(store, exp, provenance, judges, study_judges, failed)
+        store.write_json("provenance.json", provenance)
     summary = summarise(store, exp.seed)
     store.write_json("summary.json", summary)
     report = write_report(store, summary, reports_dir)
+    _rebuild_view(store, summary, report)
+    if failed:  # the new judge failed too often: the run keeps what scored it, and says so
+        raise HarnessError(f"rescore: {'; '.join(failed)} (report: {report})")
+    check_unscored(exp, store)
+    return made, report
+
+
+def _switch_judges(
+    store: RunStore,
+    exp: Experiment,
+    provenance: dict[str, Any],
+    judges: list[Judge],
+    study_judges: dict[str, Judge],
+    failed: list[str],
+) -> dict[str, Any]:
+    """The provenance after a rescore: the new judge is active for every study whose items it
+    all judged, at most ``max_unscored_fraction`` of them unscored; any other study keeps
+    (``study_judging``) the judge and rubric that scored it, and one over the unscored
+    threshold is added to ``failed``."""
+    old_per = provenance.get("study_judging") or {}
+    old = {
+        s.name: (
+            (old_per.get(s.name) or {}).get("judge", provenance["judge"]),
+            (old_per.get(s.name) or {}).get("rubric", provenance["rubric"]),
+        )
+        for s in exp.studies
+    }
+    primary = judges[0]
+    own = {j.rubric.ident for j in study_judges.values()}
+    judged: dict[tuple[str, str], bool] = {}  # (item, rubric) → scored by the new judge
+    for r in store.records("judgement"):
+        if r["judge"] == primary.name and (
+            r["rubric"] == primary.rubric.ident or r["rubric"] in own
+        ):
+            pair = (r["of"], r["rubric"])
+            judged[pair] = judged.get(pair, False) or r["score"] is not None
+    keep: dict[str, dict[str, str]] = {}
+    for study in exp.studies:
+        items = _study_items(store, study.name)
+        done = scored = 0
+        for r in items:
+            rubrics = [primary.rubric.ident] if r["kind"] == "generation" else sorted(own)
+            hits = [judged[(r["key"], o)] for o in rubrics if (r["key"], o) in judged]
+            done += bool(hits)
+            scored += any(hits)
+        if not items:
+            continue
+        short = done < len(items)
+        unscored = done - scored
+        if short or unscored > exp.judge.max_unscored_fraction * len(items):
+            judge_name, rubric_ident = old[study.name]
+            keep[study.name] = {"judge": judge_name, "rubric": rubric_ident}
+            why = (
+                f"{primary.name} judged {done} of its {len(items)} items"
+                if short
+                else f"{unscored} of {primary.name}'s {len(items)} judgements of it are "
+                f"unscored, above judge.max_unscored_fraction={exp.judge.max_unscored_fraction}"
+            )
+            print(
+                f"harness: study {study.name} keeps judge {judge_name} ({rubric_ident}): {why}",
+                file=sys.stderr,
+                flush=True,
+            )
+            if not short:
+                failed.append(f"study {study.name}: {why}")
+    return {
+        **provenance,
+        "judge": primary.name,
+        "rubric": primary.rubric.ident,
+        "rubrics": {j.rubric.name: j.rubric.ident for j in judges},
+        "study_rubrics": {n: j.rubric.ident for n, j in study_judges.items()}
+        or provenance.get("study_rubrics"),
+        "study_judging": keep,
+        "rubric_texts": {
+            **(provenance.get("rubric_texts") or {}),
+            **{j.rubric.ident: j.rubric.text for j in [*judges, *study_judges.values()]},
+        },
+    }
+
+
+def _rebuild_view(store: RunStore, summary: list[dict[str, Any]], report: Path) -> None:
     status = store.status()
     if status.get("mlflow_run_id") or status.get("tracking_error"):  # rebuild it, never stale
         import mlflow
@@ -164,4 +303,3 @@ def _rescore_locked(
 
             line = unreachable(mlflow.get_tracking_uri(), exc, store.dir)
             print(f"harness: warning: {line}", file=sys.stderr, flush=True)
-    return made, report

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from harness.judge.rubric import Rubric
 
-__all__ = ["Judge", "JudgeRequest", "Judgement"]
+__all__ = ["OFFLINE_JUDGES", "Judge", "JudgeRequest", "Judgement", "same_rules"]
 
 
 class JudgeRequest(BaseModel):
@@ -61,3 +61,15 @@ class Judge(Protocol):
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Judgement]:
         """Judge every request; the result list is in request order."""
         ...
+
+
+OFFLINE_JUDGES = ("offline-semantic-v1", "offline-keyword-v1")
+
+
+def same_rules(a: str, b: str, rubric: str) -> bool:
+    """Whether judges ``a`` and ``b`` score ``rubric`` (a name) by the same rules, so their
+    scores of it may be compared: the same judge, or the two offline judges on every rubric but
+    concept presence (only there does the semantic judge read meaning)."""
+    if a == b:
+        return True
+    return a in OFFLINE_JUDGES and b in OFFLINE_JUDGES and rubric != "concept_presence"

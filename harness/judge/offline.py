@@ -28,10 +28,19 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 
-from harness.judge.base import Judgement, JudgeRequest
+from harness.judge.base import OFFLINE_JUDGES, Judgement, JudgeRequest, same_rules
 from harness.judge.rubric import Rubric
 
-__all__ = ["OFFLINE_RUBRICS", "STOPWORDS", "Lexicon", "OfflineJudge", "content_words", "words"]
+__all__ = [
+    "OFFLINE_JUDGES",
+    "OFFLINE_RUBRICS",
+    "STOPWORDS",
+    "Lexicon",
+    "OfflineJudge",
+    "content_words",
+    "same_rules",
+    "words",
+]
 
 Lexicon = Mapping[str, frozenset[str]]  # topic → words that belong to that topic only
 
@@ -153,7 +162,7 @@ class OfflineJudge:
         :func:`harness.toy.lexicon.topic_lexicon`); without one, instruction is unscored.
         ``semantic``: the concept rubric also reads meaning (the other rubrics are the same)."""
         self.semantic = semantic
-        self.name = "offline-semantic-v1" if semantic else "offline-keyword-v1"
+        self.name = OFFLINE_JUDGES[0] if semantic else OFFLINE_JUDGES[1]
         if rubric.name not in _RULES:
             raise ValueError(
                 f"the offline judge has no rules for rubric {rubric.name!r}; "

@@ -75,6 +75,7 @@ class RunStore:
         self._ordered: list[dict[str, Any]] = []
         self._by_kind: dict[str, dict[str, dict[str, Any]]] = {}
         self._json_cache: dict[str, tuple[float, int, Any]] = {}
+        self._provenance_as: dict[str, Any] | None = None  # a read-as-judged view (read_as)
 
     @property
     def run_id(self) -> str:
@@ -178,8 +179,19 @@ class RunStore:
         self._json_cache.pop(name, None)
         return path
 
+    def read_as(self, judge: str) -> RunStore:
+        """A read-only view of this run as judged by ``judge`` (one it was judged or rescored
+        with): its provenance names that judge for every study (a gate judging runs alike)."""
+        from harness.store.judged import provenance_as
+
+        view = RunStore(self.dir)
+        view._provenance_as = provenance_as(self, judge)
+        return view
+
     def read_json(self, name: str) -> Any:
         """Read a JSON file of the run (parsed again only when the file has changed)."""
+        if name == "provenance.json" and self._provenance_as is not None:
+            return copy.deepcopy(self._provenance_as)
         path = self.dir / name
         st = path.stat()
         hit = self._json_cache.get(name)
@@ -344,36 +356,15 @@ class RunStore:
         return sorted(self.records(kind), key=place)
 
     def judgements(
-        self, rubric: str | None = None, every_attempt: bool = False
+        self, rubric: str | None = None, every_attempt: bool = False, judge: str | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Judgements by the run's active judge (``provenance.json``) on one rubric (an ident;
-        default: the primary rubric), or on every active rubric with ``rubric="*"``. A rescore
-        with another judge or rubric switches which ones the summary and report use.
+        """The judgements views read (:func:`harness.store.judged.active_judgements`): by the
+        active judge of each study, on one rubric ident (default: the primary) or every active
+        rubric (``"*"``); the final attempt per item unless ``every_attempt``; ``judge``: that
+        judge's instead."""
+        from harness.store.judged import active_judgements
 
-        One judgement per item and rubric: its scored attempt if any, else its latest (an
-        unscored judgement asked again leaves the earlier attempts in the store, for the cost
-        and the audit; ``every_attempt`` yields them all)."""
-        prov = self.read_json("provenance.json")
-        active = set(prov.get("rubrics", {}).values()) | {prov["rubric"]}
-        active |= set((prov.get("study_rubrics") or {}).values())
-        if prov.get("specificity_rubric"):  # runs stored before study rubrics had a registry
-            active.add(prov["specificity_rubric"])
-        wanted = active if rubric == "*" else {rubric or prov["rubric"]}
-        mine = [
-            r
-            for r in self.records("judgement")
-            if r["judge"] == prov["judge"] and r["rubric"] in wanted
-        ]
-        if every_attempt:
-            yield from mine
-            return
-        final: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in mine:
-            held = final.get((r["of"], r["rubric"]))
-            if held is None or held["score"] is None:
-                final[(r["of"], r["rubric"])] = r
-        chosen = {id(r) for r in final.values()}
-        yield from (r for r in mine if id(r) in chosen)
+        return active_judgements(self, rubric, every_attempt, judge)
 
     def done_keys(self, kind: str) -> Mapping[str, dict[str, Any]]:
         """Records of one kind by key: what a resumed run does not redo (a read-only view that

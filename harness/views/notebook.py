@@ -60,6 +60,16 @@ class LoadedRun:
     next_token: pd.DataFrame
     records: pd.DataFrame
 
+    def __repr__(self) -> str:
+        """One line (a notebook cell's echo): what the run is, not its frames."""
+        exp = self.experiment
+        return (
+            f"LoadedRun({self.run_id!r}: {len(exp.saes)} SAE(s), {len(exp.studies)} "
+            f"stud{'y' if len(exp.studies) == 1 else 'ies'}, {len(self.summary)} summary rows, "
+            f"{len(self.items)} items, judge {self.provenance.get('judge', '–')!r}, "
+            f"dir {str(self.directory)!r})"
+        )
+
     def item_values(self, metric: str) -> dict[ItemKey, float]:
         """Per-item values of an item-level metric, keyed by (SAE position in the spec, study,
         condition, prompt set, prompt index) for pairing across runs and checkpoints, from
@@ -116,17 +126,24 @@ class LoadedRun:
         return {position[r["sae"]]: r for r in rows if r["sae"] in position}
 
 
-def load_run(run: str | Path = "latest", runs_root: str | Path | None = None) -> LoadedRun:
+def load_run(
+    run: str | Path = "latest", runs_root: str | Path | None = None, judge: str | None = None
+) -> LoadedRun:
     """Load a run by id, directory or ``latest`` (under ``runs_root``, default ``$HARNESS_RUNS``
     or ``./runs``). The summary is recomputed from the records when ``summary.json`` is missing
-    (an interrupted run)."""
+    (an interrupted run). ``judge``: the scores of that judge (one the run was rescored with)
+    instead of the active one's; the summary is then recomputed with it too."""
     root = Path(runs_root) if runs_root is not None else default_runs_root()
     store = RunStore.open(str(run), root)
     exp = store.experiment()
-    path = store.dir / "summary.json"
-    rows = store.read_json("summary.json") if path.exists() else summarise(store, exp.seed)
-    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     prov = store.read_json("provenance.json")
+    if judge is not None:
+        store = store.read_as(judge)
+        prov = store.read_json("provenance.json")
+    path = store.dir / "summary.json"
+    stored = path.exists() and judge is None
+    rows = store.read_json("summary.json") if stored else summarise(store, exp.seed)
+    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     names = {ident: name for name, ident in (prov.get("rubrics") or {}).items()}
     names.setdefault(prov["rubric"], prov["rubric"].split("@", 1)[0])
     scores: dict[str, dict[str, Any]] = {}

@@ -61,7 +61,9 @@ def render_comparison(
         "on scores of the keyword-only offline judge alone (it counts the spec's concept "
         "words, so a checkpoint that steers to other words scores low), is marked inconclusive "
         "instead. The default offline judge also reads meaning (a sentence-embedding margin "
-        "calibrated on the toy world); the judge of each run is in its provenance.",
+        "calibrated on the toy world). Judged scores of runs judged by different judges are "
+        "read with one judge that judged them all (the reference's first); the judge column "
+        "says whose scores each checkpoint's are.",
         "",
         *table(
             ["checkpoint", "run", "SAE", "judge"],
