@@ -233,6 +233,7 @@ def write_regression_report(
     baseline: LoadedRun,
     path: Path,
     unchecked: tuple[list[str], bool] = ([], False),
+    night: str | None = None,
 ) -> Path:
     """A Markdown regression report: every check, regressions first, then the SAEs no check
     covered (``unchecked``: their labels, and whether they were allowed)."""
@@ -241,6 +242,7 @@ def write_regression_report(
     lines = [
         f"# Regression check: {cell(current.run_id)}",
         "",
+        *([f"Night: `{cell(night)}` (runs/nightly/{cell(night)}/).", ""] if night else []),
         f"Baseline: {cell(baseline.run_id)} ({cell(baseline.directory)}). Judged scores of "
         f"both runs by `{cell(_gate_judge(checks, current, baseline))}` (the gate reads both "
         "runs with one judge: the baseline's when this run was judged by it too). "

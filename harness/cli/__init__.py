@@ -22,7 +22,7 @@ from harness.cli.commands import (
     cmd_show,
     cmd_validate,
 )
-from harness.cli.gate import cmd_accept, cmd_nightly, cmd_regress
+from harness.cli.gate import cmd_accept, cmd_history, cmd_nightly, cmd_regress
 from harness.cli.parser import build_parser
 from harness.cli.tools import cmd_bench, cmd_toy
 from harness.errors import HarnessError, HarnessWarning
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "regress": cmd_regress,
         "accept": cmd_accept,
         "nightly": cmd_nightly,
+        "history": cmd_history,
         "compare": cmd_compare,
     }
     threads = getattr(args, "threads", None)

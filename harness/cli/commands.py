@@ -230,10 +230,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     root = args.runs or default_runs_root()
     runs = sorted(root.glob("*/spec.json"), key=lambda p: p.stat().st_mtime)
+    if getattr(args, "nightly", False):  # each night's runs, by night
+        runs += sorted(root.glob("nightly/*/*/spec.json"))
     if not runs:
         print(f"no runs under {root}")
         return 0
-    print(f"{'run':<40}{'status':<10}{'generations':>12}{'judgements':>12}")
+    print(f"{'run':<40}{'status':<10}{'generations':>12}{'judgements':>12}  night")
     for spec_path in runs:
         store = RunStore(spec_path.parent)
         status = store.status().get("status", "?")
@@ -244,7 +246,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             torn = store.torn_tail()
         except StoreError:  # one damaged run must not hide the others
             n_gen, n_judged = "damaged", "see show"
-        print(f"{store.run_id:<40}{status:<10}{n_gen:>12}{n_judged:>12}")
+        night = spec_path.parent.parent
+        where = night.name if night.parent.name == "nightly" and night.parent.parent == root else ""
+        print(f"{store.run_id:<40}{status:<10}{n_gen:>12}{n_judged:>12}  {where}".rstrip())
         if torn:
             print(f"  └ {torn_line(torn)}")
     return 0

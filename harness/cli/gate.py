@@ -13,11 +13,16 @@ from harness.cli.commands import executor_of, on_sigterm
 from harness.errors import HarnessError
 from harness.store import default_runs_root
 
-__all__ = ["cmd_accept", "cmd_nightly", "cmd_regress", "regress_one"]
+__all__ = ["cmd_accept", "cmd_history", "cmd_nightly", "cmd_regress", "regress_one"]
 
 
 def regress_one(
-    store: Any, baseline_ref: str | None, runs: Path, reports: Path, allow_unpaired: bool = False
+    store: Any,
+    baseline_ref: str | None,
+    runs: Path,
+    reports: Path,
+    allow_unpaired: bool = False,
+    night: str | None = None,
 ) -> int:
     """Regress one run against its baseline; prints a verdict line; returns the exit code (an
     SAE of the run with no counterpart in the baseline fails it unless ``allow_unpaired``)."""
@@ -36,9 +41,11 @@ def regress_one(
     baseline = load_run(base_store.dir, runs)
     checks = regress(current, baseline, current.experiment.seed)
     name = f"{current.run_id}-vs-{baseline.run_id}-regression.md"
+    if night:  # a nightly's file is named by its night, in the night's folder
+        name = f"{night}-{name}"
     unchecked = unpaired_saes(current, baseline)
     path = write_regression_report(
-        checks, current, baseline, reports / name, (unchecked, allow_unpaired)
+        checks, current, baseline, reports / name, (unchecked, allow_unpaired), night
     )
     failed = [c for c in checks if c.regressed]
     blocked = bool(unchecked) and not allow_unpaired
@@ -120,6 +127,7 @@ def _nightly(
             continue
         ran += 1
         began = time.monotonic()
+        reports = args.reports / "nightly" / night.name  # never over a baseline's report
         if not args.quiet:  # one line per spec, and each stage's line on stderr as it ends
             print(f"nightly: {exp.name} ({path.name}) …", flush=True)
         try:
@@ -127,7 +135,7 @@ def _nightly(
                 exp,
                 RunOptions(
                     runs_root=night,
-                    reports_dir=args.reports,
+                    reports_dir=reports,
                     device=args.device,
                     batch_size=args.batch_size,
                     show_progress=not args.quiet,
@@ -152,5 +160,39 @@ def _nightly(
                 f"`harness accept {result.store.dir} --runs {runs}`"
             )
             continue
-        worst = max(worst, regress_one(result.store, None, runs, args.reports, args.allow_unpaired))
+        code = regress_one(result.store, None, runs, reports, args.allow_unpaired, night.name)
+        worst = max(worst, code)
     return worst, ran
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from harness.analysis.history import nightly_history
+    from harness.views.report.markdown_table import fmt_estimate
+
+    runs = args.runs or default_runs_root()
+    name = args.spec
+    if args.spec.endswith(".py"):
+        from harness.spec.loading import load_spec
+
+        name = load_spec(Path(args.spec)).name
+    nights = nightly_history(name, runs)
+    if not nights:
+        raise HarnessError(
+            f"no nightly runs of {name!r} under {runs / 'nightly'}; `harness nightly FOLDER` "
+            "runs the specs tagged 'nightly' there"
+        )
+    print(f"history of {name}: {len(nights)} night(s) under {runs / 'nightly'}")
+    for n in nights:
+        points = [
+            p for p in n.points if args.metric in (None, p.metric) and args.study in (None, p.study)
+        ]
+        print(f"{n.night}  {n.run_id}  ({n.status}, {len(points)} quantities)")
+        for p in points:
+            estimate = fmt_estimate(p.value, p.ci_low, p.ci_high, p.n)
+            print(f"  {p.sae} {p.study} {p.condition} {p.metric}: {estimate}")
+    if args.mlflow:
+        from harness.views.history import log_history
+
+        run_id = log_history(name, nights, args.metric, args.study)
+        print(f"mlflow run: {run_id} (history: {name}; one step per night)")
+    return 0

@@ -20,7 +20,8 @@ examples:
   harness run experiments/toy_golden_gate.py     run the toy demo end to end
   harness validate experiments/toy_golden_gate.py
   harness plan experiments/toy_golden_gate.py    the work matrix and its cost
-  harness list                                   the runs in ./runs
+  harness list                                   the runs in ./runs (--nightly: and each night's)
+  harness history experiments/toy_golden_gate.py gated metrics night by night, with CIs
   harness rescore latest                         re-judge stored outputs, no regeneration
   harness show latest --json                     summary rows of the newest run
   harness report latest                          rebuild its Markdown report
@@ -149,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
         "line is flagged.",
     )
     ls.add_argument("--runs", type=Path, default=None, help="run store root")
+    ls.add_argument(
+        "--nightly",
+        action="store_true",
+        help="also the runs of every night under <runs>/nightly/ (with the night's folder)",
+    )
 
     rs = sub.add_parser(
         "rescore",
@@ -238,13 +244,32 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--tag", default=None, help="baseline tag (default: accepted/<name>)")
     ac.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
 
+    hi = sub.add_parser(
+        "history",
+        help="a spec's gated metrics night by night, with their CIs",
+        description="For the experiment of SPEC (a spec file or an experiment name): every "
+        "night's run under <runs>/nightly/, oldest first, with each metric the regression gate "
+        "checks (target prompts; the baseline and the controls left out) as value [95% CI] and "
+        "n. With --mlflow, also one MLflow run 'history: NAME' whose charts plot each quantity "
+        "over the nights (step = night).",
+    )
+    hi.add_argument("spec", help="spec file (.py) or experiment name")
+    hi.add_argument("--runs", type=Path, default=None, help="run store root")
+    hi.add_argument("--metric", default=None, help="only this metric (e.g. concept_score)")
+    hi.add_argument("--study", default=None, help="only this study")
+    hi.add_argument(
+        "--mlflow", action="store_true", help="also log the trend as an MLflow run (charts)"
+    )
+
     ni = sub.add_parser(
         "nightly",
         help="run every spec tagged 'nightly' in a folder and gate each against its baseline",
         description="For every *.py spec in FOLDER whose tags include 'nightly': run it from "
         "scratch into <runs>/nightly/<UTC time>/ (judgements already paid for come from the "
         "judge cache), then `regress` it against accepted/<experiment name> when that baseline "
-        "exists. Exit 1 if any spec fails or regresses.",
+        "exists. The night's reports and regression files go to <reports>/nightly/<UTC time>/ "
+        "(never over a baseline's report); `harness history SPEC` prints the trend over nights. "
+        "Exit 1 if any spec fails or regresses.",
     )
     ni.add_argument("folder", type=Path, help="folder of experiment specs")
     ni.add_argument(
