@@ -115,8 +115,9 @@ def test_a_ray_suite_stores_what_the_local_executor_stores(
         assert status["cells"]["failed"] == [] and status["cells"]["workers"] == 2
         # one cell per SAE × study and per SAE's quality measurement, each done once
         assert sum(k == "cell" for k, _ in b) == 2 * 3 == status["cells"]["done"]
-        report = next((local_suite / "reports").glob(f"{local[name].name}.md")).read_text()
-        assert report == (tmp_path / "reports" / f"{ray[name].name}.md").read_text()
+        # each night's reports are in that night's folder
+        report = next((local_suite / "reports").rglob(f"{local[name].name}.md")).read_text()
+        assert report == next((tmp_path / "reports").rglob(f"{ray[name].name}.md")).read_text()
 
 
 def test_a_worker_killed_mid_cell_costs_one_retry(
