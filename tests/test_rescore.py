@@ -44,6 +44,13 @@ def _judged_kinds() -> set[str]:
     return {k.kind for k in kinds() if k.rubrics or any(h.metric in JUDGED for h in k.metrics)}
 
 
+def _every_kind_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunStore:
+    """A finished run of EVERY_JUDGED_KIND in ``tmp_path`` (the working directory from now)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "every.py").write_text(EVERY_JUDGED_KIND)
+    return run_spec(tmp_path / "every.py")
+
+
 def _judged_rows(store: RunStore) -> dict[tuple[str, str, str], int]:
     return {
         (r["study"], r["condition"], r["metric"]): r["n"]
@@ -55,9 +62,7 @@ def _judged_rows(store: RunStore) -> dict[tuple[str, str, str], int]:
 def test_a_rescore_never_leaves_a_study_of_any_judged_kind_with_no_scores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "every.py").write_text(EVERY_JUDGED_KIND)
-    store = run_spec(tmp_path / "every.py")
+    store = _every_kind_run(tmp_path, monkeypatch)
     kinds_here = {s.kind for s in store.experiment().studies}
     assert _judged_kinds() <= kinds_here, "add the new judged kind to this spec"
     before = _judged_rows(store)
@@ -89,9 +94,7 @@ def test_a_rescore_never_leaves_a_study_of_any_judged_kind_with_no_scores(
 def test_a_rescore_whose_judge_fails_on_a_study_leaves_it_its_judge_and_exits_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "every.py").write_text(EVERY_JUDGED_KIND)
-    store = run_spec(tmp_path / "every.py")
+    store = _every_kind_run(tmp_path, monkeypatch)
     before = _judged_rows(store)
     import harness.judge.offline as offline
 
@@ -115,9 +118,7 @@ def test_a_rescore_whose_judge_fails_on_a_study_leaves_it_its_judge_and_exits_1(
 def test_rescore_refuses_a_rubric_that_does_not_fit_the_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "every.py").write_text(EVERY_JUDGED_KIND)
-    store = run_spec(tmp_path / "every.py")
+    store = _every_kind_run(tmp_path, monkeypatch)
     before = store.records_path.read_bytes()
     capsys.readouterr()
     assert main(["rescore", "latest", "--rubric", "specificity"]) == 2

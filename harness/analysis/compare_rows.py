@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.stats import Estimate, bootstrap_mean, unpaired_difference
+from harness.store.judged import study_reading
 from harness.studies.controls import parse_control
 from harness.studies.items import BASELINE, ItemKey
 
@@ -141,7 +142,7 @@ def judged_context_rows(
         prov = c.run.provenance
         ident = (prov.get("study_rubrics") or {}).get(rubric) or prov.get(f"{rubric}_rubric")
         recs = c.run.records
-        by = ((prov.get("study_judging") or {}).get(study) or {}).get("judge", prov["judge"])
+        by = study_reading(prov, study)[0]
         if ident and "kind" in recs:
             js = recs[(recs["kind"] == "judgement") & (recs["rubric"] == ident)]
             for j in js.to_dict("records"):

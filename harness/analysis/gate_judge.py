@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.errors import StoreError
+from harness.store.judged import study_reading
 from harness.views.notebook import LoadedRun, load_run
 
 __all__ = ["GateJudges", "judge_alike"]
@@ -45,11 +46,7 @@ def _judged(run: LoadedRun) -> dict[str, set[tuple[str, str]]]:
 
 def _active(run: LoadedRun) -> dict[str, str]:
     """study → the judge the run reads it with."""
-    prov = run.provenance
-    per = prov.get("study_judging") or {}
-    return {
-        s.name: (per.get(s.name) or {}).get("judge", prov["judge"]) for s in run.experiment.studies
-    }
+    return {s.name: study_reading(run.provenance, s.name)[0] for s in run.experiment.studies}
 
 
 def _needed(run: LoadedRun) -> set[tuple[str, str]]:

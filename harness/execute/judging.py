@@ -19,7 +19,14 @@ from harness.spec import Experiment, JudgeSettings
 from harness.store import RunStore
 from harness.studies.registry import kind_of
 
-__all__ = ["check_unscored", "judge_cells", "make_judge", "make_judges", "rescore"]
+__all__ = [
+    "check_unscored",
+    "judge_cells",
+    "make_judge",
+    "make_judges",
+    "make_study_judges",
+    "rescore",
+]
 
 
 def make_judges(settings: JudgeSettings, options: RunOptions | None = None) -> list[Judge]:
@@ -57,6 +64,17 @@ def make_judge(
         max_retries=pick(options.judge_retries, settings.max_retries, 6),
         budget=options.budget,
     )
+
+
+def make_study_judges(
+    exp: Experiment, settings: JudgeSettings, options: RunOptions | None = None
+) -> dict[str, Judge]:
+    """One judge per rubric the spec's study kinds own (e.g. specificity), by rubric name."""
+    return {
+        name: make_judge(settings, name, options)
+        for study in exp.studies
+        for name in kind_of(study).rubrics
+    }
 
 
 def check_unscored(exp: Experiment, store: RunStore) -> None:
@@ -174,9 +192,7 @@ def _rescore_locked(
     update = {"rubric": rubric, "kind": judge}
     settings = exp.judge.model_copy(update={k: v for k, v in update.items() if v is not None})
     judges = make_judges(settings)
-    study_judges = {
-        name: make_judge(settings, name) for study in exp.studies for name in kind_of(study).rubrics
-    }
+    study_judges = make_study_judges(exp, settings)
     before = sum(1 for _ in store.records("judgement"))
     options = RunOptions(show_progress=True)
     cells = plan_cells(exp, quality=False)
@@ -184,7 +200,7 @@ def _rescore_locked(
     made = sum(1 for _ in store.records("judgement")) - before
     provenance = store.read_json("provenance.json")
     keeps = accepted_as and not update_baseline
-    failed: list[str] = []
+    failed: list[str] = []  # studies the new judge failed on too often
     if keeps:
         print(
             f"harness: warning: run {store.run_id} is the accepted baseline "
@@ -202,7 +218,7 @@ def _rescore_locked(
                 file=sys.stderr,
                 flush=True,
             )
-        provenance = _switch_judges(store, exp, provenance, judges, study_judges, failed)
+        provenance, failed = _switch_judges(store, exp, provenance, judges, study_judges)
         store.write_json("provenance.json", provenance)
     summary = summarise(store, exp.seed)
     store.write_json("summary.json", summary)
@@ -220,20 +236,15 @@ def _switch_judges(
     provenance: dict[str, Any],
     judges: list[Judge],
     study_judges: dict[str, Judge],
-    failed: list[str],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[str]]:
     """The provenance after a rescore: the new judge is active for every study whose items it
     all judged, at most ``max_unscored_fraction`` of them unscored; any other study keeps
-    (``study_judging``) the judge and rubric that scored it, and one over the unscored
-    threshold is added to ``failed``."""
-    old_per = provenance.get("study_judging") or {}
-    old = {
-        s.name: (
-            (old_per.get(s.name) or {}).get("judge", provenance["judge"]),
-            (old_per.get(s.name) or {}).get("rubric", provenance["rubric"]),
-        )
-        for s in exp.studies
-    }
+    (``study_judging``) the judge and rubric that scored it. Also returns the studies kept back
+    by unscored judgements (the rescore fails on them)."""
+    from harness.store.judged import study_reading
+
+    old = {s.name: study_reading(provenance, s.name) for s in exp.studies}
+    failed: list[str] = []
     primary = judges[0]
     own = {j.rubric.ident for j in study_judges.values()}
     judged: dict[tuple[str, str], bool] = {}  # (item, rubric) → scored by the new judge
@@ -272,7 +283,7 @@ def _switch_judges(
             )
             if not short:
                 failed.append(f"study {study.name}: {why}")
-    return {
+    updated = {
         **provenance,
         "judge": primary.name,
         "rubric": primary.rubric.ident,
@@ -285,6 +296,7 @@ def _switch_judges(
             **{j.rubric.ident: j.rubric.text for j in [*judges, *study_judges.values()]},
         },
     }
+    return updated, failed
 
 
 def _rebuild_view(store: RunStore, summary: list[dict[str, Any]], report: Path) -> None:

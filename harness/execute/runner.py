@@ -18,14 +18,20 @@ from typing import Any
 from harness.analysis.aggregate import summarise
 from harness.errors import HarnessError, TrackingError
 from harness.execute.executors import Executor
-from harness.execute.judging import check_unscored, judge_cells, make_judge, make_judges, rescore
+from harness.execute.judging import (
+    check_unscored,
+    judge_cells,
+    make_judge,
+    make_judges,
+    make_study_judges,
+    rescore,
+)
 from harness.execute.options import Bars, RunOptions
 from harness.judge.base import Judge
 from harness.judge.budget import BudgetReached
 from harness.spec import Experiment, PretrainedModel
 from harness.spec.validate import validate_static
 from harness.store import RunStore
-from harness.studies.registry import kind_of
 
 __all__ = [
     "RunOptions",
@@ -205,11 +211,7 @@ def _run_locked(
 
         provenance["model_loading"] = preflight(exp, device).as_json()
     provenance["rubrics"] = {j.rubric.name: j.rubric.ident for j in judges}
-    study_judges = {
-        name: make_judge(exp.judge, name, options)
-        for study in exp.studies
-        for name in kind_of(study).rubrics
-    }
+    study_judges = make_study_judges(exp, exp.judge, options)
     if study_judges:
         provenance["study_rubrics"] = {n: j.rubric.ident for n, j in study_judges.items()}
     # the rubric texts as judged: views rebuilt later never read today's rubric files

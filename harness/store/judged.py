@@ -18,7 +18,14 @@ class RunStore(Protocol):
     def records(self, kind: str | None = None) -> Iterator[dict[str, Any]]: ...
 
 
-__all__ = ["active_judgements", "provenance_as"]
+__all__ = ["active_judgements", "provenance_as", "study_reading"]
+
+
+def study_reading(prov: dict[str, Any], study: str) -> tuple[str, str]:
+    """(judge, primary rubric ident) a run reads ``study`` with: provenance's, unless a rescore
+    left the study with the judge that scored it (``study_judging``)."""
+    own = (prov.get("study_judging") or {}).get(study) or {}
+    return own.get("judge", prov["judge"]), own.get("rubric", prov["rubric"])
 
 
 def active_judgements(
@@ -42,18 +49,16 @@ def active_judgements(
     active |= set((prov.get("study_rubrics") or {}).values())
     if prov.get("specificity_rubric"):  # runs stored before study rubrics had a registry
         active.add(prov["specificity_rubric"])
-    per_study = prov.get("study_judging") or {}
     reading: dict[str, tuple[str, set[str]]] = {}
 
     def read_by(study: str) -> tuple[str, set[str]]:
         if study not in reading:
-            own = per_study.get(study) or {}
-            primary = own.get("rubric", prov["rubric"])
+            by, primary = study_reading(prov, study)
             if rubric == "*":
                 wanted = (active - {prov["rubric"]}) | {primary}
             else:
                 wanted = {rubric or primary}
-            reading[study] = (judge or own.get("judge", prov["judge"]), wanted)
+            reading[study] = (judge or by, wanted)
         return reading[study]
 
     mine = []
