@@ -24,9 +24,16 @@ class SpecError(HarnessError):
 
     exit_code = 2
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, where: str | None = None) -> None:
         self.field = field
-        super().__init__(f"{field}: {message}" if field else message)
+        self.where = where  # the spec's file:line where the field was set, when known
+        self.message = message
+        text = f"{field}: {message}" if field else message
+        super().__init__(f"{where}: {text}" if where else text)
+
+    def at(self, where: str) -> SpecError:
+        """The same error, located at ``where`` (``file:line``)."""
+        return SpecError(self.message, self.field, where)
 
 
 class BackendError(HarnessError):

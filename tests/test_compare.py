@@ -103,6 +103,40 @@ def test_compare_two_toy_checkpoints(
     }
     for row in sweep:
         assert all(re.match(ESTIMATE, c) for c in row[2:5]), row
+    # verdict words mean what they say, over every table of the output: a control's own
+    # score is never better/worse, and no verdict stands on a CI that touches 0 as shown
+    from harness.studies.controls import parse_control
+
+    verdicts = 0
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if not line.startswith("|") or len(cells) < 3:
+            continue
+        for c in cells:
+            word = re.search(r"\*\*(better|worse|higher|lower)\*\*", c)
+            if word is None:
+                continue
+            verdicts += 1
+            if parse_control(cells[0].replace("\\", "")) is not None:
+                assert word.group(1) in ("higher", "lower"), line
+            ci = re.search(r"\[(-?[\d.,]+), (-?[\d.,]+)\]", c)
+            if ci is not None:
+                low, high = (float(x.replace(",", "")) for x in ci.groups())
+                assert low > 0 or high < 0, line
+    assert verdicts > 0
+    # one CI per quantity: each checkpoint's cell is the interval its run stored (the report's
+    # and MLflow's), not a second resample
+    s = run.summary
+    for row in sweep:
+        for sae, shown in zip(("toy/relu-256", "toy/topk-256"), row[2:4], strict=True):
+            cond, metric = row[0].replace("\\", ""), row[1].replace("\\", "")
+            [stored] = s[
+                (s.sae == sae) & (s.study == "sweep") & (s.metric == metric) & (s.condition == cond)
+            ].to_dict("records")
+            value, low, high = (float(x) for x in re.findall(r"-?\d+\.\d+", shown)[:3])
+            digits = len(shown.split(" ")[0].split(".")[1])
+            for got, want in ((value, "value"), (low, "ci_low"), (high, "ci_high")):
+                assert got == pytest.approx(stored[want], abs=0.6 * 10**-digits), (row, want)
     ablation = {r[1].replace("\\", ""): r for r in _table(text, "sad_ablation")}
     assert {"metric_shift", "top1_changed", "kl_mean"} <= set(ablation)
     assert re.match(ESTIMATE, ablation["metric_shift"][4])

@@ -57,7 +57,9 @@ def test_controls_are_planned_by_default_and_can_be_turned_off() -> None:
     adding = [it.condition for it in plan(_sweep(intervention="add")).items]
     assert not any(c.startswith("additive") for c in adding)
     prompt_only = [it for it in plan(_sweep()).items if it.condition == "prompt_only"]
-    assert all(it.prompt.startswith("Talk about Golden Gate Bridge. ") for it in prompt_only)
+    assert all(
+        it.prompt.startswith("tell me something on Golden Gate Bridge . ") for it in prompt_only
+    )
     off = [it.condition for it in plan(_sweep(controls=())).items]
     assert not any(parse_control(c) for c in off)
     # the sweep's own items keep their keys whatever the controls

@@ -99,6 +99,18 @@ def test_demo_run_writes_report_mlflow_run_and_resumes(
     [sweep] = [c for c in children if c.data.tags.get("study") == "golden_gate_sweep"]
     assert sweep.data.metrics["concept_score/10x"] == pytest.approx(top["value"])
     assert sweep.data.metrics["concept_score/baseline.n"] == 16
+    # a bounded run page: headline metrics and the dose curve as keys, every row as one table
+    sweep_rows = [r for r in rows if r["study"] == "golden_gate_sweep"]
+    assert len(sweep_rows) > 300
+    for child in children:
+        assert len(child.data.metrics) <= 200, child.data.tags["study"]
+    for key in ("fluency_score/10x", "drift/5x", "concept_vs_random_feature/10x"):
+        assert key in sweep.data.metrics
+    assert "concept_score/wrong_sign_10x" not in sweep.data.metrics  # a control's own score
+    table = mlflow.artifacts.load_text(f"runs:/{sweep.info.run_id}/summary/rows.csv")
+    assert len(table.strip().splitlines()) == len(sweep_rows) + 1
+    assert "of" in sweep.data.tags["harness.metrics"]
+    assert parent.info.run_name.startswith("run 20") and store.run_id in parent.info.run_name
     [quality] = [c for c in children if c.data.tags.get("study") == "sae_quality"]
     ev = quality.data.metrics
     assert ev["explained_variance/all.ci_low"] < ev["explained_variance/all"] < 1
@@ -143,7 +155,7 @@ def test_interrupted_run_is_killed_in_mlflow_and_resumes_without_redoing_work(
     assert main(["run", str(DEMO), "--quiet", "--batch-size", "32"]) == 130
     [run] = mlflow.search_runs(experiment_names=["toy_golden_gate"], output_format="list")
     assert run.info.status == "KILLED"
-    store = RunStore.open("latest", Path("runs"))
+    store = RunStore.open("latest-any", Path("runs"))
     assert len(store.done_keys("generation")) == 32
 
     monkeypatch.setattr(saturation, "generate_rows", real)

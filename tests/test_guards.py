@@ -1,6 +1,6 @@
 """Verdicts with guards: no recommended level that does not steer, no better/worse on a handful
 of items or on the offline keyword judge alone, no baseline from another experiment, and
-``latest`` is the run started most recently."""
+``latest`` is the newest finished run, ``latest-any`` the newest started."""
 
 from __future__ import annotations
 
@@ -90,20 +90,40 @@ def test_regress_refuses_another_experiment_and_says_how_to_accept(
     assert (Path("reports") / f"{alpha.name}-vs-{alpha.name}-regression.md").is_file()
 
 
-def test_latest_is_the_run_started_most_recently(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_latest_is_the_newest_finished_run_and_latest_any_the_newest_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ("first", "second"):
         (tmp_path / f"{name}.py").write_text(SPEC.format(name=name))
         assert main(["run", f"{name}.py", "--quiet", "--no-mlflow"]) == 0
-    assert RunStore.open("latest", Path("runs")).run_id.startswith("second-")
+    runs = Path("runs")
+    assert RunStore.open("latest", runs).run_id.startswith("second-")
     time.sleep(0.01)
     assert main(["run", "first.py", "--quiet", "--no-mlflow"]) == 0  # a resume is a start
-    latest = RunStore.open("latest", Path("runs"))
+    latest = RunStore.open("latest", runs)
     assert latest.run_id.startswith("first-")
-    started = json.loads((latest.dir / "status.json").read_text())["started"]
-    assert started > 0
+    assert json.loads((latest.dir / "status.json").read_text())["started"] > 0
+    # `first` is started again and its process dies (status running, lock free: killed)
+    latest.write_status({"status": "running", "started": time.time() + 1, "pid": 1})
+    assert latest.status()["status"] == "killed"
+    assert RunStore.open("latest", runs).run_id.startswith("second-")
+    assert RunStore.open("latest-any", runs).run_id.startswith("first-")
+    assert main(["show", "latest", "--json"]) == 0
+    assert "second" in capsys.readouterr().out
+    # a nightly run counts too
+    night = runs / "nightly" / "20261207-000000"
+    night.mkdir(parents=True)
+    moved = RunStore.open("latest-any", runs).dir.rename(night / latest.dir.name)
+    RunStore(moved).write_status({"status": "finished", "started": time.time() + 2})
+    assert RunStore.open("latest", runs).dir == moved
+    # no finished run at all: one line naming the newest and its status, and latest-any
+    for d in [moved, *runs.glob("*/spec.json")]:
+        run_dir = d if d.is_dir() else d.parent
+        RunStore(run_dir).write_status({"status": "failed", "started": time.time()})
+    assert main(["show", "latest"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no finished run" in err[0] and "'latest-any'" in err[0], err
 
 
 def _worsen(run: Path, condition: str) -> None:
@@ -166,3 +186,27 @@ def test_regress_calls_no_regression_on_few_items_or_the_keyword_judge_alone(
         assert "REGRESSED" in out and "5x concept_score: 3.000 → 0.000" in out
     else:
         assert ": ok vs " in out and note in report
+
+
+def test_a_level_whose_ci_and_holm_test_disagree_is_flagged() -> None:
+    """5 of 8 prompts gain a point at 10x: the paired bootstrap CI excludes 0, but the exact
+    Wilcoxon p (2/32, Holm over two levels) does not clear 0.05; 2x gains nothing (agree)."""
+    import numpy as np
+
+    from harness.analysis.effects import paired_rows
+    from harness.studies.saturation_report import ci_test_disagree
+
+    base = dict.fromkeys(range(8), 0)
+    concept = {
+        ("s", "t", "baseline"): base,
+        ("s", "t", "2x"): dict(base),
+        ("s", "t", "10x"): {i: int(i < 5) for i in range(8)},
+    }
+    rows = paired_rows("s", "t", ["2x", "10x"], concept, np.random.default_rng(0))
+    conds: dict[str, dict[str, dict[str, float]]] = {}
+    for r in rows:
+        conds.setdefault(r["condition"], {})[r["metric"]] = r
+    top = conds["10x"]
+    assert top["concept_diff"]["ci_low"] > 0 and top["concept_p_holm"]["value"] >= 0.05
+    assert ci_test_disagree(top)
+    assert not ci_test_disagree(conds["2x"])

@@ -210,7 +210,7 @@ def test_batch_mode_survives_a_crash_while_waiting(
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
         assert main(["run", str(spec), "--quiet", "--no-mlflow", "--judge-batch"]) == 130
         assert len(fake.state.batches) == 1
-        store = RunStore.open("latest", Path("runs"))
+        store = RunStore.open("latest-any", Path("runs"))
         [submitted] = list(store.records("judge_batch"))
         # (16 + 8 neutral prompts) × 6 conditions, and the controls: 16 target prompts × 4
         # non-zero levels × 5 (2 random features, random direction, wrong sign, additive) + 16

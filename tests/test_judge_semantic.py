@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import harness
 from harness.analysis.judge_agreement import cohen_kappa, judge_agreement
 from harness.cli import main
 from harness.judge import JudgeRequest, OfflineJudge, load_rubric
@@ -140,3 +141,49 @@ def test_a_run_scored_by_two_judges_reports_their_agreement(
         if r.rubric == "fluency"
     ]
     assert flu.exact.value == 1.0
+
+
+def test_run_judge_and_limit_override_the_spec_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --judge K` keeps the run id and its generations and makes K the active judge;
+    `run --limit N` is a partial run of its own, marked in its report."""
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "spec.py"
+    spec.write_text(
+        "from harness import *\n"
+        "from harness.toy.probes import NEUTRAL_PROMPTS\n"
+        "def spec():\n"
+        "    return Experiment(name='override', saes=(ToySAE(),), sae_quality=None,\n"
+        "        studies=(SaturationClamp(name='s', feature=FeatureByIndex(index=9,\n"
+        "        label='Golden Gate Bridge', keywords=('golden',)), levels=(0, 10),\n"
+        "        prompts=NEUTRAL_PROMPTS[:6], controls=()),))\n"
+    )
+    store = run_spec(spec)
+    generations = len(list(store.records("generation")))
+    again = run_spec(spec, "--judge", "offline-keyword")
+    assert again.dir == store.dir  # the judge kind is outside the spec hash
+    assert len(list(store.records("generation"))) == generations  # nothing regenerated
+    prov = store.read_json("provenance.json")
+    assert prov["judge"] == "offline-keyword-v1"
+    judges = {j["judge"] for j in store.records("judgement")}
+    assert judges == {"offline-semantic-v1", "offline-keyword-v1"}
+    # one metric name everywhere: the items' columns are the summary's metric names
+    run = harness.load_run(str(store.dir))
+    assert {"concept_score", "fluency_score", "instruction_score"} <= set(run.items.columns)
+    assert "concept_presence" not in run.items.columns
+    s = run.summary
+    top = s[(s.condition == "10x") & (s.metric == "concept_score")].value.item()
+    assert run.items[run.items.condition == "10x"].concept_score.mean() == pytest.approx(top)
+    capsys.readouterr()
+
+    part = run_spec(spec, "--limit", "2")
+    assert part.dir != store.dir and part.experiment().limit == 2
+    assert "partial run" in capsys.readouterr().out
+    prompts = {g["prompt_index"] for g in part.records("generation")}
+    assert prompts == {0, 1}
+    report = next(Path("reports").glob(f"{part.run_id}.md")).read_text()
+    assert "**Partial run** (`harness run --limit 2`)" in report
+    with pytest.raises(SystemExit) as stop:  # argparse's usage error, before the spec loads
+        main(["run", str(spec), "--quiet", "--no-mlflow", "--limit", "0"])
+    assert stop.value.code == 2 and "at least 1" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import urllib.parse
@@ -35,7 +36,7 @@ def spec():
     return Experiment(name='browser_demo', saes=(ToySAE(),), studies=(SaturationClamp(
         name='sweep', feature=FeatureByIndex(index=9, label='Golden Gate Bridge',
         keywords=('bridge', 'golden')), levels=(0, 1, 2, 5, 10),
-        prompts=NEUTRAL_PROMPTS[:6], controls=()),))
+        prompts=NEUTRAL_PROMPTS[:6]),))
 """
 
 
@@ -59,6 +60,7 @@ def _browse(url: str, folder: Path, shot: str) -> str:
     dom = subprocess.run(
         [*common, "--dump-dom", url], capture_output=True, timeout=180, text=True
     ).stdout
+    shot_path.with_suffix(".html").write_text(dom)  # beside the screenshot, to read on failure
     assert shot_path.read_bytes()[:4] == b"\x89PNG" and shot_path.stat().st_size > 20_000
     if keep := os.environ.get("HARNESS_SCREENSHOT_DIR"):
         Path(keep).mkdir(parents=True, exist_ok=True)
@@ -66,7 +68,7 @@ def _browse(url: str, folder: Path, shot: str) -> str:
     return dom
 
 
-def test_the_runs_page_and_a_dose_response_chart_render_in_a_browser(
+def test_the_runs_page_a_dose_response_chart_and_a_metrics_tab_render_in_a_browser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -112,5 +114,18 @@ def test_the_runs_page_and_a_dose_response_chart_render_in_a_browser(
                 assert key in dom
             assert "(step=10)" in dom and "(step=0)" in dom
             assert "invalid URL" not in dom
+
+            # the sweep's own page, its model-metrics tab (every control on: hundreds of summary
+            # rows, at most 200 metric keys) renders its charts
+            assert len(sweep.data.metrics) <= 200
+            tab = f"{uri}/#/experiments/{exp_id}/runs/{sweep.info.run_id}/model-metrics"
+            dom = _browse(tab, tmp_path, "mlflow-sweep-metrics.png")
+            # MLflow groups a run's charts by the key's prefix ("concept_score (24)") and titles
+            # each chart by the rest ("10x")
+            for group in ("concept_score", "fluency_score", "concept_vs_random_feature"):
+                count = len([k for k in sweep.data.metrics if k.startswith(f"{group}/")])
+                header = rf">{re.escape(group)}</div><div[^>]*>\({count}\)</div>"
+                assert re.search(header, dom), group
+            assert 'title="concept_score/0x"' in dom  # the first section's charts are drawn
         finally:
             mlflow.set_tracking_uri(None)  # type: ignore[arg-type]

@@ -226,6 +226,9 @@ BAD = {
     "position past the prompt": (None, "studies.0.positions"),
     "anthropic judge without a key": ('judge={"kind": "anthropic"},', "judge.kind"),
     "unknown words refused": ('unknown_words="refuse",', "does not know"),
+    "instruction in unknown words": (None, "studies.0.control_instruction"),
+    "concept label in unknown words": (None, "xylophone"),
+    "contrast set in unknown words": ('unknown_words="refuse",', "feature.positive.1"),
 }
 
 
@@ -242,6 +245,20 @@ def _bad_spec(tmp_path: Path, case: str) -> Path:
         text = text.replace("levels=(0, 5),", "levels=(0, 5), positions=(9,),")
     if case == "unknown words refused":
         text = text.replace("the chef added salt", "the zeppelin added salt")
+    if case == "instruction in unknown words":  # the model's prompt-only control reads it
+        text = text.replace(
+            "controls=()", 'controls=("prompt_only",), control_instruction="Talk about {concept}. "'
+        )
+    if case == "concept label in unknown words":
+        text = text.replace("controls=()", 'controls=("prompt_only",)').replace(
+            'keywords=("bridge",)', 'label="xylophone music", keywords=("bridge",)'
+        )
+    if case == "contrast set in unknown words":
+        text = text.replace(
+            'FeatureByIndex(index=9, keywords=("bridge",))',
+            'FeatureByContrast(positive=("the golden gate", "the ukulele bridge"), '
+            'negative=("the chef",), keywords=("bridge",))',
+        ).replace("import Experiment,", "import Experiment, FeatureByContrast,")
     path = tmp_path / "bad.py"
     path.write_text(text)
     return path
@@ -531,3 +548,13 @@ def test_a_local_sae_retrained_in_place_never_resumes_into_stale_records(
     assert len(first.joinpath("records.jsonl").read_text().splitlines()) == n_first
     assert main(["run", str(spec), "--quiet", "--no-mlflow"]) == 0  # unchanged weights: resumes
     assert len(list(Path("runs").glob("robust-*"))) == 2
+
+
+@pytest.mark.parametrize("spec", sorted((REPO / "experiments").glob("toy_*.py")), ids=str)
+def test_the_shipped_toy_specs_use_only_words_the_toy_world_knows(
+    spec: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prompts, contrast sets and the prompt-only instruction alike (validate checks them all)."""
+    assert main(["validate", str(spec)]) == 0
+    err = capsys.readouterr().err
+    assert "does not know" not in err and "warning" not in err, err

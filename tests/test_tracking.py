@@ -186,6 +186,14 @@ def test_log_rebuilds_the_mlflow_view_from_the_store_and_replaces_it(
     runs = mlflow.search_runs(experiment_names=["logged"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 2 and len({p.data.tags["harness.run_dir"] for p in parents}) == 2
+    # a night's run is named by its night, ahead of the run id the UI would cut short
+    night = Path("runs", "nightly", "20261207-000000")
+    assert main(["run", str(spec), "--quiet", "--runs", str(night)]) == 0
+    runs = mlflow.search_runs(experiment_names=["logged"], output_format="list")
+    names = [r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert f"night 2026-12-07 00:00 · {store.run_id}" in names
+    assert len(set(names)) == len(names) == 3, names
+    assert all(n.startswith(("run 20", "rebuilt 20", "night 20")) for n in names), names
 
 
 def test_a_spec_names_a_rubric_file_and_views_use_the_text_as_judged(

@@ -299,3 +299,55 @@ def test_prompt_files_are_read_inside_the_project_unless_allowed(
     path.write_text(experiment(study(prompts="PromptFile(path='nul.txt')")))
     assert main(["validate", str(path)]) == 2
     assert "prompt 1 holds the control character U+0000" in capsys.readouterr().err
+
+
+LOCATED = """from harness import (
+    Experiment, FeatureByIndex, GenerationSettings, SaturationClamp, ToySAE)
+
+FEATURE = FeatureByIndex(
+    index={index},
+    keywords=("bridge",),
+)
+
+
+def spec():
+    return Experiment(
+        name="located",
+        saes=(ToySAE(),),
+        generation=GenerationSettings(
+            max_new_tokens={tokens}),
+        studies=(
+            SaturationClamp(
+                name="s",
+                feature=FEATURE,
+                levels=(0, 5),
+                prompts=("the chef added salt to the", "a cold wind blows and the"),
+                controls={controls},
+            ),
+        ),
+    )
+"""
+
+
+@pytest.mark.parametrize(
+    ("index", "tokens", "controls", "where"),
+    [
+        (256, 8, "()", "spec.py:5: studies.0.feature.index: feature index 256"),  # at import
+        (9, -3, "()", "spec.py:15: GenerationSettings.max_new_tokens:"),  # while spec() runs
+        (9, 8, '("prompt_ony",)', "spec.py:22: SaturationClamp.controls.0:"),
+    ],
+)
+def test_a_field_error_names_the_spec_line_where_the_field_was_set(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    index: int,
+    tokens: int,
+    controls: str,
+    where: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("spec.py").write_text(LOCATED.format(index=index, tokens=tokens, controls=controls))
+    assert main(["validate", "spec.py"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"harness: error: {where}"), line

@@ -56,6 +56,15 @@ METRIC_NAMES = {
 }
 
 
+def rubric_metric(name: str, primary: bool) -> str:
+    """The one name a rubric's scores go by everywhere (summary, items, MLflow, compare):
+    the primary rubric's is ``concept_score`` (a custom concept rubric too), others
+    ``fluency_score``, ``instruction_score``, else ``<name>_score``."""
+    if primary:
+        return METRIC_NAMES.get(name, "concept_score")
+    return METRIC_NAMES.get(name, f"{name}_score")
+
+
 def _scale_high(ident: str, texts: dict[str, str]) -> int:
     """The top of a rubric's scale, from the text the run was judged with (stored in its
     provenance); runs stored before that fall back to today's rubric of the same name."""
@@ -119,7 +128,7 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
         primary_scores = _in_key_order(scores[primary][group])
         add(
             group,
-            METRIC_NAMES.get(primary.split("@", 1)[0], "concept_score"),
+            rubric_metric(primary.split("@", 1)[0], primary=True),
             [float(v) for v in primary_scores],
         )
         add(group, "mention_rate", [1.0 if v >= 1 else 0.0 for v in primary_scores])
@@ -138,7 +147,7 @@ def summarise(store: RunStore, seed: int) -> list[dict[str, Any]]:
             if ident != primary:
                 add(
                     group,
-                    METRIC_NAMES.get(name, f"{name}_score"),
+                    rubric_metric(name, primary=False),
                     [float(v) for v in _in_key_order(scores[ident][group])],
                 )
         if all(hm_parts):

@@ -90,6 +90,37 @@ def excludes_zero(d: Estimate, digits: int | None = None, eps: float = 1e-9) -> 
     return d.ci_low > eps or d.ci_high < -eps
 
 
+_SUMMARY_INDEX: dict[int, tuple[Any, dict[tuple[str, str, str, str], Estimate]]] = {}
+
+
+def _summary_index(run: Any) -> dict[tuple[str, str, str, str], Estimate]:
+    """A run's stored summary rows by (SAE, study, metric, condition)."""
+    hit = _SUMMARY_INDEX.get(id(run))
+    if hit is not None and hit[0] is run:
+        return hit[1]
+    index = {
+        (str(r["sae"]), str(r["study"]), str(r["metric"]), str(r["condition"])): Estimate(
+            float(r["value"]), float(r["ci_low"]), float(r["ci_high"]), int(r["n"])
+        )
+        for r in run.summary.to_dict("records")
+    }
+    _SUMMARY_INDEX.clear()  # one run at a time is enough: rows are built run by run
+    _SUMMARY_INDEX[id(run)] = (run, index)
+    return index
+
+
+def stored_estimate(
+    c: Any, study: str, metric: str, cond: str, values: list[float], rng: np.random.Generator
+) -> Estimate:
+    """The checkpoint's own estimate of a quantity: the interval its run stored (what the
+    report and MLflow show) when that row holds these same items, else a fresh bootstrap."""
+    row = _summary_index(c.run).get((c.sae, study, metric, cond))
+    if row is not None and row.n == len(values) and values:
+        if math.isclose(row.value, float(np.mean(values)), rel_tol=1e-9, abs_tol=1e-12):
+            return row
+    return bootstrap_mean(values, rng)
+
+
 def item_rows(
     checkpoints: Sequence[Any],
     study: str,
@@ -117,7 +148,10 @@ def item_rows(
         vals = [[v for (cd, _), v in sorted(p.items()) if cd == cond] for p in per]
         if not any(vals):
             continue
-        ests = [bootstrap_mean(v, rng) for v in vals]
+        ests = [
+            stored_estimate(c, study, metric, cond, v, rng)
+            for c, v in zip(checkpoints, vals, strict=True)
+        ]
         diffs = []
         for p in per[1:]:
             common = sorted(k for k in per[0] if k[0] == cond and k in p)

@@ -56,8 +56,11 @@ def executor_of(args: argparse.Namespace, say: Any = print) -> Iterator[Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.spec.loading import load_spec
+    from harness.spec.overrides import limited, with_judge
 
-    exp = load_spec(args.spec)
+    exp = limited(with_judge(load_spec(args.spec), args.judge), args.limit)
+    if exp.limit is not None:
+        print(f"partial run: every prompt set cut to its first {exp.limit} prompt(s) (--limit)")
     signal.signal(signal.SIGTERM, on_sigterm)
     with executor_of(args) as executor:
         result = _run(args, exp, executor)

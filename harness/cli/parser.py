@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.cli.parser_parts import add_bench_parsers, add_executor_args, add_guard_args
+from harness.cli.parser_parts import (
+    add_bench_parsers,
+    add_executor_args,
+    add_guard_args,
+    add_run_tuning_args,
+)
 
 __all__ = ["EPILOG", "build_parser"]
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 DEVICE_HELP = "overrides the spec's model.device (auto: cuda, then mps, then cpu)"
+RUN_REF = (
+    "run id, run directory, 'latest' (the newest finished run, nightly runs included) or "
+    "'latest-any' (the newest started run, whatever its status)"
+)
 REPORTS_HELP = "where Markdown reports and their plots go (default: ./reports)"
 
 EPILOG = """exit codes: 0 ok; 1 run failed (or too many unscored judgements); 2 user error
@@ -23,7 +32,7 @@ examples:
   harness list                                   the runs in ./runs (--nightly: and each night's)
   harness history experiments/toy_golden_gate.py gated metrics night by night, with CIs
   harness rescore latest                         re-judge stored outputs, no regeneration
-  harness show latest --json                     summary rows of the newest run
+  harness show latest --json                     summary rows of the newest finished run
   harness report latest                          rebuild its Markdown report
   harness log latest                             rebuild its MLflow run from the store
   harness toy build --out /tmp/toy               rebuild the toy world from its seed
@@ -73,47 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows per forward pass (default: as many as fit a 1 GiB budget)",
     )
     add_guard_args(run, "skip the MLflow view")
-    run.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="torch CPU threads for the model (default: 1 below 50 M parameters, else every "
-        "core; recorded in provenance)",
-    )
-    run.add_argument(
-        "--judge-batch",
-        action="store_true",
-        help="Anthropic judge: send judgements as one Message Batch (half price; "
-        "a crash while waiting resumes without resubmitting)",
-    )
-    run.add_argument(
-        "--judge-concurrency",
-        type=int,
-        default=None,
-        help="Anthropic judge: requests in flight at once (default: the spec's "
-        "judge.concurrency, else 32)",
-    )
-    run.add_argument(
-        "--judge-timeout",
-        type=float,
-        default=None,
-        help="Anthropic judge: seconds per request (default: judge.timeout_s, else 60)",
-    )
-    run.add_argument(
-        "--judge-retries",
-        type=int,
-        default=None,
-        help="Anthropic judge: retries per request on 429/529/5xx/timeouts "
-        "(default: judge.max_retries, else 6)",
-    )
-    run.add_argument(
-        "--judge-cache",
-        type=Path,
-        default=None,
-        help="judgement cache file (default: $HARNESS_JUDGE_CACHE or "
-        "~/.cache/harness/judge-cache.sqlite)",
-    )
+    add_run_tuning_args(run)
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     add_executor_args(run)
     run.add_argument(
@@ -130,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "configs (model name, hook, width, BOS, memory). Prints the spec hash and the plan's "
         "size and judge cost against the budget; a problem is one line, exit 2.",
     )
-    val.add_argument("spec", type=Path)
+    val.add_argument("spec", type=Path, help="experiment file exposing spec() -> Experiment")
 
     pl = sub.add_parser(
         "plan",
@@ -138,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Expand SPEC into SAE × study × condition × prompt work items and print the "
         "counts: generations, forward passes, judge calls, estimated judge cost.",
     )
-    pl.add_argument("spec", type=Path)
+    pl.add_argument("spec", type=Path, help="experiment file exposing spec() -> Experiment")
     pl.add_argument("--batch-size", type=int, default=64, help="rows per forward pass")
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
 
@@ -167,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "baseline keeps its gate judge unless --update-baseline; more unscored judgements than "
         "the spec's judge.max_unscored_fraction exit 1, as a run does.",
     )
-    rs.add_argument("run", help="run id, run directory, or 'latest'")
+    rs.add_argument("run", help=RUN_REF)
     rs.add_argument(
         "--rubric",
         default=None,
@@ -203,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "logs it) and, in one line, when the tracking server does not answer. The tracking "
         "URI is MLFLOW_TRACKING_URI (default: ./mlflow.db).",
     )
-    lg.add_argument("run", help="run id, run directory, or 'latest'")
+    lg.add_argument("run", help=RUN_REF)
     lg.add_argument("--runs", type=Path, default=None, help="run store root")
     lg.add_argument("--reports", type=Path, default=Path("reports"), help=REPORTS_HELP)
 
@@ -218,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         "<reports>/<run>-vs-<baseline>-regression.md; exit 0 = OK, 1 = regressed, 2 = no usable "
         "baseline (none accepted yet, or one of another experiment).",
     )
-    rg.add_argument("run", help="run id, run directory, or 'latest'")
+    rg.add_argument("run", help=RUN_REF)
     rg.add_argument(
         "--baseline",
         default=None,
@@ -240,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Record RUN as the baseline under TAG (default accepted/<experiment name>) "
         "in <runs>/baselines.json, and tag its MLflow run harness.accepted_as=TAG.",
     )
-    ac.add_argument("run", help="run id, run directory, or 'latest'")
+    ac.add_argument("run", help=RUN_REF)
     ac.add_argument("--tag", default=None, help="baseline tag (default: accepted/<name>)")
     ac.add_argument("--runs", type=Path, default=None, help="run store root (holds the tags)")
 
@@ -345,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     ):
         cmd = sub.add_parser(name, help=text, description=more)
-        cmd.add_argument("run", help="run id, run directory, or 'latest'")
+        cmd.add_argument("run", help=RUN_REF)
         cmd.add_argument("--runs", type=Path, default=None, help="run store root")
         if name == "show":
             cmd.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -371,7 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     toy_sub = toy.add_subparsers(dest="toy_command", required=True, metavar="TOY_COMMAND")
     build = toy_sub.add_parser(
-        "build", help="rebuild corpus, tokenizer, model and SAEs from the seed"
+        "build",
+        help="rebuild corpus, tokenizer, model and SAEs from the seed",
+        description="Rebuild the toy world from its seed, deterministically: corpus, word-level "
+        "tokenizer, model (trained on the corpus) and SAEs (trained on its activations).",
     )
     build.add_argument(
         "--out",
@@ -379,5 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="output directory (default: the package's shipped assets)",
     )
-    toy_sub.add_parser("check", help="measure the shipped toy world (SAE quality, steering)")
+    toy_sub.add_parser(
+        "check",
+        help="measure the shipped toy world (SAE quality, steering)",
+        description="Measure the shipped toy world: SAE quality on its held-out corpus and "
+        "whether clamping its planted features steers neutral prompts to their concepts.",
+    )
     return p

@@ -7,7 +7,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_bench_parsers", "add_executor_args", "add_guard_args"]
+__all__ = ["add_bench_parsers", "add_executor_args", "add_guard_args", "add_run_tuning_args"]
+
+JUDGE_KINDS = ["auto", "offline", "offline-keyword", "anthropic"]
 
 
 def add_executor_args(cmd: argparse.ArgumentParser) -> None:
@@ -74,6 +76,78 @@ def add_guard_args(cmd: argparse.ArgumentParser, mlflow_help: str) -> None:
         action="store_true",
         help="start although the plan's estimate exceeds --max-cost (the run still stops, "
         "everything stored, when its spend reaches it)",
+    )
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return n
+
+
+def add_run_tuning_args(cmd: argparse.ArgumentParser) -> None:
+    """A run's overrides and tuning: the judge kind, a partial run, threads, the API judge's
+    batching, concurrency, timeout, retries and cache."""
+    cmd.add_argument(
+        "--judge",
+        default=None,
+        choices=JUDGE_KINDS,
+        help="judge with this kind instead of the spec's judge.kind (outside the spec hash: the "
+        "run keeps its id and its stored generations, only judgements this judge lacks are "
+        "made, and it becomes the run's active judge)",
+    )
+    cmd.add_argument(
+        "--limit",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="a quick partial run: only the first N prompts of every prompt set (the first N "
+        "items of each condition); a run id of its own, marked partial in its report",
+    )
+    cmd.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads for the model (default: 1 below 50 M parameters, else every "
+        "core; recorded in provenance)",
+    )
+    cmd.add_argument(
+        "--judge-batch",
+        action="store_true",
+        help="Anthropic judge: send judgements as one Message Batch (half price; "
+        "a crash while waiting resumes without resubmitting)",
+    )
+    cmd.add_argument(
+        "--judge-concurrency",
+        type=int,
+        default=None,
+        help="Anthropic judge: requests in flight at once (default: the spec's "
+        "judge.concurrency, else 32)",
+    )
+    cmd.add_argument(
+        "--judge-timeout",
+        type=float,
+        default=None,
+        help="Anthropic judge: seconds per request (default: judge.timeout_s, else 60)",
+    )
+    cmd.add_argument(
+        "--judge-retries",
+        type=int,
+        default=None,
+        help="Anthropic judge: retries per request on 429/529/5xx/timeouts "
+        "(default: judge.max_retries, else 6)",
+    )
+    cmd.add_argument(
+        "--judge-cache",
+        type=Path,
+        default=None,
+        help="judgement cache file (default: $HARNESS_JUDGE_CACHE or "
+        "~/.cache/harness/judge-cache.sqlite)",
     )
 
 

@@ -162,6 +162,12 @@ class Experiment(Frozen):
         "refuse the spec. Changes no result: not part of the spec hash.",
     )
     tags: tuple[str, ...] = ()
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Set by `harness run --limit N`: every prompt set was cut to its first N "
+        "prompts, a partial run (its own run id; reports say so). None: the whole spec.",
+    )
     regression: tuple[Tolerance, ...] = Field(
         default=DEFAULT_TOLERANCES,
         description="Headline metrics `harness regress` gates on, with their tolerances.",
@@ -213,13 +219,15 @@ class Experiment(Frozen):
 
     def spec_hash(self) -> str:
         """SHA-256 of the spec without the fields that change no result (model device, regression
-        tolerances, the unknown-words policy, the judge's concurrency, timeout, retries and budget);
-        stable under key order."""
+        tolerances, the unknown-words policy, the judge's kind, concurrency, timeout, retries and
+        budget: judgements are stored per judge, so one run holds every judge's), stable under
+        key order; ``limit`` counts only when set."""
         data = self.model_dump(
             mode="json",
             exclude={
                 "model": {"device"},
-                "judge": {"concurrency", "timeout_s", "max_retries", "max_cost_usd"},
+                "judge": {"kind", "concurrency", "timeout_s", "max_retries", "max_cost_usd"},
+                **({"limit": True} if self.limit is None else {}),
                 "regression": True,
                 "unknown_words": True,
                 "fit_gate": True,

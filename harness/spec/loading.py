@@ -8,12 +8,14 @@ import json
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from harness.errors import SpecError
 from harness.judge.rubric import is_rubric_path
 from harness.spec import Experiment, PromptFile
+from harness.spec.sources import keyword_line, located, recording, remember
 
 __all__ = ["format_validation_error", "load_spec"]
 
@@ -78,8 +80,10 @@ def load_spec(path: Path) -> Experiment:
     module = importlib.util.module_from_spec(loader_spec)
     here = str(path.resolve().parent)
     sys.path.insert(0, here)  # a spec may import helpers that sit next to it
+    sites: list[Any] = []
     try:
-        loader_spec.loader.exec_module(module)
+        with recording() as sites:  # objects built at import time count too
+            loader_spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise SpecError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from exc
     except BaseException as exc:  # SystemExit and KeyboardInterrupt included: one line, exit 2
@@ -92,23 +96,35 @@ def load_spec(path: Path) -> Experiment:
     if not callable(factory):
         raise SpecError(f"{path} defines no function spec() -> Experiment")
     try:
-        result = factory()
+        with recording() as built:  # where each field is set, for errors that name the line
+            result = factory()
     except ValidationError as exc:
-        raise SpecError(format_validation_error(exc)) from None
+        raise SpecError(f"{_where(path, exc)}: {format_validation_error(exc)}") from None
     except BaseException as exc:  # SystemExit and KeyboardInterrupt included: one line, exit 2
         raise SpecError(f"{_where(path, exc)}: spec() raised {_what(exc)}") from None
     if not isinstance(result, Experiment):
         raise SpecError(
             f"{path}: spec() returned {type(result).__name__}, expected harness.Experiment"
         )
-    return resolve_prompt_files(result, path.parent)
+    sites += built
+    remember(result, result, sites)
+    with located(result):
+        final = resolve_prompt_files(result, path.parent)
+    remember(result, final, sites)
+    return final
 
 
 def _where(path: Path, exc: BaseException) -> str:
-    """``file:line`` of the innermost frame of ``exc`` inside the spec file (else the file)."""
+    """``file:line`` of the innermost frame of ``exc`` inside the spec file (else the file);
+    for a validation error, the line of the keyword argument it names, where that is found."""
     target = str(path.resolve())
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == target]
-    return f"{path}:{frames[-1].lineno}" if frames else str(path)
+    if not frames or frames[-1].lineno is None:
+        return str(path)
+    line = frames[-1].lineno
+    if isinstance(exc, ValidationError) and exc.errors() and exc.errors()[0]["loc"]:
+        line = keyword_line(target, line, exc.title, str(exc.errors()[0]["loc"][0])) or line
+    return f"{path}:{line}"
 
 
 def _what(exc: BaseException) -> str:

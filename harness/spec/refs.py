@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import unicodedata
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -50,10 +51,21 @@ __all__ = [
 ]
 
 
+# While a spec file's spec() runs (harness.spec.sources.recording), every spec object built by
+# a call records where: (object, file, line). None otherwise (no cost).
+SITES: list[tuple[BaseModel, str, int]] | None = None
+
+
 class Frozen(BaseModel):
     """Frozen pydantic model that refuses unknown fields: the base of every spec model."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __init__(self, /, **data: Any) -> None:
+        super().__init__(**data)
+        if SITES is not None:  # where the spec set it, for errors that name file:line
+            frame = sys._getframe(1)
+            SITES.append((self, frame.f_code.co_filename, frame.f_lineno))
 
 
 # ---------------------------------------------------------------- models and SAEs

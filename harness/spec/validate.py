@@ -12,11 +12,10 @@ import difflib
 import json
 import os
 import re
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from harness.errors import HarnessWarning, SpecError
+from harness.errors import SpecError
 from harness.judge.offline import OFFLINE_RUBRICS
 from harness.judge.rubric import available_rubrics, is_rubric_path, load_rubric
 from harness.spec import (
@@ -32,6 +31,8 @@ from harness.spec import (
     ToySAE,
     sae_label,
 )
+from harness.spec.sources import located
+from harness.spec.toy_words import check_toy_words
 from harness.studies.registry import kind_of
 from harness.toy.world import ASSETS, toy_sae_dir, toy_sae_names
 
@@ -71,36 +72,19 @@ def _check_prompt_lengths(exp: Experiment) -> None:
             f"(valid: 1..{n_ctx - 2} minus the prompt length)",
             field="generation.max_new_tokens",
         )
-    unknown: dict[str, list[str]] = {}
     for i, study in enumerate(exp.studies):
         for name, prompts in kind_of(study).prompt_sets(study):
             if isinstance(prompts, PromptFile):
                 continue
             for j, prompt in enumerate(prompts):
-                ids = tok.encode(prompt)  # includes BOS
-                length = len(ids)
+                length = len(tok.encode(prompt))  # includes BOS
                 if length + budget > n_ctx:
                     raise SpecError(
                         f"prompt of {length} tokens + max_new_tokens={budget} exceeds the toy "
                         f"model's context of {n_ctx}",
                         field=f"studies.{i}.{name}.{j}",
                     )
-                pairs = zip(prompt.split(), ids[1:], strict=False)
-                missing = [w for w, t in pairs if t == tok.unk_token_id]
-                if missing:
-                    unknown.setdefault(f"studies.{i}.{name}.{j}", missing)
     check_positions_fit(exp, lambda prompt: len(tok.encode(prompt)) - 1)
-    if unknown:
-        path, words = next(iter(unknown.items()))
-        message = (
-            f"{len(unknown)} prompt(s) hold words the toy tokenizer does not know (they become "
-            f"<unk>), e.g. {words[:5]} at {path}"
-        )
-        if exp.unknown_words == "refuse":
-            raise SpecError(message + "; use the toy corpus's words", field=path)
-        warnings.warn(
-            message + " (unknown_words='refuse' makes this an error)", HarnessWarning, stacklevel=2
-        )
 
 
 def check_positions_fit(exp: Experiment, count: Callable[[str], int]) -> None:
@@ -252,7 +236,13 @@ def _check_pretrained_model(ref: PretrainedModel) -> None:
 
 
 def validate_static(exp: Experiment) -> None:
-    """Every check possible before a model is loaded; raises :class:`SpecError`."""
+    """Every check possible before a model is loaded; raises :class:`SpecError`, with the
+    spec's file:line where the field was set when the spec came from a file."""
+    with located(exp):
+        _validate_static(exp)
+
+
+def _validate_static(exp: Experiment) -> None:
     for path, name in [("judge.rubric", exp.judge.rubric)] + [
         (f"judge.extra_rubrics.{i}", r) for i, r in enumerate(exp.judge.extra_rubrics)
     ]:
@@ -335,6 +325,8 @@ def validate_static(exp: Experiment) -> None:
                 f"the study name {QUALITY_STUDY!r} is reserved for the SAE-quality rows",
                 field=f"studies.{i}.name",
             )
+    if not isinstance(exp.model, PretrainedModel):  # last: the spec is sound but for its words
+        check_toy_words(exp)
 
 
 def validate_loaded(exp: Experiment, model: Any, saes: Sequence[Any]) -> None:

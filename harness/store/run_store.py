@@ -39,6 +39,7 @@ from harness.store.files import (
     write_atomic,
     write_in_place,
 )
+from harness.store.find import find_run
 from harness.store.lock import RunLockedError, live_holder, writer_lock
 from harness.store.records import parse_record
 
@@ -54,14 +55,6 @@ __all__ = [
 def default_runs_root() -> Path:
     """``$HARNESS_RUNS`` if set, else ``./runs``."""
     return Path(os.environ.get("HARNESS_RUNS", "runs"))
-
-
-def _started(run_dir: Path) -> float:
-    """When the run was last started (``status.json``), else when its spec was written."""
-    try:
-        return float(json.loads((run_dir / "status.json").read_text())["started"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return (run_dir / "spec.json").stat().st_mtime
 
 
 class RunStore:
@@ -115,17 +108,10 @@ class RunStore:
 
     @classmethod
     def open(cls, ref: str, root: Path) -> RunStore:
-        """Open an existing run by directory path, run id, or ``latest``."""
-        candidates = [Path(ref), root / ref]
-        if ref == "latest":  # the run started most recently (a resume counts as a start)
-            runs = sorted((p.parent for p in root.glob("*/spec.json")), key=_started)
-            if not runs:
-                raise StoreError(f"no runs under {root}")
-            candidates = [runs[-1]]
-        for path in candidates:
-            if (path / "spec.json").is_file():
-                return cls(path)
-        raise StoreError(f"no run {ref!r} (looked for a run directory or an id under {root})")
+        """Open an existing run by directory path, run id, ``latest`` (the run that finished
+        most recently, nightly runs included) or ``latest-any`` (the run started most recently,
+        whatever its status): :func:`harness.store.find.find_run`."""
+        return cls(find_run(ref, root, lambda d: str(cls(d).status().get("status", "new"))))
 
     @contextmanager
     def writer_lock(self, wait: bool = False, say: Callable[[str], None] = print) -> Iterator[None]:

@@ -193,6 +193,11 @@ class StudyKind(Generic[S]):
         """Prompts the model is run on, by field name (length-checked against the context)."""
         return []
 
+    def instructions(self, exp: Experiment, study: S) -> list[tuple[str, str]]:
+        """Instructions the model is given besides its prompts (a prompt-only control's
+        prefix), by field name: a control whose words the tokenizer does not know is refused."""
+        return []
+
     def judged_feature(self, study: S) -> tuple[str, FeatureRef] | None:
         """The feature whose concept the offline judge scores (it needs keywords)."""
         return None

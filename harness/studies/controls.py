@@ -60,9 +60,15 @@ def parse_control(condition: str) -> tuple[str, int | None, str | None] | None:
     return name, (int(draw) if draw else None), level
 
 
-def instruction(study: Any, concept: str) -> str:
-    """The prompt-only baseline's prefix for ``concept``."""
-    return str(study.control_instruction).format(concept=concept)
+REAL_INSTRUCTION = "Talk about {concept}. "
+TOY_INSTRUCTION = "tell me something on {concept} . "  # in the toy world's words
+
+
+def instruction(study: Any, concept: str, toy: bool) -> str:
+    """The prompt-only baseline's prefix for ``concept`` (the spec's ``control_instruction``,
+    else the default for the model: the toy tokenizer knows only its corpus's words)."""
+    template = study.control_instruction or (TOY_INSTRUCTION if toy else REAL_INSTRUCTION)
+    return str(template).format(concept=concept)
 
 
 def sweep_controls(study: Any) -> list[str]:
@@ -71,7 +77,7 @@ def sweep_controls(study: Any) -> list[str]:
 
 
 def control_items(
-    sae: str, study: Any, identity: dict[str, Any], concept: str | None
+    sae: str, study: Any, identity: dict[str, Any], concept: str | None, toy: bool
 ) -> list[WorkItem]:
     """The control generations of one sweep on one SAE (target prompts only)."""
     items = []
@@ -96,7 +102,7 @@ def control_items(
                     )
                     items.append(make_item(key, sae, study.name, "target", cond, level, i, prompt))
         if PROMPT_ONLY in study.controls and concept:
-            text = instruction(study, concept) + prompt
+            text = instruction(study, concept, toy) + prompt
             key = content_key({**identity, "prompt": text, "control": PROMPT_ONLY})
             items.append(make_item(key, sae, study.name, "target", PROMPT_ONLY, None, i, text))
     return items

@@ -20,6 +20,7 @@ from harness.spec.refs import (
     Prompts,
     PromptSet,
     StudySpec,
+    ToyModel,
     prompt_list,
 )
 from harness.store.records import Record
@@ -81,11 +82,13 @@ class SaturationClamp(StudySpec):
     control_draws: int = Field(
         default=2, ge=1, le=10, description="random features drawn for the random_feature control"
     )
-    control_instruction: str = Field(
-        default="Talk about {concept}. ",
+    control_instruction: str | None = Field(
+        default=None,
         min_length=1,
         description="the prompt-only baseline's prefix ({concept}: the feature's label, else its "
-        "keywords)",
+        "keywords); None: 'Talk about {concept}. ' on a pretrained model, 'tell me something on "
+        "{concept} . ' on the toy world (whose tokenizer knows only its corpus's words). Every "
+        "word of it must be one the model's tokenizer knows, or the control is refused.",
     )
     fluency_threshold: float = Field(
         default=1.0,
@@ -226,6 +229,15 @@ class SaturationKind(StudyKind[SaturationClamp]):
                 field=f"{path}.controls",
             )
 
+    def instructions(self, exp: Experiment, study: SaturationClamp) -> list[tuple[str, str]]:
+        from harness.studies.controls import PROMPT_ONLY, instruction
+
+        concept = _concept(study)
+        if PROMPT_ONLY not in study.controls or not concept:
+            return []
+        toy = isinstance(exp.model, ToyModel)
+        return [("control_instruction", instruction(study, concept, toy))]
+
     def cost(self, exp: Experiment, study: SaturationClamp, batch_size: int) -> Cost:
         new = exp.generation.max_new_tokens
         judges = 1 + len(exp.judge.extra_rubrics)
@@ -254,7 +266,8 @@ class SaturationKind(StudyKind[SaturationClamp]):
     def _control_items(self, exp: Experiment, sae: str, study: SaturationClamp) -> list[WorkItem]:
         from harness.studies.controls import control_items
 
-        return control_items(sae, study, _identity(exp, sae, study), _concept(study))
+        toy = isinstance(exp.model, ToyModel)
+        return control_items(sae, study, _identity(exp, sae, study), _concept(study), toy)
 
     def concept(self, study: SaturationClamp) -> tuple[str, tuple[str, ...]]:
         return study.feature.label or study.name, study.feature.keywords

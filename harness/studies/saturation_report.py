@@ -77,19 +77,28 @@ def saturation_section(
             "and Holm-adjusted over the levels of this sweep.",
             "",
             *table(
-                ["condition", "concept diff", "p", "p (Holm)"],
+                ["condition", "concept diff", "p", "p (Holm)", "CI and test"],
                 [
                     [
                         cell(c),
                         fmt_row(conds[c].get("concept_diff")),
                         p_text(conds[c].get("concept_p")),
                         p_text(conds[c].get("concept_p_holm")),
+                        "**disagree**" if ci_test_disagree(conds[c]) else "agree",
                     ]
                     for c in tested
                 ],
             ),
             "",
         ]
+        split = [c for c in tested if ci_test_disagree(conds[c])]
+        if split:
+            lines += [
+                f"At {', '.join(split)} the paired bootstrap CI and the Holm-adjusted test "
+                f"disagree (one clears α = {ALPHA:g}, the other does not): the difference from the "
+                "baseline there is not established; more prompts would settle it.",
+                "",
+            ]
     trend = conds.get("trend", {})
     if trend:
         stat = trend["page_L"]["value"]
@@ -119,6 +128,15 @@ def saturation_section(
                 f"{fmt_row(rec.get('fluency_score_heldout'))}.",
                 "",
             ]
+            chosen = next((c for c in tested if _level(c) == level), None)
+            if chosen is not None and ci_test_disagree(conds[chosen]):
+                lines[-1:] = [
+                    f"**Flag:** at the recommended level the paired CI of the gain over baseline "
+                    f"is {fmt_row(conds[chosen].get('concept_diff'))} but the Holm-adjusted p is "
+                    f"{p_text(conds[chosen].get('concept_p_holm'))}: the two disagree, so its gain "
+                    "is not established at the sweep's multiple-testing level.",
+                    "",
+                ]
     neutral = conditions_of(conds, "neutral")
     if neutral:
         lines += specificity_table(conds, target, "neutral")
@@ -130,6 +148,21 @@ def saturation_section(
         ]
     lines += examples_table(generations, judgements)
     return lines
+
+
+ALPHA = 0.05  # the level both the CI (95%) and the Holm-adjusted test are read at
+
+
+def ci_test_disagree(row: dict[str, dict[str, float]]) -> bool:
+    """Whether a level's paired bootstrap CI (excluding 0 as shown, 2 decimals) and its
+    Holm-adjusted Wilcoxon test (p < α) reach different answers."""
+    diff, p = row.get("concept_diff"), row.get("concept_p_holm")
+    if diff is None or p is None or diff["n"] == 0 or math.isnan(diff["ci_low"]):
+        return False
+    if math.isnan(p["value"]):
+        return False
+    ci = round(diff["ci_low"], 2) > 0 or round(diff["ci_high"], 2) < 0
+    return ci != (p["value"] < ALPHA)
 
 
 def _level(condition: str) -> float | None:

@@ -33,7 +33,7 @@ GOLDEN_GATE = FeatureByContrast(
         "the cables of the",
     ),
     negative=(
-        "she chopped the onions and put them in the",
+        "she chopped the onions and put the onions in the",
         "the chef added salt to the",
         "a cold wind blows and the",
         "the rocket launched toward the",
@@ -68,7 +68,7 @@ CONTROL_PROMPTS = (
     "the storm is coming",
     "she put the onions in the",
     "the team scored a late",
-    "the singer sang a",
+    "the drummer played a",
     "the chef added salt to the",
     "john says , i got the",
     "the referee blew the",

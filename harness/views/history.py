@@ -6,7 +6,8 @@ import calendar
 import time
 from typing import Any
 
-from harness.views.tracking import bound_http, metric_key
+from harness.views.nested_metrics import metric_key
+from harness.views.tracking import bound_http
 
 __all__ = ["log_history"]
 

@@ -1,9 +1,9 @@
 """The Python API for notebooks: a stored run as pandas DataFrames.
 
 >>> import harness
->>> run = harness.load_run("latest")          # a run id, a run directory, or "latest"
+>>> run = harness.load_run("latest")          # a run id, a directory, "latest" (finished)
 >>> run.summary.query("metric == 'concept_score'")
->>> run.items.groupby("condition").concept_presence.mean()
+>>> run.items.groupby("condition").concept_score.mean()
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis.aggregate import SUMMARY_COLUMNS, summarise
+from harness.analysis.aggregate import SUMMARY_COLUMNS, rubric_metric, summarise
 from harness.analysis.quality import QUALITY_STUDY
 from harness.spec import Experiment, sae_label
 from harness.store import RunStore, default_runs_root
@@ -25,14 +25,14 @@ from harness.studies.registry import kind_of
 __all__ = ["ITEM_METRICS", "ItemKey", "LoadedRun", "load_run"]
 
 _ITEM_COLUMNS = {
-    "fluency_score": "fluency",
-    "instruction_score": "instruction",
+    "concept_score": "concept_score",
+    "fluency_score": "fluency_score",
+    "instruction_score": "instruction_score",
     "drift": "drift",
     "concept_gain": "concept_gain",
     "nll": "nll",
 }
 ITEM_METRICS = (
-    "concept_score",
     *_ITEM_COLUMNS,
     "kl_mean",
     "top1_changed",
@@ -46,7 +46,8 @@ class LoadedRun:
 
     ``summary``: one row per aggregate (``sae, study, condition, metric, value, ci_low, ci_high,
     n``). ``items``: one row per generation with its prompt, continuation, clamp value, the score
-    of every active rubric (a column per rubric, NaN when unscored) and its measures (``drift``,
+    of every active rubric (a column per rubric named as its summary metric: ``concept_score``,
+    ``fluency_score``, ``instruction_score``; NaN when unscored) and its measures (``drift``,
     ``concept_gain``, ``nll``). ``next_token``: one row per prompt and intervention of the
     next-token tables. ``records``: every stored record, as stored.
     """
@@ -102,8 +103,7 @@ class LoadedRun:
                 pset, cond = split_condition(r["condition"])
                 out[(position[r["sae"]], r["study"], cond, pset, int(r["prompt_index"]))] = value
             return out
-        primary = self.provenance["rubric"].split("@", 1)[0]
-        column = primary if metric == "concept_score" else _ITEM_COLUMNS.get(metric)
+        column = _ITEM_COLUMNS.get(metric)
         if column is None:
             return out
         if len(self.items) == 0 or column not in self.items:
@@ -129,8 +129,9 @@ class LoadedRun:
 def load_run(
     run: str | Path = "latest", runs_root: str | Path | None = None, judge: str | None = None
 ) -> LoadedRun:
-    """Load a run by id, directory or ``latest`` (under ``runs_root``, default ``$HARNESS_RUNS``
-    or ``./runs``). The summary is recomputed from the records when ``summary.json`` is missing
+    """Load a run by id, directory, ``latest`` (the newest finished run) or ``latest-any`` (the
+    newest started, whatever its status), under ``runs_root`` (default ``$HARNESS_RUNS`` or
+    ``./runs``). The summary is recomputed from the records when ``summary.json`` is missing
     (an interrupted run). ``judge``: the scores of that judge (one the run was rescored with)
     instead of the active one's; the summary is then recomputed with it too."""
     root = Path(runs_root) if runs_root is not None else default_runs_root()
@@ -144,8 +145,12 @@ def load_run(
     stored = path.exists() and judge is None
     rows = store.read_json("summary.json") if stored else summarise(store, exp.seed)
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    names = {ident: name for name, ident in (prov.get("rubrics") or {}).items()}
-    names.setdefault(prov["rubric"], prov["rubric"].split("@", 1)[0])
+    # one column per active rubric, named as the summary names its metric (concept_score …)
+    names = {
+        ident: rubric_metric(name, ident == prov["rubric"])
+        for name, ident in (prov.get("rubrics") or {}).items()
+    }
+    names.setdefault(prov["rubric"], rubric_metric(prov["rubric"].split("@", 1)[0], True))
     scores: dict[str, dict[str, Any]] = {}
     for j in store.judgements("*"):
         scores.setdefault(j["of"], {})[names.get(j["rubric"], j["rubric"])] = j["score"]

@@ -31,6 +31,13 @@ import mlflow
 from harness.spec import Experiment
 from harness.store import RunStore
 from harness.text import strip_control
+from harness.views.nested_metrics import (
+    MAX_METRIC_KEYS,
+    ROWS_ARTIFACT,
+    headline_metrics,
+    log_dose_response,
+    rows_csv,
+)
 
 __all__ = [
     "HTTP_DEFAULTS",
@@ -40,19 +47,12 @@ __all__ = [
     "flatten_params",
     "log_run",
     "log_summary",
-    "metric_key",
+    "parent_name",
     "retire_other_parents",
     "run_tags",
     "tracking_problem",
     "unreachable",
 ]
-
-_BAD_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
-
-
-def metric_key(*parts: str) -> str:
-    """An MLflow-safe metric name from parts (``concept_score/10x``)."""
-    return "/".join(_BAD_KEY.sub("_", p) for p in parts)
 
 
 def flatten_params(data: Any, prefix: str = "") -> dict[str, str]:
@@ -186,6 +186,19 @@ def _forget_active_runs() -> None:
     os.environ.pop("MLFLOW_RUN_ID", None)
 
 
+def parent_name(store: RunStore, rebuilt: bool = False) -> str:
+    """A parent run's name, unique and readable where the UI cuts it short: what and when
+    first (``night 2026-12-07 00:00``, ``run 2026-12-07 23:58``, ``rebuilt …``), then the run
+    id (spec name and hash), so the demo and each night's run of one spec tell apart."""
+    night = store.dir.parent
+    if night.parent.name == "nightly" and re.fullmatch(r"\d{8}-\d{6}", night.name):
+        stamp = time.strptime(night.name, "%Y%m%d-%H%M%S")
+        return f"night {time.strftime('%Y-%m-%d %H:%M', stamp)} · {store.run_id}"
+    started = store.status().get("started") if not rebuilt else None
+    when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(float(started or time.time())))
+    return f"{'rebuilt' if rebuilt else 'run'} {when} · {store.run_id}"
+
+
 class ParentView:
     """The parent MLflow run of a run in progress, best-effort: opened before compute, filled
     and closed after it. The first tracking failure prints one warning line and turns the view
@@ -204,7 +217,7 @@ class ParentView:
             with _store_lock():
                 _set_experiment(experiment.name)
                 clean = {k: strip_control(v) for k, v in tags.items()}
-                run = mlflow.start_run(run_name=self.store.run_id, tags=clean)
+                run = mlflow.start_run(run_name=parent_name(self.store), tags=clean)
                 self.run_id = run.info.run_id
                 retire_other_parents(self.store, keep=run.info.run_id)
             mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))
@@ -262,64 +275,31 @@ def close_stale_run(status: dict[str, Any]) -> str | None:
     return str(run_id)
 
 
-_LEVEL = re.compile(r"^(\d+(?:\.\d+)?)x$")  # a target-prompt level in × max ("10x")
-DOSE_METRICS = ("concept_score", "fluency_score", "instruction_score", "drift", "kl_mean")
-
-
-def _log_dose_response(rows: list[dict[str, Any]]) -> None:
-    """A sweep's dose–response as metric histories (``dose/<metric>``, one step per level), so
-    MLflow's charts draw it as a curve against the level. Steps are the levels in × max when
-    they are whole numbers, else hundredths of × max (the ``dose_step`` tag says which)."""
-    points = [
-        (float(m.group(1)), r)
-        for r in rows
-        if r["metric"] in DOSE_METRICS and (m := _LEVEL.match(r["condition"])) is not None
-    ]
-    points = [(level, r) for level, r in points if r["n"] and r["value"] == r["value"]]
-    if not points:
-        return
-    whole = all(level.is_integer() for level, _ in points)
-    scale = 1 if whole else 100
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    run = mlflow.active_run()
-    assert run is not None
-    mlflow.MlflowClient().log_batch(
-        run.info.run_id,
-        metrics=[
-            Metric(f"dose/{r['metric']}{part}", float(r[field]), now, round(level * scale))
-            for level, r in sorted(points, key=lambda p: p[0])
-            for part, field in (("", "value"), (".ci_low", "ci_low"), (".ci_high", "ci_high"))
-            if r[field] == r[field]  # a row without a CI has no bound series
-        ],
-    )
-    mlflow.set_tag("dose_step", "level in × max" if whole else "level in hundredths of × max")
-
-
 def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | None) -> None:
-    """Log nested runs (one per SAE × study) with their metrics, then the parent's artifacts."""
+    """Log nested runs (one per SAE × study): at most :data:`MAX_METRIC_KEYS` metric keys each
+    (headline metrics first, the dose curve counted), every summary row in
+    :data:`ROWS_ARTIFACT`; then the parent's artifacts."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in summary:
         groups.setdefault((row["sae"], row["study"]), []).append(row)
-    parent_tags = {k: strip_control(v) for k, v in run_tags(store.experiment(), store).items()}
+    experiment = store.experiment()
+    specs = {s.name: s for s in experiment.studies}
+    parent_tags = {k: strip_control(v) for k, v in run_tags(experiment, store).items()}
     for (sae, study), rows in groups.items():
         with mlflow.start_run(
             run_name=f"{sae} × {study}",
             nested=True,
             tags={**parent_tags, "sae": sae, "study": study},
         ):
-            metrics: dict[str, float] = {}
-            for r in rows:
-                base = metric_key(r["metric"], r["condition"])
-                if r["n"] and r["value"] == r["value"]:  # skip NaN (nothing scored)
-                    metrics[base] = r["value"]
-                    if r["ci_low"] == r["ci_low"]:  # p-values have no CI
-                        metrics[base + ".ci_low"] = r["ci_low"]
-                        metrics[base + ".ci_high"] = r["ci_high"]
-                metrics[base + ".n"] = float(r["n"])
+            dose = log_dose_response(rows)
+            metrics, used = headline_metrics(rows, specs.get(study), MAX_METRIC_KEYS - dose)
             mlflow.log_metrics(metrics)
-            _log_dose_response(rows)
+            mlflow.log_text(rows_csv(rows), ROWS_ARTIFACT)
+            mlflow.set_tag(
+                "harness.metrics",
+                f"{used} of {len(rows)} summary rows as metrics ({len(metrics) + dose} keys); "
+                f"every row in {ROWS_ARTIFACT}",
+            )
     from harness.analysis.aggregate import judge_totals
 
     totals = judge_totals(store)
@@ -348,7 +328,8 @@ def log_run(store: RunStore, summary: list[dict[str, Any]], report: Path | None)
     with _store_lock():
         _set_experiment(experiment.name)
     tags = {k: strip_control(v) for k, v in run_tags(experiment, store).items()}
-    with mlflow.start_run(run_name=store.run_id, tags={**tags, "harness.view": "rebuilt"}) as run:
+    name = parent_name(store, rebuilt=True)
+    with mlflow.start_run(run_name=name, tags={**tags, "harness.view": "rebuilt"}) as run:
         with _store_lock():
             retire_other_parents(store, keep=run.info.run_id)
         mlflow.log_params(flatten_params(experiment.model_dump(mode="json")))

@@ -34,6 +34,12 @@ def render_report(
             "mid-write); one record is missing from this report. Run the spec again to redo it.",
             "",
         ]
+    if exp.limit is not None:
+        lines += [
+            f"> **Partial run** (`harness run --limit {exp.limit}`): every prompt set was cut to "
+            f"its first {exp.limit} prompt(s); figures here are not the whole spec's.",
+            "",
+        ]
     if exp.description:
         lines += [cell(exp.description, 2000), ""]
     lines += [
