@@ -1,10 +1,10 @@
 """Developer tasks. `nox` runs the tests; `nox -s demo` runs the toy demo end to end.
 
-The demo and the tests share one environment, `.nox/shared` (the package with its Ray extra and
-the test tools): nox gives every session its own virtualenv, which would put a second copy of
-torch on disk (2.3 GB), so these two sessions build and reuse `.nox/shared` themselves, and
-reinstall only when `pyproject.toml` or `HARNESS_TORCH` changed (the package is installed in
-editable mode, so code changes need nothing).
+The demo and the tests share one environment, `.nox/shared` (the package with its Ray and
+Inspect extras and the test tools): nox gives every session its own virtualenv, which would
+put a second copy of torch on disk (2.3 GB), so these two sessions build and reuse
+`.nox/shared` themselves, and reinstall only when `pyproject.toml` or `HARNESS_TORCH` changed
+(the package is installed in editable mode, so code changes need nothing).
 
 torch is installed first, pinned to the tested CPU build (torch==2.13.0), so pip never pulls a
 multi-GB CUDA build through the harness's `torch>=2.4` range. GPU users set HARNESS_TORCH to the
@@ -58,7 +58,7 @@ def _shared_env(session: nox.Session) -> Path:
         if torch.split():
             session.run(*pip, *torch.split(), external=True, silent=True)
         test = nox.project.dependency_groups(PYPROJECT, "test")
-        session.run(*pip, "-e", ".[ray]", *test, external=True, silent=True)
+        session.run(*pip, "-e", ".[ray,inspect]", *test, external=True, silent=True)
         stamp.write_text(json.dumps(wanted))
     return bin_dir
 

@@ -11,6 +11,7 @@ from harness.analysis.effects import measure_rows, next_token_rows, scores_by_ru
 from harness.analysis.quality import quality_rows
 from harness.analysis.rows import SUMMARY_COLUMNS, summary_row
 from harness.analysis.stats import bootstrap_mean
+from harness.judge.rubric import rubric_metric
 from harness.spec.refs import sae_label
 from harness.store import RunStore
 from harness.studies.contract import RowContext
@@ -47,22 +48,6 @@ def judge_totals(store: RunStore) -> dict[str, Any]:
         for k in ("api_calls", "input_tokens", "output_tokens", "cost_usd"):
             totals[k] += j.get(k, 0)
     return totals
-
-
-METRIC_NAMES = {
-    "concept_presence": "concept_score",
-    "fluency": "fluency_score",
-    "instruction": "instruction_score",
-}
-
-
-def rubric_metric(name: str, primary: bool) -> str:
-    """The one name a rubric's scores go by everywhere (summary, items, MLflow, compare):
-    the primary rubric's is ``concept_score`` (a custom concept rubric too), others
-    ``fluency_score``, ``instruction_score``, else ``<name>_score``."""
-    if primary:
-        return METRIC_NAMES.get(name, "concept_score")
-    return METRIC_NAMES.get(name, f"{name}_score")
 
 
 def _scale_high(ident: str, texts: dict[str, str]) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from harness.analysis.stats import Estimate, bootstrap_mean, unpaired_difference
+from harness.judge.rubric import metric_rubric
 from harness.store.judged import study_reading
 from harness.studies.controls import parse_control
 from harness.studies.items import BASELINE, ItemKey
@@ -27,6 +28,7 @@ __all__ = [
     "judged_context_rows",
     "keyword_judged",
     "stored_rows",
+    "unvalidated_note",
     "verdict",
 ]
 
@@ -46,6 +48,7 @@ class ComparisonRow:
     pairing: str  # "sequences", "prompts", "unpaired" or "none"
     higher_is_better: bool | None = None
     offline_judged: bool = False  # a concept score from the keyword-only offline judge alone
+    unvalidated: str = ""  # "judge not validated (κ = …)": its judge fails the human labels
 
 
 MIN_N = 8  # fewer items than this: a difference is reported, never called better or worse
@@ -64,6 +67,8 @@ def verdict(row: ComparisonRow, d: Estimate, digits: int = 3) -> str:
         return f"inconclusive (n={d.n} < {MIN_N})"
     if row.offline_judged:
         return "inconclusive (offline keyword judge only)"
+    if row.unvalidated:
+        return row.unvalidated
     up = d.ci_low > 0
     if row.higher_is_better is None or parse_control(row.condition) is not None:
         return "higher" if up else "lower"
@@ -121,6 +126,36 @@ def stored_estimate(
     return bootstrap_mean(values, rng)
 
 
+_VALIDITY: dict[tuple[int, str, str], tuple[Any, str]] = {}
+
+
+def unvalidated_note(runs: Sequence[Any], study: str, metric: str) -> str:
+    """ "judge not validated (κ = …)" when a judged metric of ``study`` rests, in any of the
+    (loaded) runs, on a judge whose κ with an annotator is below the spec's threshold
+    (``analysis/judge_validity.py``); "" otherwise, and without human labels."""
+    from harness.analysis.judge_validity import is_human, judgement_rows, validity
+
+    if metric not in JUDGED:
+        return ""
+    for run in runs:
+        prov = run.provenance
+        judge, primary = study_reading(prov, study)
+        rubric = metric_rubric(metric, primary.split("@", 1)[0])
+        cache = (id(run), judge, rubric)
+        hit = _VALIDITY.get(cache)
+        if hit is None or hit[0] is not run:
+            rows = judgement_rows(run)
+            note = ""
+            if any(is_human(str(j["judge"])) for j in rows):
+                threshold = run.experiment.judge.min_kappa_vs_humans
+                v = validity(rows, judge, rubric, threshold)
+                note = v.note() if v is not None and not v.validated else ""
+            _VALIDITY[cache] = hit = (run, note)
+        if hit[1]:
+            return str(hit[1])
+    return ""
+
+
 def item_rows(
     checkpoints: Sequence[Any],
     study: str,
@@ -157,7 +192,19 @@ def item_rows(
             common = sorted(k for k in per[0] if k[0] == cond and k in p)
             diffs.append(bootstrap_mean([p[k] - per[0][k] for k in common], rng))
         offline = metric == "concept_score" and any(_offline(c) for c in checkpoints)
-        rows.append(ComparisonRow(study, cond, metric, ests, diffs, "prompts", better, offline))
+        rows.append(
+            ComparisonRow(
+                study,
+                cond,
+                metric,
+                ests,
+                diffs,
+                "prompts",
+                better,
+                offline,
+                unvalidated_note([c.run for c in checkpoints], study, metric),
+            )
+        )
     return rows
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.compare_rows import JUDGED, MIN_N, keyword_judged
+from harness.analysis.compare_rows import JUDGED, MIN_N, keyword_judged, unvalidated_note
 from harness.analysis.quality import (
     QUALITY_CONDITION,
     QUALITY_METRICS,
@@ -104,7 +104,7 @@ def regress(current: LoadedRun, baseline: LoadedRun, seed: int = 0) -> list[Chec
             notes = [f"{len(keys) - len(common)} baseline items missing"] * (
                 len(common) < len(keys)
             )
-            guard = _guard(len(common), tol.metric, current, baseline)
+            guard = _guard(len(common), tol.metric, current, baseline, study)
             if regressed and guard:
                 regressed = False  # reported, never called a regression
                 notes.append(f"inconclusive ({guard})")
@@ -178,16 +178,17 @@ def _quality_checks(
     return checks
 
 
-def _guard(n: int, metric: str, current: LoadedRun, baseline: LoadedRun) -> str:
+def _guard(n: int, metric: str, current: LoadedRun, baseline: LoadedRun, study: str) -> str:
     """Why a worsening may not count as a regression: too few paired items, or judged scores
     that rest on the keyword-only offline judge's concept scores (it counts words from the
     spec's list, so a checkpoint that steers to other words reads as worse; its other rubrics
-    are the semantic judge's rules). Empty when neither applies."""
+    are the semantic judge's rules), or on a judge that human labels do not validate. Empty
+    when none applies."""
     if n < MIN_N:
         return f"n={n} < {MIN_N}"
     if metric == "concept_score" and (keyword_judged(current) or keyword_judged(baseline)):
         return "offline keyword judge only"
-    return ""
+    return unvalidated_note([baseline, current], study, metric)
 
 
 def _wanted(tol: Tolerance, key: Key) -> bool:

@@ -22,7 +22,9 @@ from harness.cli.commands import (
     cmd_show,
     cmd_validate,
 )
+from harness.cli.export import cmd_export
 from harness.cli.gate import cmd_accept, cmd_history, cmd_nightly, cmd_regress
+from harness.cli.labels import cmd_label
 from harness.cli.parser import build_parser
 from harness.cli.tools import cmd_bench, cmd_toy
 from harness.errors import HarnessError, HarnessWarning
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         "nightly": cmd_nightly,
         "history": cmd_history,
         "compare": cmd_compare,
+        "label": cmd_label,
+        "export": cmd_export,
     }
     threads = getattr(args, "threads", None)
     saved = os.environ.get("HARNESS_THREADS")

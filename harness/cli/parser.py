@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.cli.export import add_export_parser
+from harness.cli.labels import add_label_parser
 from harness.cli.parser_parts import (
     add_bench_parsers,
     add_executor_args,
@@ -331,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
 
     add_bench_parsers(sub)
+    add_label_parser(sub)
+    add_export_parser(sub)
 
     toy = sub.add_parser(
         "toy",

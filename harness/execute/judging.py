@@ -25,6 +25,7 @@ __all__ = [
     "make_judge",
     "make_judges",
     "make_study_judges",
+    "rebuild_view",
     "rescore",
 ]
 
@@ -223,7 +224,7 @@ def _rescore_locked(
     summary = summarise(store, exp.seed)
     store.write_json("summary.json", summary)
     report = write_report(store, summary, reports_dir)
-    _rebuild_view(store, summary, report)
+    rebuild_view(store, summary, report)
     if failed:  # the new judge failed too often: the run keeps what scored it, and says so
         raise HarnessError(f"rescore: {'; '.join(failed)} (report: {report})")
     check_unscored(exp, store)
@@ -299,7 +300,9 @@ def _switch_judges(
     return updated, failed
 
 
-def _rebuild_view(store: RunStore, summary: list[dict[str, Any]], report: Path) -> None:
+def rebuild_view(store: RunStore, summary: list[dict[str, Any]], report: Path) -> None:
+    """Rebuild the run's MLflow view after its judgements changed, where it has one (best
+    effort: a tracking failure is one warning line). Hold the run's writer lock."""
     status = store.status()
     if status.get("mlflow_run_id") or status.get("tracking_error"):  # rebuild it, never stale
         import mlflow

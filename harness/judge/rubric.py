@@ -9,12 +9,15 @@ from pathlib import Path
 from harness.errors import SpecError
 
 __all__ = [
+    "METRIC_NAMES",
     "RUBRIC_DIR",
     "Rubric",
     "available_rubrics",
     "is_rubric_path",
     "load_rubric",
+    "metric_rubric",
     "parse_rubric",
+    "rubric_metric",
 ]
 
 RUBRIC_DIR = Path(__file__).resolve().parent.parent / "rubrics"
@@ -102,3 +105,26 @@ def parse_rubric(raw: str, source: str = "rubric") -> Rubric:
         raise SpecError(
             f"rubric file {source}: header needs name, version and scale low-high ({exc})"
         ) from None
+
+
+METRIC_NAMES = {
+    "concept_presence": "concept_score",
+    "fluency": "fluency_score",
+    "instruction": "instruction_score",
+}
+
+
+def rubric_metric(name: str, primary: bool) -> str:
+    """The one name a rubric's scores go by everywhere (summary, items, MLflow, compare):
+    the primary rubric's is ``concept_score`` (a custom concept rubric too), others
+    ``fluency_score``, ``instruction_score``, else ``<name>_score``."""
+    if primary:
+        return METRIC_NAMES.get(name, "concept_score")
+    return METRIC_NAMES.get(name, f"{name}_score")
+
+
+def metric_rubric(metric: str, primary: str) -> str:
+    """The rubric name behind a judged metric name (``concept_score`` → the primary rubric)."""
+    if metric == "concept_score":
+        return primary
+    return next((n for n, m in METRIC_NAMES.items() if m == metric), metric.removesuffix("_score"))

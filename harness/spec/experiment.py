@@ -226,7 +226,14 @@ class Experiment(Frozen):
             mode="json",
             exclude={
                 "model": {"device"},
-                "judge": {"kind", "concurrency", "timeout_s", "max_retries", "max_cost_usd"},
+                "judge": {
+                    "kind",
+                    "concurrency",
+                    "timeout_s",
+                    "max_retries",
+                    "max_cost_usd",
+                    "min_kappa_vs_humans",
+                },
                 **({"limit": True} if self.limit is None else {}),
                 "regression": True,
                 "unknown_words": True,

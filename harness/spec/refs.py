@@ -369,6 +369,15 @@ class JudgeSettings(Frozen):
         "--max-cost overrides). A plan estimated above it is refused before compute, and the "
         "run stops cleanly when its spend reaches it. Changes no result: not in the spec hash.",
     )
+    min_kappa_vs_humans: float = Field(
+        default=0.6,
+        ge=-1,
+        le=1,
+        description="Where human labels exist (`harness label import`), a judge whose Cohen's κ "
+        "with any annotator on a rubric is below this is 'not validated' there, and every "
+        "verdict resting on it says so instead of better/worse (0.6: 'substantial' agreement "
+        "on Landis & Koch's scale). Changes no result: not in the spec hash.",
+    )
 
     def effective_kind(self) -> Literal["offline", "offline-keyword", "anthropic"]:
         """The judge ``auto`` resolves to here and now."""

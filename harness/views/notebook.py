@@ -14,8 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.analysis.aggregate import SUMMARY_COLUMNS, rubric_metric, summarise
+from harness.analysis.aggregate import SUMMARY_COLUMNS, summarise
 from harness.analysis.quality import QUALITY_STUDY
+from harness.judge.rubric import rubric_metric
 from harness.spec import Experiment, sae_label
 from harness.store import RunStore, default_runs_root
 from harness.studies.contract import ItemKey

@@ -36,6 +36,7 @@ from harness.views.nested_metrics import (
     ROWS_ARTIFACT,
     headline_metrics,
     log_dose_response,
+    metric_key,
     rows_csv,
 )
 
@@ -306,6 +307,7 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
     mlflow.log_metrics(
         {f"judge/{k}": float(v) for k, v in totals.items() if k != "unscored_reasons"}
     )
+    mlflow.log_metrics(_human_agreement_metrics(store))
     for name in ("spec.json", "provenance.json", "records.jsonl", "summary.json"):
         path = store.dir / name
         if path.exists():
@@ -315,6 +317,26 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
         plots = report.with_name(f"{store.run_id}-files")
         if plots.is_dir():
             mlflow.log_artifacts(str(plots), artifact_path=f"report/{plots.name}")
+
+
+def _human_agreement_metrics(store: RunStore) -> dict[str, float]:
+    """Each model judge against each annotator (``judge_vs_human/<rubric>/<judge>/<human>/…``:
+    exact, kappa, weighted_kappa with their CIs and n), where the run holds human labels."""
+    from harness.analysis.judge_validity import human_agreements, is_human
+
+    out: dict[str, float] = {}
+    for a in human_agreements(list(store.records("judgement"))):
+        human = next(j for j in a.judges if is_human(j))
+        judge = next(j for j in a.judges if not is_human(j))
+        for name in ("exact", "kappa", "weighted_kappa"):
+            e = getattr(a, name)
+            base = metric_key("judge_vs_human", a.rubric, judge, human, name)
+            if e.value == e.value:
+                out[base] = e.value
+                if e.ci_low == e.ci_low:
+                    out[base + ".ci_low"], out[base + ".ci_high"] = e.ci_low, e.ci_high
+            out[base + ".n"] = float(e.n)
+    return out
 
 
 def log_run(store: RunStore, summary: list[dict[str, Any]], report: Path | None) -> str:

@@ -111,6 +111,7 @@ def render_comparison(
             ),
             "",
         ]
+    lines += _humans(checkpoints)
     if matches:
         lines += [
             "## Features matched across checkpoints",
@@ -138,6 +139,41 @@ def render_comparison(
         if note:
             lines += [cell(note, 400), ""]
     return "\n".join(lines)
+
+
+def _humans(checkpoints: list[Checkpoint]) -> list[str]:
+    """Each run's judges against its human labels, where it has any."""
+    from harness.analysis.judge_validity import human_agreements, judgement_rows
+
+    body = []
+    runs = {id(c.run): c.run for c in checkpoints}
+    for run in runs.values():
+        for a in human_agreements(judgement_rows(run)):
+            body.append(
+                [
+                    cell(run.run_id),
+                    cell(a.rubric),
+                    cell(a.first),
+                    cell(a.second),
+                    *(
+                        fmt_estimate(e.value, e.ci_low, e.ci_high, e.n)
+                        for e in (a.exact, a.kappa, a.weighted_kappa)
+                    ),
+                ]
+            )
+    if not body:
+        return []
+    head = ["run", "rubric", "judge", "annotator", "exact agreement", "κ", "weighted κ"]
+    return [
+        "## Judges against humans",
+        "",
+        "Where a run holds human labels (`harness label import`); a judged Δ resting on a judge "
+        "below the spec's `judge.min_kappa_vs_humans` says 'judge not validated' instead of "
+        "better/worse.",
+        "",
+        *table(head, body),
+        "",
+    ]
 
 
 def _feature(index: int | None, label: str | None) -> str:

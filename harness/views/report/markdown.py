@@ -168,10 +168,11 @@ def _agreement_section(store: RunStore) -> list[str]:
     import numpy as np
 
     from harness.analysis.judge_agreement import MIN_ITEMS, judge_agreement
+    from harness.views.report.judge_humans import human_section, model_pairs
 
-    pairs = judge_agreement(list(store.records("judgement")), np.random.default_rng(0))
+    pairs = model_pairs(judge_agreement(list(store.records("judgement")), np.random.default_rng(0)))
     if not pairs:
-        return []
+        return human_section(store)
     return [
         "### Judge agreement",
         "",
@@ -195,6 +196,7 @@ def _agreement_section(store: RunStore) -> list[str]:
             ],
         ),
         "",
+        *human_section(store),
     ]
 
 
