@@ -141,6 +141,31 @@ def test_a_run_scored_by_two_judges_reports_their_agreement(
         if r.rubric == "fluency"
     ]
     assert flu.exact.value == 1.0
+    # honest agreement: identical texts once, κ on the informative items, the pair marked as
+    # one judge built on the other
+    from harness.analysis.judge_agreement import item_texts
+
+    texts = item_texts(store)
+    [honest] = [
+        r
+        for r in judge_agreement(
+            list(store.records("judgement")), np.random.default_rng(0), texts=texts
+        )
+        if r.rubric == "concept_presence"
+    ]
+    first: dict[str, str] = {}
+    for k in common:
+        first.setdefault(texts[k], k)
+    distinct = sorted(first.values())
+    assert honest.n_items == len(common) and honest.kappa.n == len(distinct) < len(common)
+    a = np.array([scores["offline-keyword-v1"][k] for k in distinct])
+    b = np.array([scores["offline-semantic-v1"][k] for k in distinct])
+    assert honest.kappa.value == pytest.approx(cohen_kappa(a, b))
+    lively = (a > 0) | (b > 0)
+    assert honest.informative_kappa.n == int(lively.sum())
+    assert honest.informative_kappa.value == pytest.approx(cohen_kappa(a[lively], b[lively]))
+    assert honest.related == "offline-semantic-v1 builds on offline-keyword-v1"
+    assert "Not independent raters" in report and "κ, either > 0" in report
 
 
 def test_run_judge_and_limit_override_the_spec_from_the_command_line(

@@ -56,6 +56,15 @@ def _judge_scores(store: RunStore, rubric_prefix: str = "concept_presence@") -> 
     }
 
 
+def _distinct(store: RunStore, keys: list[str]) -> list[str]:
+    """``keys`` with identical texts (prompt and continuation) kept once, the first by key."""
+    text = {g["key"]: (g["prompt"], g["continuation"]) for g in store.records("generation")}
+    first: dict[tuple[str, str], str] = {}
+    for k in sorted(keys):
+        first.setdefault(text[k], k)
+    return sorted(first.values())
+
+
 def _kappa(a: list[int], b: list[int]) -> float:
     """Cohen's κ from its definition (observed vs chance agreement)."""
     n = len(a)
@@ -97,19 +106,23 @@ def test_a_scripted_annotators_labels_round_trip_into_the_report(
     assert len(labels) == 28
     assert store.read_json("provenance.json")["judge"] == SEMANTIC  # never the active judge
 
-    a = [judge[r["item"]] for r in rows[:-2]]
-    b = [int(r["score"]) for r in rows[:-2]]
+    # agreement counts identical texts once (the first item by key)
+    labelled = {r["item"]: int(r["score"]) for r in rows[:-2]}
+    distinct = _distinct(store, sorted(labelled))
+    a = [judge[k] for k in distinct]
+    b = [labelled[k] for k in distinct]
     expected = _kappa(a, b)
+    agree = sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
     report = html.unescape(next(Path("reports").glob(f"{store.run_id}.md")).read_text())
     assert "### Judges against humans" in report
     [line] = [x for x in report.splitlines() if "human:alice" in x and x.startswith("| concept")]
     cells = [c.strip() for c in line.strip("|").split("|")]
     exact, kappa = cells[3], cells[4]
-    assert exact.startswith("0.79 [")  # 22 of 28 by construction
+    assert exact.startswith(f"{agree:.2f} [")
     value, low, high = (float(x) for x in re.findall(r"-?\d+\.\d+", kappa)[:3])
     assert value == pytest.approx(expected, abs=0.005)
     assert low <= expected <= high
-    assert "(n=28)" in kappa
+    assert f"(n={len(distinct)})" in kappa
     print(report.split("### Judges against humans")[1])
     assert "offline-semantic-v1 on concept\\_presence: validated (lowest κ" in report
     confusion = report.split("Confusion on concept\\_presence")[1].split("\n\n", 2)[1]
@@ -244,4 +257,5 @@ def test_judge_vs_human_agreement_reaches_the_mlflow_parent_run(
     runs = mlflow.search_runs(experiment_names=["labelled"], output_format="list")
     [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     key = "judge_vs_human/concept_presence/offline-semantic-v1/human_dan/exact"
-    assert parent.data.metrics[key] == 1.0 and parent.data.metrics[key + ".n"] == 20
+    n = len(_distinct(store, [r["item"] for r in rows]))
+    assert parent.data.metrics[key] == 1.0 and parent.data.metrics[key + ".n"] == n

@@ -133,7 +133,7 @@ def unvalidated_note(runs: Sequence[Any], study: str, metric: str) -> str:
     """ "judge not validated (κ = …)" when a judged metric of ``study`` rests, in any of the
     (loaded) runs, on a judge whose κ with an annotator is below the spec's threshold
     (``analysis/judge_validity.py``); "" otherwise, and without human labels."""
-    from harness.analysis.judge_validity import is_human, judgement_rows, validity
+    from harness.analysis.judge_validity import is_human, judgement_rows, run_texts, validity
 
     if metric not in JUDGED:
         return ""
@@ -148,7 +148,7 @@ def unvalidated_note(runs: Sequence[Any], study: str, metric: str) -> str:
             note = ""
             if any(is_human(str(j["judge"])) for j in rows):
                 threshold = run.experiment.judge.min_kappa_vs_humans
-                v = validity(rows, judge, rubric, threshold)
+                v = validity(rows, judge, rubric, threshold, run_texts(run))
                 note = v.note() if v is not None and not v.validated else ""
             _VALIDITY[cache] = hit = (run, note)
         if hit[1]:

@@ -7,6 +7,7 @@ claimed either way (the report says no human labels exist)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "human_pairs",
     "is_human",
     "judgement_rows",
+    "run_texts",
     "validity",
 ]
 
@@ -53,6 +55,16 @@ def human_pairs(pairs: list[Agreement]) -> list[Agreement]:
     return [a for a in pairs if is_human(a.judges[0]) != is_human(a.judges[1])]
 
 
+def run_texts(run: Any) -> dict[str, str]:
+    """A loaded run's generation texts by item key (as :func:`item_texts` gives a store's)."""
+    items = run.items
+    if not len(items):
+        return {}
+    return {
+        str(r["key"]): f"{r['prompt']}\x00{r['continuation']}" for r in items.to_dict("records")
+    }
+
+
 def judgement_rows(run: Any) -> list[dict[str, Any]]:
     """A loaded run's judgement records as dicts (an unscored item's score None, not NaN)."""
     recs = run.records
@@ -65,20 +77,26 @@ def judgement_rows(run: Any) -> list[dict[str, Any]]:
     ]
 
 
-def human_agreements(judgements: list[dict[str, Any]]) -> list[Agreement]:
+def human_agreements(
+    judgements: list[dict[str, Any]], texts: Mapping[str, str] | None = None
+) -> list[Agreement]:
     """Every model judge against every annotator (nothing without labels)."""
     if not any(is_human(str(j["judge"])) for j in judgements):
         return []
-    return human_pairs(judge_agreement(judgements, np.random.default_rng(0)))
+    return human_pairs(judge_agreement(judgements, np.random.default_rng(0), texts=texts))
 
 
 def validity(
-    judgements: list[dict[str, Any]], judge: str, rubric: str, threshold: float
+    judgements: list[dict[str, Any]],
+    judge: str,
+    rubric: str,
+    threshold: float,
+    texts: Mapping[str, str] | None = None,
 ) -> Validity | None:
     """``judge`` on rubric name ``rubric`` against every annotator, or None without labels."""
     pairs = [
         a
-        for a in human_pairs(judge_agreement(judgements, np.random.default_rng(0), 200))
+        for a in human_pairs(judge_agreement(judgements, np.random.default_rng(0), 200, texts))
         if a.rubric == rubric and judge in a.judges
     ]
     if not pairs:

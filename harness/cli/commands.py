@@ -318,10 +318,12 @@ def cmd_rescore(args: argparse.Namespace) -> int:
     print(f"{made} new judgements; report: {report}")
     import numpy as np
 
-    from harness.analysis.judge_agreement import judge_agreement
+    from harness.analysis.judge_agreement import item_texts, judge_agreement
 
     active = store.read_json("provenance.json")["judge"]
-    for a in judge_agreement(list(store.records("judgement")), np.random.default_rng(0)):
+    for a in judge_agreement(
+        list(store.records("judgement")), np.random.default_rng(0), texts=item_texts(store)
+    ):
         if active in a.judges:
             k = a.kappa
             print(

@@ -90,13 +90,15 @@ def _agreement_and_views(store: object, judge: str, reports: Path) -> int:
     import numpy as np
 
     from harness.analysis.aggregate import summarise
-    from harness.analysis.judge_agreement import judge_agreement
+    from harness.analysis.judge_agreement import item_texts, judge_agreement
     from harness.execute.judging import rebuild_view
     from harness.store import RunStore
     from harness.views.report.markdown import write_report
 
     assert isinstance(store, RunStore)
-    for a in judge_agreement(list(store.records("judgement")), np.random.default_rng(0)):
+    for a in judge_agreement(
+        list(store.records("judgement")), np.random.default_rng(0), texts=item_texts(store)
+    ):
         if judge in a.judges:
             k = a.kappa
             print(

@@ -9,7 +9,15 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from harness.judge.rubric import Rubric
 
-__all__ = ["OFFLINE_JUDGES", "Judge", "JudgeRequest", "Judgement", "same_rules"]
+__all__ = [
+    "BUILT_ON",
+    "OFFLINE_JUDGES",
+    "Judge",
+    "JudgeRequest",
+    "Judgement",
+    "built_on",
+    "same_rules",
+]
 
 
 class JudgeRequest(BaseModel):
@@ -64,6 +72,15 @@ class Judge(Protocol):
 
 
 OFFLINE_JUDGES = ("offline-semantic-v1", "offline-keyword-v1")
+# A judge built on another: its score is never below the other's (the semantic judge is the
+# higher of the keyword judge's level and a meaning level), so the pair's agreement is
+# consistency, not the agreement of independent raters.
+BUILT_ON = {"offline-semantic-v1": "offline-keyword-v1"}
+
+
+def built_on(judge: str) -> str | None:
+    """The judge ``judge`` is built on, if any (:data:`BUILT_ON`)."""
+    return BUILT_ON.get(judge)
 
 
 def same_rules(a: str, b: str, rubric: str) -> bool:

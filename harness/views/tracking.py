@@ -322,10 +322,11 @@ def log_summary(summary: list[dict[str, Any]], store: RunStore, report: Path | N
 def _human_agreement_metrics(store: RunStore) -> dict[str, float]:
     """Each model judge against each annotator (``judge_vs_human/<rubric>/<judge>/<human>/…``:
     exact, kappa, weighted_kappa with their CIs and n), where the run holds human labels."""
+    from harness.analysis.judge_agreement import item_texts
     from harness.analysis.judge_validity import human_agreements, is_human
 
     out: dict[str, float] = {}
-    for a in human_agreements(list(store.records("judgement"))):
+    for a in human_agreements(list(store.records("judgement")), item_texts(store)):
         human = next(j for j in a.judges if is_human(j))
         judge = next(j for j in a.judges if not is_human(j))
         for name in ("exact", "kappa", "weighted_kappa"):

@@ -143,12 +143,12 @@ def render_comparison(
 
 def _humans(checkpoints: list[Checkpoint]) -> list[str]:
     """Each run's judges against its human labels, where it has any."""
-    from harness.analysis.judge_validity import human_agreements, judgement_rows
+    from harness.analysis.judge_validity import human_agreements, judgement_rows, run_texts
 
     body = []
     runs = {id(c.run): c.run for c in checkpoints}
     for run in runs.values():
-        for a in human_agreements(judgement_rows(run)):
+        for a in human_agreements(judgement_rows(run), run_texts(run)):
             body.append(
                 [
                     cell(run.run_id),

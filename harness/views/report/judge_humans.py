@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.analysis.judge_agreement import MIN_ITEMS, Agreement, judge_agreement
+from harness.analysis.judge_agreement import MIN_ITEMS, Agreement, item_texts, judge_agreement
 from harness.analysis.judge_validity import confusion, human_pairs, is_human, validity
 from harness.store import RunStore
 from harness.views.report.markdown_table import cell, fmt_estimate, table
@@ -42,7 +42,8 @@ def human_section(store: RunStore) -> list[str]:
     humans = sorted({j["judge"] for j in judgements if is_human(j["judge"])})
     if not humans:
         return []
-    pairs = judge_agreement(judgements, np.random.default_rng(0))
+    texts = item_texts(store)
+    pairs = judge_agreement(judgements, np.random.default_rng(0), texts=texts)
     versus = human_pairs(pairs)
     among = [a for a in pairs if is_human(a.judges[0]) and is_human(a.judges[1])]
     threshold = store.experiment().judge.min_kappa_vs_humans
@@ -52,7 +53,8 @@ def human_section(store: RunStore) -> list[str]:
         "### Judges against humans",
         "",
         f"Labels by {', '.join(humans)} (`harness label import`), on the items they labelled "
-        f"(at least {MIN_ITEMS} in common), 95% bootstrap CIs over items. A judge is validated "
+        f"(at least {MIN_ITEMS} in common; identical texts once), 95% bootstrap CIs over items. "
+        "A judge is validated "
         f"on a rubric when its κ with every annotator is at least {threshold:g} "
         "(`judge.min_kappa_vs_humans`); verdicts resting on a judge that is not say so.",
         "",
@@ -64,7 +66,7 @@ def human_section(store: RunStore) -> list[str]:
     if among:
         lines += ["Annotators with each other:", "", *table(_COLUMNS, [_row(a) for a in among]), ""]
     for rubric in sorted({a.rubric for a in versus}):
-        v = validity(judgements, active, rubric, threshold)
+        v = validity(judgements, active, rubric, threshold, texts)
         if v is None:
             continue
         state = "validated" if v.validated else "**not validated**"

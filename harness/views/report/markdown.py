@@ -167,35 +167,65 @@ def _agreement_section(store: RunStore) -> list[str]:
     """Agreement between every two judges (or rubric versions) that scored the same items."""
     import numpy as np
 
-    from harness.analysis.judge_agreement import MIN_ITEMS, judge_agreement
+    from harness.analysis.judge_agreement import MIN_ITEMS, item_texts, judge_agreement
     from harness.views.report.judge_humans import human_section, model_pairs
 
-    pairs = model_pairs(judge_agreement(list(store.records("judgement")), np.random.default_rng(0)))
+    texts = item_texts(store)
+    judgements = list(store.records("judgement"))
+    pairs = model_pairs(judge_agreement(judgements, np.random.default_rng(0), texts=texts))
     if not pairs:
         return human_section(store)
+    related = sorted({a.related for a in pairs if a.related})
     return [
         "### Judge agreement",
         "",
-        f"Items scored by both judges (at least {MIN_ITEMS}), 95% bootstrap CIs over items. κ "
-        "is Cohen's (chance-corrected exact agreement); weighted κ counts a disagreement by the "
-        "square of its distance on the scale; ρ is Spearman's rank correlation.",
+        f"Items scored by both judges (at least {MIN_ITEMS}), identical texts (the same prompt "
+        "and continuation) counted once: n is distinct texts, of all the items both scored. 95% "
+        "bootstrap CIs over them. κ is Cohen's (chance-corrected exact agreement); 'κ, either "
+        "> 0' is κ on the informative items alone (where either judge scores above 0; two judges "
+        "both giving 0 agree trivially); weighted κ counts a disagreement by the square of its "
+        "distance on the scale; ρ is Spearman's rank correlation.",
         "",
         *table(
-            ["rubric", "judge A", "judge B", "exact agreement", "κ", "weighted κ", "Spearman ρ"],
+            [
+                "rubric",
+                "judge A",
+                "judge B",
+                "items",
+                "exact agreement",
+                "κ",
+                "κ, either > 0",
+                "weighted κ",
+                "Spearman ρ",
+            ],
             [
                 [
                     cell(a.rubric),
                     cell(a.first),
                     cell(a.second),
+                    f"{a.kappa.n} distinct of {a.n_items}",
                     *(
                         fmt_estimate(e.value, e.ci_low, e.ci_high, e.n)
-                        for e in (a.exact, a.kappa, a.weighted_kappa, a.spearman)
+                        for e in (a.exact, a.kappa, a.informative_kappa, a.weighted_kappa)
+                    ),
+                    fmt_estimate(
+                        a.spearman.value, a.spearman.ci_low, a.spearman.ci_high, a.spearman.n
                     ),
                 ]
                 for a in pairs
             ],
         ),
         "",
+        *(
+            [
+                f"Not independent raters: {'; '.join(related)} (its score is never below the "
+                "other's), so their agreement is consistency, not evidence that either is right; "
+                "human labels (`harness label`) are.",
+                "",
+            ]
+            if related
+            else []
+        ),
         *human_section(store),
     ]
 
