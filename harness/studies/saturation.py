@@ -274,6 +274,7 @@ class SaturationKind(StudyKind[SaturationClamp]):
 
     def rows(self, rc: RowContext, study: SaturationClamp) -> list[dict[str, Any]]:
         from harness.analysis.effects import paired_rows, recommended_rows, trend_rows
+        from harness.analysis.outcomes import outcome_rows
 
         concept = rc.scores.get(rc.primary_rubric, {})
         conditions = [condition_name(lv, study.level_unit) for lv in study.levels]
@@ -283,6 +284,7 @@ class SaturationKind(StudyKind[SaturationClamp]):
             if not any(g[:2] == (sae, study.name) for g in concept):
                 continue
             rows += paired_rows(sae, study.name, conditions, concept, rc.rng)
+            rows += outcome_rows(sae, study.name, conditions, concept)
             ordered = [c for _, c in sorted(zip(study.levels, conditions, strict=True))]
             rows += trend_rows(sae, study.name, ordered, concept)
             rows += recommended_rows(

@@ -22,6 +22,7 @@ from harness.views.report.effects import (
     specificity_table,
 )
 from harness.views.report.markdown_table import cell, fmt_row, table
+from harness.views.report.outcomes import outcomes_section
 
 __all__ = ["saturation_section"]
 
@@ -99,6 +100,7 @@ def saturation_section(
                 "baseline there is not established; more prompts would settle it.",
                 "",
             ]
+    lines += outcomes_section(conds, target, plot_dir, sae, study)
     trend = conds.get("trend", {})
     if trend:
         stat = trend["page_L"]["value"]
