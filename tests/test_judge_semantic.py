@@ -212,3 +212,52 @@ def test_run_judge_and_limit_override_the_spec_from_the_command_line(
     with pytest.raises(SystemExit) as stop:  # argparse's usage error, before the spec loads
         main(["run", str(spec), "--quiet", "--no-mlflow", "--limit", "0"])
     assert stop.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+def test_the_offline_judges_figures_on_natural_text_are_the_measured_ones() -> None:
+    """The evaluation set is kept apart from the toy calibration; docs/judges.md and the
+    verdict notes quote these figures."""
+    from harness.judge.natural_eval import MEASURED, evaluate
+
+    semantic = evaluate()
+    assert (semantic.n_on, semantic.n_near, semantic.n_unrelated) == (20, 12, 8)
+    assert (semantic.recall_2, semantic.near_miss_fp_2) == pytest.approx(
+        MEASURED["offline-semantic-v1"], abs=1e-9
+    )
+    assert semantic.margin_auc < 0.6  # the margin does not separate them: said, not hidden
+    keyword = evaluate(semantic=False)
+    assert keyword.recall_1 == 0.0  # none of the on-concept sentences uses a keyword
+
+
+def test_a_concept_verdict_on_a_real_models_text_by_the_offline_judge_says_it_is_unvalidated() -> (
+    None
+):
+    import pandas as pd
+
+    from harness import Experiment, FeatureByIndex, SaturationClamp
+    from harness.analysis.compare_rows import unvalidated_note
+    from harness.spec import PretrainedModel, ToyModel
+
+    class Run:  # the loaded-run fields the note reads
+        def __init__(self, model: object) -> None:
+            self.experiment = Experiment(
+                name="n",
+                model=model,
+                saes=({"kind": "toy"},),
+                studies=(
+                    SaturationClamp(
+                        name="s",
+                        feature=FeatureByIndex(index=1, keywords=("x",)),
+                        levels=(0, 1),
+                        prompts=("a", "b"),
+                    ),
+                ),
+            )
+            self.provenance = {"judge": "offline-semantic-v1", "rubric": "concept_presence@1#0"}
+            self.records = pd.DataFrame({"kind": []})
+            self.items = pd.DataFrame()
+
+    real = unvalidated_note([Run(PretrainedModel(name="gpt2"))], "s", "concept_score")
+    assert real.startswith("offline judge not validated on natural text (recall 0.30")
+    assert unvalidated_note([Run(ToyModel())], "s", "concept_score") == ""
+    assert unvalidated_note([Run(PretrainedModel(name="gpt2"))], "s", "fluency_score") == ""

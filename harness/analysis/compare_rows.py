@@ -129,11 +129,21 @@ def stored_estimate(
 _VALIDITY: dict[tuple[int, str, str], tuple[Any, str]] = {}
 
 
+def natural_offline(run: Any, judge: str) -> bool:
+    """Whether a run's concept scores are an offline judge's of a real model's text (natural
+    text, where its toy-world calibration does not carry over: ``judge/natural_eval.py``)."""
+    from harness.judge.base import OFFLINE_JUDGES
+
+    return judge in OFFLINE_JUDGES and getattr(run.experiment.model, "kind", "toy") != "toy"
+
+
 def unvalidated_note(runs: Sequence[Any], study: str, metric: str) -> str:
     """ "judge not validated (κ = …)" when a judged metric of ``study`` rests, in any of the
-    (loaded) runs, on a judge whose κ with an annotator is below the spec's threshold
+    (loaded) runs, on a judge whose κ with an annotator is below the spec's threshold, or
+    (without labels) on an offline judge's concept scores of a real model's text
     (``analysis/judge_validity.py``); "" otherwise, and without human labels."""
     from harness.analysis.judge_validity import is_human, judgement_rows, run_texts, validity
+    from harness.judge.natural_eval import natural_text_note
 
     if metric not in JUDGED:
         return ""
@@ -150,6 +160,8 @@ def unvalidated_note(runs: Sequence[Any], study: str, metric: str) -> str:
                 threshold = run.experiment.judge.min_kappa_vs_humans
                 v = validity(rows, judge, rubric, threshold, run_texts(run))
                 note = v.note() if v is not None and not v.validated else ""
+            elif metric == "concept_score" and natural_offline(run, judge):
+                note = natural_text_note(judge)
             _VALIDITY[cache] = hit = (run, note)
         if hit[1]:
             return str(hit[1])

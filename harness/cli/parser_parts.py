@@ -221,6 +221,16 @@ def add_bench_parsers(sub: Any) -> None:
     sc.add_argument("--workers", type=int, default=2, help="Ray actors (default 2)")
     sc.add_argument("--address", default=None, help="a running Ray cluster (default: start one)")
     sc.add_argument("--json", action="store_true", help="print the result as JSON")
+    oj = bench_sub.add_parser(
+        "offline-judge",
+        help="the offline judges on natural text they were not calibrated on",
+        description="Scores the 40 natural sentences of harness/judge/eval/golden_gate_natural."
+        "jsonl (20 about the Golden Gate Bridge without its keywords, 12 near misses, 8 "
+        "unrelated; kept apart from the toy-corpus calibration) with both offline judges on "
+        "concept presence: recall at >= 2 and >= 1, near-miss and unrelated false positives, "
+        "and the semantic margin's AUC.",
+    )
+    oj.add_argument("--json", action="store_true", help="print the result as JSON")
     th = bench_sub.add_parser(
         "threads",
         help="a spec end to end at auto, 1 and every-core torch threads, quiet and loaded",

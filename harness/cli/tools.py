@@ -36,6 +36,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
             ratios = ", ".join(f"{k} {v}" for k, v in sorted(data["auto_over_best"].items()))
             print(f"auto over the best setting: {ratios} ({data['cores']} cores)")
         return 0
+    if args.bench_command == "offline-judge":
+        from dataclasses import asdict
+
+        from harness.judge.natural_eval import evaluate
+
+        data = {e.judge: asdict(e) for e in (evaluate(True), evaluate(False))}
+        if args.json:
+            print(json.dumps(data, indent=1))
+            return 0
+        for e in data.values():
+            print(
+                f"{e['judge']}: recall {e['recall_2']:.2f} at >= 2 ({e['recall_1']:.2f} at >= 1) "
+                f"of {e['n_on']} on-concept; near misses >= 2 {e['near_miss_fp_2']:.2f} "
+                f"(>= 1 {e['near_miss_fp_1']:.2f}) of {e['n_near']}; unrelated >= 1 "
+                f"{e['unrelated_fp_1']:.2f} of {e['n_unrelated']}; margin AUC {e['margin_auc']:.2f}"
+            )
+        return 0
     if args.bench_command == "scale":
         from harness.bench.scale import bench_scale
 

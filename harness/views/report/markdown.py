@@ -101,6 +101,7 @@ def _loading_rows(prov: dict[str, Any]) -> list[list[str]]:
 
 def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
     from harness.analysis.aggregate import judge_totals
+    from harness.judge.natural_eval import MEASURED
 
     t = judge_totals(store)
     active = list(store.judgements("*"))
@@ -147,6 +148,20 @@ def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
                 ["rubric", "scored", "unscored"],
                 [[cell(r), str(c[0]), str(c[1])] for r, c in sorted(per_rubric.items())],
             ),
+            "",
+        ]
+    judge = str(prov.get("judge", ""))
+    labelled = any(j["judge"].startswith("human:") for j in store.records("judgement"))
+    real = getattr(store.experiment().model, "kind", "toy") != "toy"
+    if judge in MEASURED and real and not labelled:
+        recall, fp = MEASURED[judge]
+        lines += [
+            f"> **The offline judge is not validated on this model's text.** Its thresholds are "
+            f"the toy world's; on natural sentences it was not calibrated on "
+            f"(`harness bench offline-judge`, docs/judges.md) it scored {recall:.0%} of "
+            f"on-concept sentences ≥ 2 and {fp:.0%} of near misses ≥ 2. `compare` and "
+            "`regress` call no concept-score difference better or worse on it; label a sample "
+            "(`harness label`) or judge with the Anthropic judge.",
             "",
         ]
     lines += _agreement_section(store)
