@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.judge.testing import FakeAnthropic, FaultPlan
 from harness.store import RunStore
-from tests.fakes.anthropic_server import FakeAnthropic, FaultPlan
 from tests.test_robustness import ANTHROPIC, _spec
 
 

@@ -14,9 +14,9 @@ from harness.judge import JudgeRequest, load_rubric
 from harness.judge.anthropic_judge import AnthropicJudge
 from harness.judge.cache import JudgeCache
 from harness.judge.parse import parse_verdict
+from harness.judge.testing import FakeAnthropic, FaultPlan
 from harness.store import RunStore
 from tests.conftest import REPO
-from tests.fakes.anthropic_server import FakeAnthropic, FaultPlan
 
 DEMO = REPO / "experiments" / "toy_golden_gate.py"
 RUBRIC = load_rubric("concept_presence")

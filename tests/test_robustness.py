@@ -160,7 +160,7 @@ def test_sigkill_leaves_no_mlflow_run_running_after_the_next_start(tmp_path: Pat
 def test_unscored_judgements_are_asked_again_and_scored_ones_never(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.fakes.anthropic_server import FakeAnthropic, FaultPlan
+    from harness.judge.testing import FakeAnthropic, FaultPlan
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
@@ -196,7 +196,7 @@ def test_unscored_judgements_are_asked_again_and_scored_ones_never(
 
 def test_attempts_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.judge.service import MAX_ATTEMPTS
-    from tests.fakes.anthropic_server import FakeAnthropic, FaultPlan
+    from harness.judge.testing import FakeAnthropic, FaultPlan
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")

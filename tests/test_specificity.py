@@ -80,7 +80,7 @@ def test_specificity_rises_with_activation_and_the_top_bin_is_mostly_3s(
 def test_without_a_description_the_feature_is_auto_interpreted_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.fakes.anthropic_server import FakeAnthropic
+    from harness.judge.testing import FakeAnthropic
 
     monkeypatch.chdir(tmp_path)
     spec = tmp_path / "auto.py"

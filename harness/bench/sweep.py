@@ -150,22 +150,8 @@ def bench_sweep(
 
 
 def _fake_anthropic() -> tuple[Any, Any]:
-    """The loopback Anthropic fake, which lives with the tests (``tests/fakes``), not in the
-    package: found next to the checkout the harness runs from."""
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "tests" / "fakes" / "anthropic_server.py").is_file():
-        from harness.errors import HarnessError
-
-        raise HarnessError(
-            "`harness bench judge` needs the repository checkout: its fake Anthropic server is "
-            "tests/fakes/anthropic_server.py"
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from tests.fakes.anthropic_server import FakeAnthropic, FaultPlan
+    """The loopback Anthropic fake (:mod:`harness.judge.testing`), shipped with the package."""
+    from harness.judge.testing import FakeAnthropic, FaultPlan
 
     return FakeAnthropic, FaultPlan
 

@@ -1,4 +1,7 @@
-"""A loopback HTTP server that speaks the Anthropic Messages and Message Batches APIs.
+"""A loopback HTTP server that speaks the Anthropic Messages and Message Batches APIs: the fake
+the harness's tests and `harness bench judge` use, shipped with the package (as Inspect ships
+its mock model) so a judge can be exercised through the real `anthropic` SDK from a wheel, with
+no network and no key.
 
 It is driven by the real ``anthropic`` SDK through ``base_url``, for tests and for
 ``harness bench judge``. Its "model" grades deterministically: the score is the number of
