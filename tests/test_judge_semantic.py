@@ -217,7 +217,8 @@ def test_run_judge_and_limit_override_the_spec_from_the_command_line(
 def test_the_offline_judges_figures_on_natural_text_are_the_measured_ones() -> None:
     """The evaluation set is kept apart from the toy calibration; docs/judges.md and the
     verdict notes quote these figures."""
-    from harness.judge.natural_eval import MEASURED, evaluate
+    from harness.judge.base import NATURAL_TEXT_MEASURED as MEASURED
+    from harness.judge.natural_eval import evaluate
 
     semantic = evaluate()
     assert (semantic.n_on, semantic.n_near, semantic.n_unrelated) == (20, 12, 8)

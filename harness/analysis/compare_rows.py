@@ -143,7 +143,7 @@ def unvalidated_note(runs: Sequence[Any], study: str, metric: str) -> str:
     (without labels) on an offline judge's concept scores of a real model's text
     (``analysis/judge_validity.py``); "" otherwise, and without human labels."""
     from harness.analysis.judge_validity import is_human, judgement_rows, run_texts, validity
-    from harness.judge.natural_eval import natural_text_note
+    from harness.judge.base import natural_text_note
 
     if metric not in JUDGED:
         return ""

@@ -11,11 +11,13 @@ from harness.judge.rubric import Rubric
 
 __all__ = [
     "BUILT_ON",
+    "NATURAL_TEXT_MEASURED",
     "OFFLINE_JUDGES",
     "Judge",
     "JudgeRequest",
     "Judgement",
     "built_on",
+    "natural_text_note",
     "same_rules",
 ]
 
@@ -90,3 +92,17 @@ def same_rules(a: str, b: str, rubric: str) -> bool:
     if a == b:
         return True
     return a in OFFLINE_JUDGES and b in OFFLINE_JUDGES and rubric != "concept_presence"
+
+
+# What judge/natural_eval.evaluate() measured for the semantic offline judge (the tests re-measure
+# it): recall at >= 2 and the near misses' false-positive rate at >= 2.
+NATURAL_TEXT_MEASURED = {"offline-semantic-v1": (0.30, 0.75)}
+
+
+def natural_text_note(judge: str) -> str:
+    """What a verdict resting on an offline judge's concept scores of natural text says."""
+    recall, fp = NATURAL_TEXT_MEASURED.get(judge, (float("nan"), float("nan")))
+    return (
+        f"offline judge not validated on natural text (recall {recall:.2f}, near misses "
+        f"{fp:.2f} at >= 2; docs/judges.md)"
+    )

@@ -23,7 +23,7 @@ from harness.judge.base import JudgeRequest
 from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import load_rubric
 
-__all__ = ["EVAL_SET", "MEASURED", "Evaluation", "evaluate", "natural_text_note"]
+__all__ = ["EVAL_SET", "Evaluation", "evaluate"]
 
 EVAL_SET = Path(__file__).parent / "eval" / "golden_gate_natural.jsonl"
 CONCEPT = "Golden Gate Bridge"
@@ -43,20 +43,6 @@ KEYWORDS = (
     "presidio",
     "headlands",
 )  # the toy world's Golden Gate keywords, as a spec would give them
-
-
-# What evaluate() measured for the semantic offline judge (re-measured by the tests): recall at
-# >= 2 and the near misses' false-positive rate at >= 2.
-MEASURED = {"offline-semantic-v1": (0.30, 0.75)}
-
-
-def natural_text_note(judge: str) -> str:
-    """What a verdict resting on an offline judge's concept scores of natural text says."""
-    recall, fp = MEASURED.get(judge, (float("nan"), float("nan")))
-    return (
-        f"offline judge not validated on natural text (recall {recall:.2f}, near misses "
-        f"{fp:.2f} at >= 2; docs/judges.md)"
-    )
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def _loading_rows(prov: dict[str, Any]) -> list[list[str]]:
 
 def _judge_section(store: RunStore, prov: dict[str, Any]) -> list[str]:
     from harness.analysis.aggregate import judge_totals
-    from harness.judge.natural_eval import MEASURED
+    from harness.judge.base import NATURAL_TEXT_MEASURED as MEASURED
 
     t = judge_totals(store)
     active = list(store.judgements("*"))
