@@ -15,11 +15,27 @@ import time
 import urllib.request
 from pathlib import Path
 
-__all__ = ["BROWSER", "free_port", "page_text"]
+__all__ = ["BROWSER", "browser_args", "free_port", "page_text"]
 
 BROWSER = next(
     (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
 )
+
+
+def browser_args(profile: Path) -> list[str]:
+    """Headless Chromium with nothing reaching out, a fresh profile and a fixed window."""
+    return [
+        str(BROWSER),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,900",
+    ]
 
 
 def free_port() -> int:
@@ -77,20 +93,7 @@ def page_text(url: str, wanted: list[str], folder: Path, shot: str, timeout_s: f
     port = free_port()
     deadline = time.monotonic() + timeout_s
     proc = subprocess.Popen(
-        [
-            BROWSER,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={folder / 'cdp-profile'}",
-            "--window-size=1400,900",
-            f"--remote-debugging-port={port}",
-            "about:blank",
-        ],
+        [*browser_args(folder / "cdp-profile"), f"--remote-debugging-port={port}", "about:blank"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -20,11 +20,9 @@ import pytest
 
 from harness.cli import main
 from harness.store import RunStore
+from tests.cdp import BROWSER, browser_args
 from tests.mlflow_server import mlflow_server
 
-BROWSER = next(
-    (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
-)
 pytestmark = pytest.mark.skipif(
     BROWSER is None, reason="no Chromium here (apt-get install chromium)"
 )
@@ -42,19 +40,7 @@ def spec():
 
 def _browse(url: str, folder: Path, shot: str) -> str:
     """The page's DOM after its scripts ran (and a screenshot of it as ``shot``)."""
-    common = [
-        str(BROWSER),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={folder / 'profile'}",
-        "--window-size=1400,900",
-        "--virtual-time-budget=30000",
-    ]
+    common = [*browser_args(folder / "profile"), "--virtual-time-budget=30000"]
     shot_path = folder / shot
     subprocess.run([*common, f"--screenshot={shot_path}", url], capture_output=True, timeout=180)
     dom = subprocess.run(

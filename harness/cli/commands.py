@@ -316,22 +316,26 @@ def cmd_rescore(args: argparse.Namespace) -> int:
         update_baseline=args.update_baseline,
     )
     print(f"{made} new judgements; report: {report}")
+    print_agreements(store, store.read_json("provenance.json")["judge"])
+    return 0
+
+
+def print_agreements(store: Any, judge: str) -> None:
+    """One line per rubric on which ``judge`` and another judge (or annotator) scored the same
+    items: exact agreement, κ with its CI, Spearman, n (identical texts once)."""
     import numpy as np
 
     from harness.analysis.judge_agreement import item_texts, judge_agreement
 
-    active = store.read_json("provenance.json")["judge"]
-    for a in judge_agreement(
-        list(store.records("judgement")), np.random.default_rng(0), texts=item_texts(store)
-    ):
-        if active in a.judges:
+    judgements = list(store.records("judgement"))
+    for a in judge_agreement(judgements, np.random.default_rng(0), texts=item_texts(store)):
+        if judge in a.judges:
             k = a.kappa
             print(
                 f"agreement on {a.rubric}: {a.first} vs {a.second}: exact {a.exact.value:.2f}, "
                 f"κ {k.value:.2f} [{k.ci_low:.2f}, {k.ci_high:.2f}], Spearman "
                 f"{a.spearman.value:.2f} (n={k.n})"
             )
-    return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -87,24 +87,14 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def _agreement_and_views(store: object, judge: str, reports: Path) -> int:
-    import numpy as np
-
     from harness.analysis.aggregate import summarise
-    from harness.analysis.judge_agreement import item_texts, judge_agreement
+    from harness.cli.commands import print_agreements
     from harness.execute.judging import rebuild_view
     from harness.store import RunStore
     from harness.views.report.markdown import write_report
 
     assert isinstance(store, RunStore)
-    for a in judge_agreement(
-        list(store.records("judgement")), np.random.default_rng(0), texts=item_texts(store)
-    ):
-        if judge in a.judges:
-            k = a.kappa
-            print(
-                f"agreement on {a.rubric}: {a.first} vs {a.second}: exact {a.exact.value:.2f}, "
-                f"κ {k.value:.2f} [{k.ci_low:.2f}, {k.ci_high:.2f}] (n={k.n})"
-            )
+    print_agreements(store, judge)
     summary = summarise(store, store.experiment().seed)
     path = write_report(store, summary, reports)
     rebuild_view(store, summary, path)

@@ -12,6 +12,7 @@ from harness.cli.parser_parts import (
     add_executor_args,
     add_guard_args,
     add_run_tuning_args,
+    add_threads_arg,
 )
 
 __all__ = ["EPILOG", "build_parser"]
@@ -265,14 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="when another process is writing a spec's run, wait for it (default: refuse)",
     )
-    ni.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="torch CPU threads for the model (default: 1 below 50 M parameters, else every "
-        "core; recorded in provenance)",
-    )
+    add_threads_arg(ni)
     add_executor_args(ni)
 
     cp = sub.add_parser(

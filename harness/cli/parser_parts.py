@@ -7,7 +7,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_bench_parsers", "add_executor_args", "add_guard_args", "add_run_tuning_args"]
+__all__ = [
+    "add_bench_parsers",
+    "add_executor_args",
+    "add_guard_args",
+    "add_run_tuning_args",
+    "add_threads_arg",
+]
 
 JUDGE_KINDS = ["auto", "offline", "offline-keyword", "anthropic"]
 
@@ -89,6 +95,18 @@ def _at_least_one(text: str) -> int:
     return n
 
 
+def add_threads_arg(cmd: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch's CPU threads for the model (run and nightly)."""
+    cmd.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads for the model (default: 1 below 50 M parameters, else every "
+        "core; recorded in provenance)",
+    )
+
+
 def add_run_tuning_args(cmd: argparse.ArgumentParser) -> None:
     """A run's overrides and tuning: the judge kind, a partial run, threads, the API judge's
     batching, concurrency, timeout, retries and cache."""
@@ -108,14 +126,7 @@ def add_run_tuning_args(cmd: argparse.ArgumentParser) -> None:
         help="a quick partial run: only the first N prompts of every prompt set (the first N "
         "items of each condition); a run id of its own, marked partial in its report",
     )
-    cmd.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="torch CPU threads for the model (default: 1 below 50 M parameters, else every "
-        "core; recorded in provenance)",
-    )
+    add_threads_arg(cmd)
     cmd.add_argument(
         "--judge-batch",
         action="store_true",

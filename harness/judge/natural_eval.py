@@ -22,27 +22,13 @@ import numpy as np
 from harness.judge.base import JudgeRequest
 from harness.judge.offline import OfflineJudge
 from harness.judge.rubric import load_rubric
+from harness.toy.corpus import concept_keywords
 
 __all__ = ["EVAL_SET", "Evaluation", "evaluate"]
 
 EVAL_SET = Path(__file__).parent / "eval" / "golden_gate_natural.jsonl"
 CONCEPT = "Golden Gate Bridge"
-KEYWORDS = (
-    "bridge",
-    "golden",
-    "gate",
-    "fog",
-    "bay",
-    "san",
-    "francisco",
-    "cables",
-    "towers",
-    "suspension",
-    "strait",
-    "marin",
-    "presidio",
-    "headlands",
-)  # the toy world's Golden Gate keywords, as a spec would give them
+KEYWORDS = concept_keywords("golden_gate")  # the toy world's, as a spec would give them
 
 
 @dataclass(frozen=True)
